@@ -1,0 +1,1 @@
+"""Assets: the ONNX model, voice packs and spaCy's English pipeline."""

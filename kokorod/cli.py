@@ -1,0 +1,166 @@
+"""The ``kokorod`` command line: serve, say, pipe, voices, fetch, doctor, service."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from typing import Callable, Sequence
+
+from kokorod import __version__
+from kokorod.errors import KokorodError
+
+DEFAULT_URL = "ws://127.0.0.1:8765/v1/stream"
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _engine_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("engine")
+    g.add_argument("--engine", default=os.environ.get("KOKOROD_ENGINE", "auto"), choices=("auto", "onnx", "torch"),
+                   help="synthesis engine (default: auto = ONNX over the offline model)")
+    g.add_argument("--cache-dir", default=None, help="asset cache (default: $KOKOROD_CACHE_DIR or the user cache dir)")
+    g.add_argument("--model", default=None, help="model file: .onnx for --engine onnx, .pth for --engine torch")
+    g.add_argument("--config", default=None, help="Kokoro config.json for --engine torch (default: from the hub)")
+    g.add_argument("--device", default="auto", help="torch device: auto, cpu, cuda, mps")
+
+
+def _speech_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--voice", default=None, help="voice or blend, e.g. af_heart or af_heart:0.7,af_bella:0.3")
+    p.add_argument("--speed", type=float, default=1.0, help="0.5 to 2.0 (default 1.0)")
+
+
+def _engine_options(args: argparse.Namespace) -> "EngineOptions":
+    from kokorod.runtime import EngineOptions
+
+    return EngineOptions(engine=args.engine, cache_dir=args.cache_dir, model=args.model, config=args.config, device=args.device)
+
+
+def cmd_voices(args: argparse.Namespace) -> int:
+    from kokorod.assets.paths import resolve_cache_dir
+    from kokorod.assets.voices import VoiceStore, voice_info
+
+    store = VoiceStore(resolve_cache_dir(args.cache_dir) / "voices")
+    store.ensure_available()
+    for name in store.names():
+        info = voice_info(name)
+        print(f"{name:16s}{info.language:22s}{info.gender}")
+    return 0
+
+
+def cmd_fetch(args: argparse.Namespace) -> int:
+    from kokorod.assets.doctor import fetch
+    from kokorod.assets.paths import resolve_cache_dir
+
+    fetch(resolve_cache_dir(args.cache_dir))
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from kokorod.assets.doctor import doctor
+    from kokorod.assets.paths import resolve_cache_dir
+
+    cache = resolve_cache_dir(args.cache_dir)
+    print(f"kokorod {__version__}, cache {cache}")
+    checks = doctor(cache)
+    for check in checks:
+        print(check.line())
+    return 0 if all(c.ok for c in checks) else 1
+
+
+def cmd_say(args: argparse.Namespace) -> int:
+    from kokorod.say import run_say
+
+    return run_say(args)
+
+
+def cmd_pipe(args: argparse.Namespace) -> int:
+    from kokorod.say import run_pipe
+
+    return run_pipe(args)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from kokorod.server import run_server
+
+    return run_server(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kokorod", description="Real-time streaming speech daemon (Kokoro-82M).")
+    parser.add_argument("--version", action="version", version=f"kokorod {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("serve", help="run the WebSocket daemon")
+    from kokorod.config import add_server_args
+
+    add_server_args(p)
+    _engine_args(p)
+    p.set_defaults(handler=cmd_serve)
+
+    p = sub.add_parser("say", help="speak text (through the daemon when it runs, else in-process)")
+    p.add_argument("text", help="the text to speak")
+    p.add_argument("-o", "--output", default=None, help="write a WAV file instead of playing")
+    p.add_argument("--url", default=os.environ.get("KOKOROD_URL", DEFAULT_URL), help=f"daemon URL (default {DEFAULT_URL})")
+    p.add_argument("--token", default=None, help="daemon token (default: $KOKOROD_TOKEN)")
+    p.add_argument("--local", action="store_true", help="never use the daemon; synthesize in this process")
+    p.add_argument("--words", action="store_true", help="print each word in time with playback")
+    _speech_args(p)
+    _engine_args(p)
+    p.set_defaults(handler=cmd_say)
+
+    p = sub.add_parser("pipe", help="speak stdin as it arrives (e.g. an LLM's output)")
+    p.add_argument("-o", "--output", default=None, help="write a WAV file instead of playing")
+    p.add_argument("--url", default=os.environ.get("KOKOROD_URL", DEFAULT_URL), help=f"daemon URL (default {DEFAULT_URL})")
+    p.add_argument("--token", default=None, help="daemon token (default: $KOKOROD_TOKEN)")
+    p.add_argument("--local", action="store_true", help="never use the daemon; synthesize in this process")
+    p.add_argument("--words", action="store_true", help="print each word in time with playback")
+    _speech_args(p)
+    _engine_args(p)
+    p.set_defaults(handler=cmd_pipe)
+
+    p = sub.add_parser("voices", help="list the voices")
+    p.add_argument("--cache-dir", default=None)
+    p.set_defaults(handler=cmd_voices)
+
+    p = sub.add_parser("fetch", help="prepare every asset for offline use")
+    p.add_argument("--cache-dir", default=None)
+    p.set_defaults(handler=cmd_fetch)
+
+    p = sub.add_parser("doctor", help="report which assets are found where")
+    p.add_argument("--cache-dir", default=None)
+    p.set_defaults(handler=cmd_doctor)
+
+    try:
+        from kokorod.service import register_cli
+    except ImportError:  # the service module is optional at import time
+        pass
+    else:
+        register_cli(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    handler: Handler | None = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help()
+        return 2
+    try:
+        return handler(args)
+    except KokorodError as exc:
+        print(f"kokorod: error: {exc.message}" + (f" (fix: {exc.fix})" if exc.fix else ""), file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # Downstream closed (e.g. `kokorod voices | head`); not an error worth a traceback.
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,65 @@
+"""Daemon settings. Every bound carries its unit in its name."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass, field, fields
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_connections: int = 64
+    max_utterances: int = 16            # queued or speaking, per connection
+    max_text_chars: int = 100_000       # unspoken text buffered per utterance
+    max_message_bytes: int = 256 * 1024  # larger: error event, connection stays
+    hard_max_message_bytes: int = 4 * 1024 * 1024  # larger: websockets closes with 1009
+    messages_per_s: float = 200.0
+    message_burst: int = 400
+    max_send_buffer_s: float = 30.0     # audio queued for a client that is not reading
+    max_active_streams: int = 6         # utterances synthesizing at once, daemon-wide
+
+    def to_wire(self) -> dict[str, float | int]:
+        return {
+            "max_text_chars": self.max_text_chars,
+            "max_message_bytes": self.max_message_bytes,
+            "max_utterances": self.max_utterances,
+            "messages_per_s": self.messages_per_s,
+            "speed_min": 0.5,
+            "speed_max": 2.0,
+        }
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 8765
+    voice: str = "af_heart"
+    max_ahead_s: float = 8.0            # synthesize at most this far ahead of playback
+    ping_interval_s: float = 20.0
+    ping_timeout_s: float = 20.0
+    idle_timeout_s: float = 600.0
+    drain_timeout_s: float = 5.0        # SIGTERM: time streams get to finish
+    token: str | None = None
+    insecure: bool = False
+    allowed_origins: tuple[str, ...] = ()
+    log_json: bool = False
+    limits: Limits = field(default_factory=Limits)
+
+
+def add_server_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--host", default=os.environ.get("KOKOROD_HOST", "127.0.0.1"), help="bind address (default loopback)")
+    p.add_argument("--port", type=int, default=int(os.environ.get("KOKOROD_PORT", "8765")))
+    p.add_argument("--voice", default="af_heart", help="default voice")
+    p.add_argument("--token", default=None, help="require this bearer token (or $KOKOROD_TOKEN / --token-file)")
+    p.add_argument("--token-file", default=os.environ.get("KOKOROD_TOKEN_FILE"), help="read the token from this file")
+    p.add_argument("--insecure", action="store_true", help="allow a non-loopback bind without a token")
+    p.add_argument("--allow-origin", action="append", default=[], help="extra allowed browser Origin (repeatable)")
+    p.add_argument("--log-json", action="store_true", help="structured JSON logs")
+    p.add_argument("--max-ahead-s", type=float, default=ServerConfig.max_ahead_s, help="synthesis lookahead in seconds")
+    for f in fields(Limits):
+        p.add_argument("--" + f.name.replace("_", "-"), type=type(f.default), default=f.default, dest=f"limit_{f.name}")
+
+
+def limits_from_args(args: argparse.Namespace) -> Limits:
+    return Limits(**{f.name: getattr(args, f"limit_{f.name}") for f in fields(Limits)})

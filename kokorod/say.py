@@ -1,0 +1,117 @@
+"""``kokorod say`` and ``kokorod pipe``.
+
+Both use the running daemon when one answers at ``--url`` and otherwise
+synthesize in this process through the same segment → render pipeline the daemon
+uses, so the audio is the same either way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+
+from kokorod.engine.base import SAMPLE_RATE, CancelToken
+from kokorod.errors import InputError
+from kokorod.synthesizer import Synthesizer, check_speed
+from kokorod.text.segmenter import Segment, Segmenter
+from kokorod.timing import Word
+from kokorod.utterance import render_segment
+
+
+@dataclass
+class Speech:
+    """A whole utterance rendered in-process, on one timeline."""
+
+    audio: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
+    words: list[Word] = field(default_factory=list)
+
+    @property
+    def duration_s(self) -> float:
+        return self.audio.shape[0] / SAMPLE_RATE
+
+
+def render_segments(synth: Synthesizer, segments: Iterable[Segment], *, voice: str, speed: float,
+                    token: CancelToken | None = None) -> Iterator[tuple[Segment, np.ndarray, list[Word]]]:
+    """Yield each segment's audio and words (shifted onto the utterance timeline)."""
+    token = token or CancelToken()
+    pending = [s for s in segments if s.spoken.strip()]
+    position = 0
+    for i, segment in enumerate(pending):
+        rendered = render_segment(synth, segment, voice=voice, speed=speed, last=i == len(pending) - 1, token=token)
+        chunk = rendered.chunk
+        yield segment, chunk.audio, [w.shifted(position) for w in chunk.words]
+        position += chunk.samples
+
+
+def speak_local(synth: Synthesizer, text: str, *, voice: str, speed: float) -> Speech:
+    if not text.strip():
+        raise InputError("there is no text to speak", 'pass some text, e.g. kokorod say "Hello"')
+    segmenter = Segmenter()
+    segments = segmenter.feed(text) + segmenter.flush()
+    speech = Speech()
+    parts: list[np.ndarray] = []
+    for _segment, audio, words in render_segments(synth, segments, voice=voice, speed=speed):
+        parts.append(audio)
+        speech.words.extend(words)
+    if parts:
+        speech.audio = np.concatenate(parts)
+    return speech
+
+
+def _validate(args: argparse.Namespace) -> None:
+    check_speed(args.speed)
+    if args.output is not None and Path(args.output).parent and not Path(args.output).expanduser().parent.exists():
+        raise InputError(f"directory {Path(args.output).parent} does not exist", "create it or pick another -o path")
+
+
+def _print_words(words: Iterable[Word], out=sys.stdout) -> None:
+    for w in words:
+        print(f"{w.start / SAMPLE_RATE:8.3f} {w.end / SAMPLE_RATE:8.3f}  {w.text}", file=out)
+
+
+def run_say(args: argparse.Namespace) -> int:
+    text = args.text
+    if not text or not text.strip():
+        raise InputError("there is no text to speak", 'pass some text, e.g. kokorod say "Hello"')
+    _validate(args)
+    if not args.local:
+        from kokorod.remote import try_remote_say
+
+        handled = try_remote_say(args)
+        if handled is not None:
+            return handled
+    return _say_local(args, text)
+
+
+def _say_local(args: argparse.Namespace, text: str) -> int:
+    from kokorod.audio.wav import write_wav
+    from kokorod.runtime import build_synthesizer
+    from kokorod.cli import _engine_options
+
+    synth = build_synthesizer(_engine_options(args))
+    voice = args.voice or "af_heart"
+    synth.check_voice(voice)
+    speech = speak_local(synth, text, voice=voice, speed=args.speed)
+    if args.output is None:
+        from kokorod.playback import play_or_none
+
+        if play_or_none(speech.audio, SAMPLE_RATE, speech.words if args.words else None):
+            return 0
+        args.output = "kokorod-say.wav"
+        print(f"no sound device; writing {args.output}", file=sys.stderr)
+    write_wav(args.output, speech.audio, SAMPLE_RATE)
+    print(f"wrote {args.output} ({speech.duration_s:.2f} s, {len(speech.words)} words)")
+    _print_words(speech.words)
+    return 0
+
+
+def run_pipe(args: argparse.Namespace) -> int:
+    _validate(args)
+    from kokorod.remote import run_remote_pipe
+
+    return run_remote_pipe(args)

@@ -1,0 +1,382 @@
+"""One client connection: messages in, events out.
+
+The session owns its utterances and their tasks (only it cancels them), one
+writer task, and a bounded outbox. It talks to the socket through a two-method
+``Transport``, so tests can drive it with an in-process peer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections import OrderedDict
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, AsyncIterable, Protocol
+
+from kokorod import __version__
+from kokorod.config import ServerConfig
+from kokorod.errors import InputError
+from kokorod.metrics import Metrics
+from kokorod.outbox import Outbox
+from kokorod.protocol.codec import Codec, ProtocolError
+from kokorod.protocol.messages import (
+    Audio, Cancel, Cancelled, CancelReason, Config, Configured, Error, ErrorCode, Limits, Ready, Speak,
+)
+from kokorod.scheduler import EngineScheduler
+from kokorod.synthesizer import Synthesizer
+from kokorod.timeline import OutputFormat
+from kokorod.utterance import Rendered, State, Utterance, describe, render_segment
+
+log = logging.getLogger("kokorod.session")
+_ENDED_IDS_KEPT = 4096  # remembered to refuse reuse; bounded so long sessions don't grow
+
+
+class Transport(Protocol):
+    async def send(self, frame: bytes | str) -> None: ...
+    async def close(self, code: int = 1000, reason: str = "") -> None: ...
+
+
+class Capacity:
+    """Daemon-wide count of utterances queued or speaking; past the bound new
+    work is refused up front instead of letting every stream underrun."""
+
+    def __init__(self, max_active: int) -> None:
+        self.max_active = max_active
+        self.active = 0
+
+    def try_acquire(self) -> bool:
+        if self.active >= self.max_active:
+            return False
+        self.active += 1
+        return True
+
+    def release(self) -> None:
+        self.active = max(0, self.active - 1)
+
+
+@dataclass
+class Services:
+    """What every session shares."""
+
+    config: ServerConfig
+    scheduler: EngineScheduler
+    synth: Synthesizer
+    metrics: Metrics
+    capacity: Capacity
+    voices: tuple[str, ...]
+
+
+class _RateLimiter:
+    """Token bucket over messages; excess is dropped with at most one error a second."""
+
+    def __init__(self, rate_per_s: float, burst: int, now: float) -> None:
+        self.rate, self.burst = rate_per_s, float(burst)
+        self.tokens, self.stamp, self.last_error = float(burst), now, -1e9
+
+    def allow(self, now: float) -> bool:
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        return False
+
+
+class Session:
+    def __init__(self, services: Services, codec: Codec, transport: Transport, session_id: str) -> None:
+        self.s = services
+        self.codec = codec
+        self.transport = transport
+        self.id = session_id
+        cfg = services.config
+        self.voice, self.speed, self.mode = cfg.voice, 1.0, "interrupt"
+        self.fmt = OutputFormat()
+        self.utterances: OrderedDict[str, Utterance] = OrderedDict()  # queued or speaking, in play order
+        self._ended: OrderedDict[str, None] = OrderedDict()
+        self._tasks_owned: set[Utterance] = set()  # utterances whose task has not finished
+        self.outbox = Outbox()
+        self._loop = asyncio.get_running_loop()
+        self.play_end = 0.0  # loop time at which the client's queued audio runs out
+        self._limiter = _RateLimiter(cfg.limits.messages_per_s, cfg.limits.message_burst, self._loop.time())
+        self._writer: asyncio.Task[None] | None = None
+        self.closed = False
+
+    # -- lifecycle -----------------------------------------------------------
+
+    async def run(self, incoming: AsyncIterable[bytes | str]) -> None:
+        limits = self.s.config.limits
+        self.outbox.put(Ready(
+            version=__version__, session=self.id, encoding=self.codec.encoding, sample_rate=self.fmt.sample_rate,
+            format=self.fmt.format, frame_ms=self.fmt.frame_ms, voice=self.voice, speed=self.speed,
+            voices=self.s.voices,
+            limits=Limits(limits.max_text_chars, limits.max_message_bytes, limits.max_utterances, int(limits.messages_per_s)),
+        ))
+        self._writer = asyncio.create_task(self._write_loop(), name=f"kokorod-writer-{self.id}")
+        try:
+            async for frame in incoming:
+                self.on_frame(frame)
+        finally:
+            await self.close_utterances(None)
+            await self._stop_writer()
+
+    async def close_utterances(self, reason: CancelReason | None) -> None:
+        """Cancel everything (``reason`` None: the client is gone, tell nobody)."""
+        for utt in list(self.utterances.values()):
+            self._cancel(utt, reason or CancelReason.SHUTDOWN, notify=reason is not None)
+        tasks = [u.task for u in self._tasks_owned if u.task is not None]
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def drain(self, timeout_s: float) -> None:
+        """Graceful shutdown: let current speech finish, up to ``timeout_s``."""
+        waits = [u.finished.wait() for u in self.utterances.values()]
+        if waits:
+            try:
+                await asyncio.wait_for(asyncio.gather(*waits), timeout_s)
+            except asyncio.TimeoutError:
+                pass
+        await self.close_utterances(CancelReason.SHUTDOWN)
+        # Give the writer a moment to deliver what is queued (``done``/``cancelled``).
+        for _ in range(50):
+            if not len(self.outbox):
+                break
+            await asyncio.sleep(0.01)
+
+    async def _stop_writer(self) -> None:
+        if self._writer is not None:
+            self._writer.cancel()
+            try:
+                await self._writer
+            except asyncio.CancelledError:
+                pass
+            self._writer = None
+
+    async def _write_loop(self) -> None:
+        from websockets.exceptions import ConnectionClosed
+
+        try:
+            while True:
+                event = await self.outbox.get()
+                await self.transport.send(self.codec.encode(event))
+        except ConnectionClosed:
+            self.closed = True
+
+    # -- incoming ------------------------------------------------------------
+
+    def on_frame(self, frame: bytes | str) -> None:
+        now = self._loop.time()
+        if not self._limiter.allow(now):
+            if now - self._limiter.last_error >= 1.0:
+                self._limiter.last_error = now
+                self._error(ErrorCode.RATE_LIMITED, f"more than {self.s.config.limits.messages_per_s:g} messages/s; message dropped")
+            return
+        try:
+            message = self.codec.decode(frame)
+        except ProtocolError as exc:
+            self._error(exc.code, exc.message, exc.utterance)
+            return
+        try:
+            if isinstance(message, Speak):
+                self._on_speak(message)
+            elif isinstance(message, Cancel):
+                self._on_cancel(message)
+            elif isinstance(message, Config):
+                self._on_config(message)
+        except Exception:  # a bug in one handler must not end the connection
+            log.exception("session %s: handler failed", self.id)
+            self._error(ErrorCode.ENGINE_ERROR, "internal error handling the message")
+
+    def _error(self, code: str, message: str, utterance: str | None = None) -> None:
+        self.s.metrics.protocol_errors.labels(code=str(code)).inc()
+        self.outbox.put(Error(str(code), message, utterance))
+
+    def _on_config(self, msg: Config) -> None:
+        voice = self.voice
+        if msg.voice is not None:
+            try:
+                self.s.synth.voices.parse(msg.voice)
+            except InputError as exc:
+                self._error(ErrorCode.UNKNOWN_VOICE, exc.message)
+                return
+            voice = msg.voice
+        self.voice = voice
+        self.speed = msg.speed if msg.speed is not None else self.speed
+        self.mode = msg.on_new_utterance or self.mode
+        self.fmt = OutputFormat(
+            msg.format or self.fmt.format,
+            msg.sample_rate or self.fmt.sample_rate,
+            msg.frame_ms or self.fmt.frame_ms,
+        )
+        self.outbox.put(Configured(self.voice, self.speed, self.fmt.format, self.fmt.sample_rate, self.fmt.frame_ms, self.mode))
+
+    def _on_cancel(self, msg: Cancel) -> None:
+        if msg.all:
+            targets = list(self.utterances.values())
+        elif msg.utterance is not None:
+            targets = [self.utterances[msg.utterance]] if msg.utterance in self.utterances else []
+        else:
+            targets = list(self.utterances.values())[:1]
+        for utt in targets:
+            self._cancel(utt, CancelReason.CANCEL)
+
+    def _on_speak(self, msg: Speak) -> None:
+        utt = self.utterances.get(msg.utterance)
+        if utt is None:
+            if msg.utterance in self._ended:
+                self._error(ErrorCode.UNKNOWN_UTTERANCE, f"utterance {msg.utterance!r} has ended; use a new id", msg.utterance)
+                return
+            utt = self._create(msg)
+            if utt is None:
+                return
+        elif utt.final:
+            self._error(ErrorCode.INVALID_FIELD, f"utterance {msg.utterance!r} was already marked final", msg.utterance)
+            return
+        limit = self.s.config.limits.max_text_chars
+        if utt.pending_chars + len(msg.text) > limit:
+            self._error(ErrorCode.TEXT_TOO_LONG,
+                        f"utterance {utt.id!r} would hold more than {limit} unspoken characters; fragment rejected", utt.id)
+            if msg.final:  # still honour the end of the utterance
+                utt.add_text("", True)
+            return
+        utt.add_text(msg.text, msg.final)
+
+    def _create(self, msg: Speak) -> Utterance | None:
+        limits = self.s.config.limits
+        voice = msg.voice if msg.voice is not None else self.voice
+        try:
+            self.s.synth.voices.parse(voice)
+        except InputError as exc:
+            self._error(ErrorCode.UNKNOWN_VOICE, exc.message, msg.utterance)
+            return None
+        if (msg.mode or self.mode) == "interrupt":
+            for old in list(self.utterances.values()):
+                self._cancel(old, CancelReason.BARGE_IN)
+        if len(self.utterances) >= limits.max_utterances:
+            self.s.metrics.utterances_refused.labels(reason="too_many").inc()
+            self._error(ErrorCode.TOO_MANY_UTTERANCES, f"at most {limits.max_utterances} utterances may be queued", msg.utterance)
+            return None
+        if not self.s.capacity.try_acquire():
+            self.s.metrics.utterances_refused.labels(reason="overloaded").inc()
+            self._error(ErrorCode.OVERLOADED, "the daemon is at capacity; try again shortly", msg.utterance)
+            return None
+        previous = next(reversed(self.utterances.values()), None)
+        utt = Utterance(msg.utterance, voice, msg.speed if msg.speed is not None else self.speed, self.fmt, self._loop.time())
+        self.utterances[utt.id] = utt
+        self._tasks_owned.add(utt)
+        self.s.metrics.utterances_started.inc()
+        self.s.metrics.active_streams.set(self.s.capacity.active)
+        utt.task = asyncio.create_task(self._speak(utt, previous), name=f"kokorod-utt-{self.id}-{utt.id}")
+        utt.task.add_done_callback(lambda _t, u=utt: self._tasks_owned.discard(u))
+        return utt
+
+    # -- speaking ------------------------------------------------------------
+
+    def _urgency(self) -> float:
+        return self.play_end - self._loop.time()
+
+    async def _speak(self, utt: Utterance, previous: Utterance | None) -> None:
+        try:
+            if previous is not None:
+                await previous.finished.wait()
+            utt.state = State.SPEAKING
+            self.play_end = max(self.play_end, self._loop.time())
+            while True:
+                if not utt.segments:
+                    if utt.final:
+                        break
+                    utt.changed.clear()
+                    await utt.changed.wait()
+                    continue
+                segment = utt.segments.popleft()
+                if not segment.spoken.strip():
+                    continue
+                await self._await_lookahead()
+                last = utt.final and not utt.segments
+                job = partial(self._job, segment=segment, voice=utt.voice, speed=utt.speed, last=last)
+                rendered: Rendered = await self.s.scheduler.submit(job, urgency=self._urgency)
+                utt.chunks += 1
+                utt.synth_s += rendered.synth_s
+                if rendered.chunk.samples:
+                    self.s.metrics.rtf.observe(rendered.synth_s / (rendered.chunk.samples / 24000))
+                self._emit(utt, utt.timeline.render(segment.text, rendered.chunk))
+            self._emit(utt, utt.timeline.finish())
+            self._retire(utt, State.DONE)
+        except asyncio.CancelledError:
+            raise
+        except InputError as exc:
+            self._fail(utt, ErrorCode.UNKNOWN_VOICE if "voice" in exc.message else ErrorCode.INVALID_FIELD, exc.message)
+        except Exception as exc:
+            log.exception("utterance %s failed", utt.id)
+            self.s.metrics.engine_errors.inc()
+            self._fail(utt, ErrorCode.ENGINE_ERROR, f"synthesis failed: {type(exc).__name__}: {str(exc)[:200]}")
+
+    def _job(self, token: Any, *, segment: Any, voice: str, speed: float, last: bool) -> Rendered:
+        return render_segment(self.s.synth, segment, voice=voice, speed=speed, last=last, token=token)
+
+    async def _await_lookahead(self) -> None:
+        max_ahead = self.s.config.max_ahead_s
+        while (ahead := self.play_end - self._loop.time()) > max_ahead:
+            await asyncio.sleep(ahead - max_ahead)
+
+    def _emit(self, utt: Utterance, events: list[Any]) -> None:
+        if utt.state.ended:  # stale: cancelled while this chunk was being made
+            return
+        now = self._loop.time()
+        for i, event in enumerate(events):
+            if isinstance(event, Audio):
+                if utt.first_audio_at is None:
+                    utt.first_audio_at = now
+                    self.s.metrics.ttfa.observe(now - utt.created_at)
+                elif self.play_end < now and i <= 1:
+                    self.s.metrics.underruns.inc()
+                self.play_end = max(self.play_end, now) + event.samples / event.sample_rate
+                self.s.metrics.audio_seconds.inc(event.samples / event.sample_rate)
+            self.outbox.put(event)
+        if self.outbox.audio_s > self.s.config.limits.max_send_buffer_s:
+            for victim in list(self.utterances.values()):
+                self._cancel(victim, CancelReason.SLOW_CONSUMER)
+            self._error(ErrorCode.OVERLOADED, "the client is not reading its audio; stream cancelled")
+
+    def _fail(self, utt: Utterance, code: str, message: str) -> None:
+        if utt.state.ended:
+            return
+        self.outbox.put(Error(str(code), message, utt.id))
+        self.s.metrics.protocol_errors.labels(code=str(code)).inc()
+        self._retire(utt, State.FAILED)
+
+    def _cancel(self, utt: Utterance, reason: CancelReason, *, notify: bool = True) -> None:
+        if utt.state.ended:
+            return
+        was_speaking = utt.state == State.SPEAKING
+        self._retire(utt, State.CANCELLED, reason=str(reason))
+        if utt.task is not None and not utt.task.done():
+            utt.task.cancel()
+        self.outbox.purge(utt.id)
+        if notify:
+            self.outbox.put(Cancelled(utt.id, str(reason)))
+        if was_speaking:
+            # The client drops what it buffered of this utterance, so our estimate
+            # of its queued audio restarts from now.
+            self.play_end = self._loop.time()
+
+    def _retire(self, utt: Utterance, state: State, reason: str | None = None) -> None:
+        utt.state = state
+        self.utterances.pop(utt.id, None)
+        self._ended[utt.id] = None
+        while len(self._ended) > _ENDED_IDS_KEPT:
+            self._ended.popitem(last=False)
+        self.s.capacity.release()
+        m = self.s.metrics
+        m.active_streams.set(self.s.capacity.active)
+        if state == State.DONE:
+            m.utterances_done.inc()
+        elif state == State.CANCELLED:
+            m.utterances_cancelled.labels(reason=reason or "cancel").inc()
+        else:
+            m.utterances_failed.inc()
+        utt.finished.set()
+        info = describe(utt, reason or state.value, self._loop.time())
+        info["session"] = self.id
+        log.info("utterance %s", json.dumps(info) if self.s.config.log_json else " ".join(f"{k}={v}" for k, v in info.items()))

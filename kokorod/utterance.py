@@ -1,0 +1,106 @@
+"""One utterance's state, and the synthesis job the engine thread runs for a segment."""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from kokorod.audio.seams import pause_for_boundary, shape_chunk
+from kokorod.engine.base import CancelToken
+from kokorod.synthesizer import Synthesizer
+from kokorod.text.normalize import normalize
+from kokorod.text.segmenter import Segment, Segmenter
+from kokorod.timeline import OutputFormat, UtteranceTimeline
+from kokorod.timing import SpeechChunk
+
+
+class State(enum.Enum):
+    QUEUED = "queued"       # waiting for the utterance before it (queue mode)
+    SPEAKING = "speaking"
+    DONE = "done"
+    CANCELLED = "cancelled"
+    FAILED = "failed"
+
+    @property
+    def ended(self) -> bool:
+        return self in (State.DONE, State.CANCELLED, State.FAILED)
+
+
+@dataclass(eq=False)
+class Utterance:
+    id: str
+    voice: str
+    speed: float
+    fmt: OutputFormat
+    created_at: float
+    segmenter: Segmenter = field(default_factory=Segmenter)
+    segments: deque[Segment] = field(default_factory=deque)
+    final: bool = False
+    state: State = State.QUEUED
+    changed: asyncio.Event = field(default_factory=asyncio.Event)   # new segments or final
+    finished: asyncio.Event = field(default_factory=asyncio.Event)  # ended, any way
+    task: "asyncio.Task[None] | None" = None
+    first_audio_at: float | None = None
+    chunks: int = 0
+    chars: int = 0
+    synth_s: float = 0.0
+    timeline: UtteranceTimeline = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.timeline = UtteranceTimeline(self.id, self.fmt)
+
+    def add_text(self, text: str, final: bool) -> None:
+        self.chars += len(text)
+        self.segments.extend(self.segmenter.feed(text))
+        if final:
+            self.segments.extend(self.segmenter.flush())
+            self.final = True
+        self.changed.set()
+
+    @property
+    def pending_chars(self) -> int:
+        return self.segmenter.pending_chars + sum(len(s.text) for s in self.segments)
+
+
+@dataclass
+class Rendered:
+    chunk: SpeechChunk
+    synth_s: float
+
+
+def render_segment(
+    synth: Synthesizer, segment: Segment, *, voice: str, speed: float, last: bool, token: CancelToken
+) -> Rendered:
+    """Runs on the engine thread: speak one segment and shape its edges.
+
+    The pause after a chunk depends on why the text was cut there (comma,
+    sentence, paragraph); the last chunk of an utterance gets none, so ``done``
+    is not delayed by silence.
+    """
+    started = time.perf_counter()
+    norm = normalize(segment.text)
+    chunk = synth.synthesize(norm.spoken, voice=voice, speed=speed, cancel=token, replacements=norm.spans)
+    pause = 0 if last else pause_for_boundary(segment.boundary, speed)
+    shaped = shape_chunk(chunk, lead_in_samples=0, pause_samples=pause)
+    return Rendered(shaped, time.perf_counter() - started)
+
+
+def describe(utt: Utterance, outcome: str, now: float) -> dict[str, Any]:
+    """The fields of the one log line per utterance."""
+    ttfa_ms = None if utt.first_audio_at is None else round((utt.first_audio_at - utt.created_at) * 1000)
+    audio_s = utt.timeline.audio_s
+    return {
+        "utterance": utt.id,
+        "outcome": outcome,
+        "chars": utt.chars,
+        "chunks": utt.chunks,
+        "audio_s": round(audio_s, 3),
+        "ttfa_ms": ttfa_ms,
+        "rtf": round(utt.synth_s / audio_s, 3) if audio_s > 0 else None,
+        "wall_s": round(now - utt.created_at, 3),
+        "voice": utt.voice,
+    }

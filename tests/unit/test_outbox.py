@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+import asyncio
+
+from kokorod.outbox import Outbox
+from kokorod.protocol.messages import Audio, Cancelled, WordEvent
+
+
+def _audio(utt: str, seq: int) -> Audio:
+    return Audio(utt, seq, seq * 2400, 2400, 24000, "pcm_s16le", b"\0" * 4800)
+
+
+async def test_purge_drops_only_that_utterance_and_tracks_seconds() -> None:
+    box = Outbox()
+    for i in range(3):
+        box.put(_audio("old", i))
+        box.put(_audio("new", i))
+    box.put(WordEvent("old", 0, "hi", 0.0, 0.1))
+    assert abs(box.audio_s - 0.6) < 1e-9
+    assert box.purge("old") == 4
+    box.put(Cancelled("old", "barge_in"))
+    assert abs(box.audio_s - 0.3) < 1e-9
+    got = [await box.get() for _ in range(len(box))]
+    assert [getattr(e, "utterance") for e in got] == ["new", "new", "new", "old"]
+    assert isinstance(got[-1], Cancelled)
+    assert box.audio_s == 0
+
+
+async def test_get_waits_for_put() -> None:
+    box = Outbox()
+    waiter = asyncio.create_task(box.get())
+    await asyncio.sleep(0.01)
+    assert not waiter.done()
+    box.put(Cancelled("u", "cancel"))
+    assert (await asyncio.wait_for(waiter, 1)).utterance == "u"
