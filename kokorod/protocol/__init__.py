@@ -1,0 +1,52 @@
+"""Sans-I/O implementation of the kokorod wire protocol v1 (docs/protocol.md)."""
+
+from .codec import (
+    SUBPROTOCOLS,
+    Codec,
+    JsonCodec,
+    MsgpackCodec,
+    ProtocolError,
+    codec_for_subprotocol,
+    event_from_map,
+    message_from_map,
+)
+from .messages import (
+    BYTES_PER_SAMPLE,
+    DEFAULT_MAX_MESSAGE_BYTES,
+    FORMATS,
+    FRAME_MS_MAX,
+    FRAME_MS_MIN,
+    MODES,
+    PROTOCOL,
+    SAMPLE_RATES,
+    SPEED_MAX,
+    SPEED_MIN,
+    UTTERANCE_ID_MAX_CHARS,
+    UTTERANCE_ID_MIN_CHARS,
+    VOICE_MAX_CHARS,
+    Audio,
+    Cancel,
+    Cancelled,
+    CancelReason,
+    Chunk,
+    ClientMessage,
+    Config,
+    Configured,
+    Done,
+    Error,
+    ErrorCode,
+    Limits,
+    Ready,
+    ServerEvent,
+    Speak,
+    WordEvent,
+)
+
+__all__ = [
+    "BYTES_PER_SAMPLE", "DEFAULT_MAX_MESSAGE_BYTES", "FORMATS", "FRAME_MS_MAX", "FRAME_MS_MIN", "MODES",
+    "PROTOCOL", "SAMPLE_RATES", "SPEED_MAX", "SPEED_MIN", "SUBPROTOCOLS", "UTTERANCE_ID_MAX_CHARS",
+    "UTTERANCE_ID_MIN_CHARS", "VOICE_MAX_CHARS", "Audio", "Cancel", "CancelReason", "Cancelled", "Chunk",
+    "ClientMessage", "Codec", "Config", "Configured", "Done", "Error", "ErrorCode", "JsonCodec", "Limits",
+    "MsgpackCodec", "ProtocolError", "Ready", "ServerEvent", "Speak", "WordEvent", "codec_for_subprotocol",
+    "event_from_map", "message_from_map",
+]

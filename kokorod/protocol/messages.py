@@ -1,0 +1,323 @@
+"""Wire messages of protocol v1 (docs/protocol.md) as plain frozen dataclasses.
+
+This module knows nothing about encodings or validation: `codec.py` turns frames
+into these objects (checking every field) and back. Server events carry a
+`to_dict()` that yields exactly the wire map, so both encodings share one shape.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from typing import Any, Final, Literal, Union
+
+if sys.version_info >= (3, 11):
+    from enum import StrEnum
+else:  # pragma: no cover - Python 3.10 has no StrEnum
+    from enum import Enum
+
+    class StrEnum(str, Enum):
+        def __str__(self) -> str:
+            return str(self.value)
+
+
+PROTOCOL: Final = "kokorod.v1"
+
+FORMATS: Final = ("pcm_s16le", "pcm_f32le", "mulaw", "alaw")
+# Consumers need this to size frames and to check `samples` against `pcm`.
+BYTES_PER_SAMPLE: Final = {"pcm_s16le": 2, "pcm_f32le": 4, "mulaw": 1, "alaw": 1}
+SAMPLE_RATES: Final = (8000, 16000, 22050, 24000, 44100, 48000)
+MODES: Final = ("interrupt", "queue")
+
+FRAME_MS_MIN: Final = 10
+FRAME_MS_MAX: Final = 1000
+SPEED_MIN: Final = 0.5
+SPEED_MAX: Final = 2.0
+UTTERANCE_ID_MIN_CHARS: Final = 1
+UTTERANCE_ID_MAX_CHARS: Final = 128
+# A blend of a dozen voices stays far below this; the bound only stops a client
+# from making the voice parser chew on a 256 KiB string.
+VOICE_MAX_CHARS: Final = 256
+
+DEFAULT_MAX_MESSAGE_BYTES: Final = 262144
+
+Format = Literal["pcm_s16le", "pcm_f32le", "mulaw", "alaw"]
+Mode = Literal["interrupt", "queue"]
+
+
+class ErrorCode(StrEnum):
+    BAD_MESSAGE = "bad_message"
+    UNKNOWN_TYPE = "unknown_type"
+    INVALID_FIELD = "invalid_field"
+    UNKNOWN_VOICE = "unknown_voice"
+    UNKNOWN_UTTERANCE = "unknown_utterance"
+    TEXT_TOO_LONG = "text_too_long"
+    MESSAGE_TOO_LARGE = "message_too_large"
+    TOO_MANY_UTTERANCES = "too_many_utterances"
+    RATE_LIMITED = "rate_limited"
+    OVERLOADED = "overloaded"
+    ENGINE_ERROR = "engine_error"
+
+
+class CancelReason(StrEnum):
+    CANCEL = "cancel"
+    BARGE_IN = "barge_in"
+    OVERLOAD = "overload"
+    SLOW_CONSUMER = "slow_consumer"
+    SHUTDOWN = "shutdown"
+
+
+# --------------------------------------------------------------------------
+# Client -> server
+
+
+@dataclass(frozen=True, slots=True)
+class Speak:
+    utterance: str
+    text: str
+    voice: str | None = None
+    speed: float | None = None
+    final: bool = False
+    mode: Mode | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"type": "speak", "utterance": self.utterance, "text": self.text}
+        if self.voice is not None:
+            d["voice"] = self.voice
+        if self.speed is not None:
+            d["speed"] = self.speed
+        if self.final:
+            d["final"] = True
+        if self.mode is not None:
+            d["mode"] = self.mode
+        return d
+
+
+@dataclass(frozen=True, slots=True)
+class Cancel:
+    """`utterance=None, all=False` means "whatever is speaking now"."""
+
+    utterance: str | None = None
+    all: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"type": "cancel"}
+        if self.utterance is not None:
+            d["utterance"] = self.utterance
+        if self.all:
+            d["all"] = True
+        return d
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """Only the fields that are not None change the session defaults."""
+
+    voice: str | None = None
+    speed: float | None = None
+    format: Format | None = None
+    sample_rate: int | None = None
+    frame_ms: int | None = None
+    on_new_utterance: Mode | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"type": "config"}
+        for name in _CONFIG_FIELDS:
+            value = getattr(self, name)
+            if value is not None:
+                d[name] = value
+        return d
+
+
+_CONFIG_FIELDS: Final = ("voice", "speed", "format", "sample_rate", "frame_ms", "on_new_utterance")
+
+ClientMessage = Union[Speak, Cancel, Config]
+
+
+# --------------------------------------------------------------------------
+# Server -> client
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_text_chars: int
+    max_message_bytes: int
+    max_utterances: int
+    messages_per_s: int
+    speed_min: float = SPEED_MIN
+    speed_max: float = SPEED_MAX
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "max_text_chars": self.max_text_chars,
+            "max_message_bytes": self.max_message_bytes,
+            "max_utterances": self.max_utterances,
+            "messages_per_s": self.messages_per_s,
+            "speed_min": self.speed_min,
+            "speed_max": self.speed_max,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Ready:
+    version: str
+    session: str
+    encoding: str
+    sample_rate: int
+    format: str
+    frame_ms: int
+    voice: str
+    speed: float
+    voices: tuple[str, ...]
+    limits: Limits
+    formats: tuple[str, ...] = FORMATS
+    sample_rates: tuple[int, ...] = SAMPLE_RATES
+    protocol: str = PROTOCOL
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": "ready",
+            "protocol": self.protocol,
+            "version": self.version,
+            "session": self.session,
+            "encoding": self.encoding,
+            "sample_rate": self.sample_rate,
+            "format": self.format,
+            "frame_ms": self.frame_ms,
+            "voice": self.voice,
+            "speed": self.speed,
+            "voices": list(self.voices),
+            "formats": list(self.formats),
+            "sample_rates": list(self.sample_rates),
+            "limits": self.limits.to_dict(),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Configured:
+    voice: str
+    speed: float
+    format: str
+    sample_rate: int
+    frame_ms: int
+    on_new_utterance: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": "configured",
+            "voice": self.voice,
+            "speed": self.speed,
+            "format": self.format,
+            "sample_rate": self.sample_rate,
+            "frame_ms": self.frame_ms,
+            "on_new_utterance": self.on_new_utterance,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    utterance: str
+    index: int
+    text: str
+    start: float
+    end: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": "chunk",
+            "utterance": self.utterance,
+            "index": self.index,
+            "text": self.text,
+            "start": self.start,
+            "end": self.end,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class WordEvent:
+    utterance: str
+    index: int
+    text: str
+    start: float
+    end: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": "word",
+            "utterance": self.utterance,
+            "index": self.index,
+            "text": self.text,
+            "start": self.start,
+            "end": self.end,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Audio:
+    """One frame of PCM. `pcm` may also be a bytearray/memoryview: the encoders
+    read it in place, which saves a copy on the hot path."""
+
+    utterance: str
+    seq: int
+    offset: int
+    samples: int
+    sample_rate: int
+    format: str
+    pcm: bytes
+
+    def header(self) -> dict[str, Any]:
+        """The wire map without `pcm` (the JSON-mode binary frame header)."""
+        return {
+            "type": "audio",
+            "utterance": self.utterance,
+            "seq": self.seq,
+            "offset": self.offset,
+            "samples": self.samples,
+            "sample_rate": self.sample_rate,
+            "format": self.format,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        d = self.header()
+        d["pcm"] = self.pcm
+        return d
+
+
+@dataclass(frozen=True, slots=True)
+class Done:
+    utterance: str
+    duration: float
+    samples: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": "done",
+            "utterance": self.utterance,
+            "duration": self.duration,
+            "samples": self.samples,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Cancelled:
+    utterance: str
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": "cancelled", "utterance": self.utterance, "reason": str(self.reason)}
+
+
+@dataclass(frozen=True, slots=True)
+class Error:
+    code: str
+    message: str
+    utterance: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"type": "error", "code": str(self.code), "message": self.message}
+        if self.utterance is not None:
+            d["utterance"] = self.utterance
+        return d
+
+
+ServerEvent = Union[Ready, Configured, Chunk, WordEvent, Audio, Done, Cancelled, Error]
