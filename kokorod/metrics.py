@@ -11,7 +11,7 @@ _RTF_BUCKETS = (0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 1.5, 2.0)
 class Metrics:
     def __init__(self) -> None:
         r = self.registry = CollectorRegistry()
-        self.connections = Gauge("kokorod_connections", "Open WebSocket connections", registry=r)
+        self.connections = Gauge("kokorod_open_connections", "Open WebSocket connections", registry=r)
         self.connections_total = Counter("kokorod_connections_total", "Accepted WebSocket connections", registry=r)
         self.connections_refused = Counter("kokorod_connections_refused_total", "Connections refused", ["reason"], registry=r)
         self.utterances_started = Counter("kokorod_utterances_started_total", "Utterances started", registry=r)

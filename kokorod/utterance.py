@@ -12,7 +12,6 @@ from typing import Any
 from kokorod.audio.seams import pause_for_boundary, shape_chunk
 from kokorod.engine.base import CancelToken
 from kokorod.synthesizer import Synthesizer
-from kokorod.text.normalize import normalize
 from kokorod.text.segmenter import Segment, Segmenter
 from kokorod.timeline import OutputFormat, UtteranceTimeline
 from kokorod.timing import SpeechChunk
@@ -66,6 +65,11 @@ class Utterance:
         return self.segmenter.pending_chars + sum(len(s.text) for s in self.segments)
 
 
+# Segment boundaries → the seams module's pause kinds. ``final`` is text cut only
+# because the utterance ended; if more follows after all, treat it as a sentence.
+_PAUSE_KIND = {"clause": "clause", "sentence": "sentence", "paragraph": "paragraph", "forced": "forced", "final": "sentence"}
+
+
 @dataclass
 class Rendered:
     chunk: SpeechChunk
@@ -82,9 +86,8 @@ def render_segment(
     is not delayed by silence.
     """
     started = time.perf_counter()
-    norm = normalize(segment.text)
-    chunk = synth.synthesize(norm.spoken, voice=voice, speed=speed, cancel=token, replacements=norm.spans)
-    pause = 0 if last else pause_for_boundary(segment.boundary, speed)
+    chunk = synth.synthesize(segment.spoken, voice=voice, speed=speed, cancel=token, replacements=segment.spans)
+    pause = 0 if last else pause_for_boundary(_PAUSE_KIND.get(segment.boundary, "sentence"), speed)
     shaped = shape_chunk(chunk, lead_in_samples=0, pause_samples=pause)
     return Rendered(shaped, time.perf_counter() - started)
 
