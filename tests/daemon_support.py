@@ -124,13 +124,14 @@ class Peer:
                 return got
 
     async def utterance(self, uid: str, timeout: float = 180) -> Utterance:
-        """Events until ``uid`` ends (done, cancelled or an error for it)."""
-        events = await self.until(
-            lambda e: isinstance(e, (Done, Cancelled)) and e.utterance == uid
-            or isinstance(e, Error) and e.utterance == uid,
-            timeout,
-        )
-        return Utterance([e for e in events if getattr(e, "utterance", uid) == uid])
+        """All of ``uid``'s events, received before or during this call, once it
+        ends (done, cancelled or an error for it)."""
+        def ended(e: Any) -> bool:
+            return isinstance(e, (Done, Cancelled, Error)) and getattr(e, "utterance", None) == uid
+
+        if not any(ended(e) for e in self.events):
+            await self.until(ended, timeout)
+        return Utterance([e for e in self.events if getattr(e, "utterance", None) == uid])
 
     async def expect_error(self, code: str, timeout: float = 10) -> Error:
         events = await self.until(lambda e: isinstance(e, Error), timeout)

@@ -1,0 +1,235 @@
+"""Session against an in-process peer, with a fake synthesizer that makes tones.
+
+The fake exists only to test scheduling and lifecycle fast and
+deterministically; everything audible is tested against the real model in e2e/.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any, AsyncIterator
+
+import numpy as np
+import pytest
+
+from kokorod.config import Limits, ServerConfig
+from kokorod.engine.base import CancelToken
+from kokorod.errors import InputError
+from kokorod.metrics import Metrics
+from kokorod.protocol.codec import MsgpackCodec
+from kokorod.protocol.messages import Audio, Cancel, Cancelled, Done, Error, Ready, Speak, WordEvent
+from kokorod.scheduler import EngineScheduler
+from kokorod.session import Capacity, Services, Session
+from kokorod.timing import SpeechChunk, Word
+
+WORD_S = 0.3
+
+
+class FakeVoices:
+    def parse(self, spec: str) -> list[tuple[str, float]]:
+        if spec != "af_heart":
+            raise InputError(f"unknown voice {spec!r}", "kokorod voices")
+        return [(spec, 1.0)]
+
+
+class FakeSynth:
+    """Each word becomes WORD_S of tone; synthesis takes ``delay_s`` per call."""
+
+    def __init__(self, delay_s: float = 0.01, fail_on: str | None = None) -> None:
+        self.voices = FakeVoices()
+        self.delay_s = delay_s
+        self.fail_on = fail_on
+        self.calls = 0
+        self.audio_s = 0.0
+
+    def synthesize(self, text: str, *, voice: str, speed: float, cancel: CancelToken | None = None,
+                   replacements: Any = ()) -> SpeechChunk:
+        self.calls += 1
+        if self.fail_on and self.fail_on in text:
+            raise RuntimeError("model blew up")
+        deadline = time.monotonic() + self.delay_s
+        while time.monotonic() < deadline:
+            if cancel is not None:
+                cancel.raise_if_cancelled()
+            time.sleep(0.001)
+        words = [w.strip(".,!?") for w in text.split()]
+        n = int(WORD_S * 24000)
+        t = np.arange(n * len(words)) / 24000
+        audio = (0.3 * np.sin(2 * np.pi * 200 * t)).astype(np.float32)
+        self.audio_s += len(audio) / 24000
+        return SpeechChunk(audio, [Word(w, i * n, (i + 1) * n) for i, w in enumerate(words)])
+
+
+class Peer:
+    """In-process transport + message source for a Session."""
+
+    def __init__(self, *, block_sends: bool = False) -> None:
+        self.codec = MsgpackCodec()
+        self.inbox: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self.events: list[Any] = []
+        self.arrived = asyncio.Event()
+        self.block = asyncio.Event()
+        if not block_sends:
+            self.block.set()
+
+    async def send(self, frame: bytes | str) -> None:
+        await self.block.wait()
+        self.events.append(self.codec.decode_event(frame))
+        self.arrived.set()
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        await self.inbox.put(None)
+
+    async def frames(self) -> AsyncIterator[bytes]:
+        while (frame := await self.inbox.get()) is not None:
+            yield frame
+
+    async def say(self, message: Any) -> None:
+        await self.inbox.put(self.codec.encode_message(message))
+
+    async def wait_for(self, predicate: Any, timeout: float = 10) -> Any:
+        deadline = time.monotonic() + timeout
+        while True:
+            for event in self.events:
+                if predicate(event):
+                    return event
+            self.arrived.clear()
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"timed out; got {[type(e).__name__ for e in self.events]}")
+            try:
+                await asyncio.wait_for(self.arrived.wait(), remaining)
+            except asyncio.TimeoutError:
+                pass
+
+
+async def start(synth: FakeSynth, *, config: ServerConfig | None = None, peer: Peer | None = None,
+                capacity: Capacity | None = None, scheduler: EngineScheduler | None = None) -> tuple[Session, Peer, asyncio.Task[None], EngineScheduler]:
+    config = config or ServerConfig()
+    sched = scheduler or EngineScheduler()
+    sched.start()
+    services = Services(config, sched, synth, Metrics(), capacity or Capacity(config.limits.max_active_streams), ("af_heart",))  # type: ignore[arg-type]
+    peer = peer or Peer()
+    session = Session(services, MsgpackCodec(), peer, "test")
+    task = asyncio.create_task(session.run(peer.frames()))
+    await peer.wait_for(lambda e: isinstance(e, Ready))
+    return session, peer, task, sched
+
+
+async def stop(peer: Peer, task: asyncio.Task[None], sched: EngineScheduler) -> None:
+    await peer.close()
+    await asyncio.wait_for(task, 10)
+    await sched.aclose()
+
+
+def utt_events(peer: Peer, uid: str) -> list[Any]:
+    return [e for e in peer.events if getattr(e, "utterance", None) == uid]
+
+
+async def test_speak_produces_ordered_events() -> None:
+    session, peer, task, sched = await start(FakeSynth())
+    await peer.say(Speak("u", "One two three. Four five six seven.", final=True))
+    await peer.wait_for(lambda e: isinstance(e, Done))
+    events = utt_events(peer, "u")
+    assert [w.text for w in events if isinstance(w, WordEvent)] == ["One", "two", "three", "Four", "five", "six", "seven"]
+    assert isinstance(events[-1], Done)
+    await stop(peer, task, sched)
+
+
+async def test_barge_in_drops_everything_old() -> None:
+    session, peer, task, sched = await start(FakeSynth(delay_s=0.05))
+    await peer.say(Speak("old", "word " * 40 + ". More words here. " * 10, final=True))
+    await peer.wait_for(lambda e: isinstance(e, Audio))
+    await peer.say(Speak("new", "Fresh start now.", final=True))
+    await peer.wait_for(lambda e: isinstance(e, Done) and e.utterance == "new")
+    idx = next(i for i, e in enumerate(peer.events) if isinstance(e, Cancelled))
+    assert peer.events[idx].utterance == "old" and peer.events[idx].reason == "barge_in"
+    assert all(getattr(e, "utterance", None) != "old" for e in peer.events[idx + 1 :])
+    await stop(peer, task, sched)
+
+
+async def test_lookahead_is_bounded_in_seconds() -> None:
+    synth = FakeSynth(delay_s=0.001)
+    config = ServerConfig(max_ahead_s=2.0)
+    session, peer, task, sched = await start(synth, config=config)
+    text = " ".join(f"Sentence number {i} is here." for i in range(60))  # ~18 s of "audio"
+    await peer.say(Speak("u", text, final=True))
+    await asyncio.sleep(1.0)
+    # After ~1 s of wall time the listener has heard ~1 s: at most 2 s more may exist,
+    # plus one chunk of slack.
+    assert synth.audio_s <= 1.0 + 2.0 + 2.5, synth.audio_s
+    await peer.say(Cancel())
+    await stop(peer, task, sched)
+
+
+async def test_slow_consumer_is_cancelled_not_buffered_forever() -> None:
+    synth = FakeSynth(delay_s=0.001)
+    config = ServerConfig(max_ahead_s=1000.0, limits=Limits(max_send_buffer_s=3.0))
+    peer = Peer(block_sends=True)  # never reads, so start() can't wait for Ready
+    sched = EngineScheduler()
+    sched.start()
+    services = Services(config, sched, synth, Metrics(), Capacity(4), ("af_heart",))  # type: ignore[arg-type]
+    session = Session(services, MsgpackCodec(), peer, "slow")
+    task = asyncio.create_task(session.run(peer.frames()))
+    await peer.say(Speak("u", " ".join(f"Sentence number {i} is here." for i in range(100)), final=True))
+    await asyncio.sleep(1.0)
+    assert session.outbox.audio_s <= 3.0 + 2.0  # bounded: cancelled once past 3 s
+    assert "u" not in session.utterances
+    peer.block.set()  # the client reads again and learns why
+    await peer.wait_for(lambda e: isinstance(e, Cancelled) and e.reason == "slow_consumer")
+    await stop(peer, task, sched)
+
+
+async def test_engine_failure_is_an_error_for_that_utterance_only() -> None:
+    session, peer, task, sched = await start(FakeSynth(fail_on="explode"))
+    await peer.say(Speak("bad", "Please explode now.", final=True))
+    error = await peer.wait_for(lambda e: isinstance(e, Error))
+    assert error.code == "engine_error" and error.utterance == "bad"
+    await peer.say(Speak("good", "This one works.", final=True))
+    await peer.wait_for(lambda e: isinstance(e, Done) and e.utterance == "good")
+    await stop(peer, task, sched)
+
+
+async def test_disconnect_mid_synthesis_leaves_no_tasks() -> None:
+    synth = FakeSynth(delay_s=0.2)
+    session, peer, task, sched = await start(synth)
+    await peer.say(Speak("u", "Long text here. " * 20, final=True))
+    await peer.wait_for(lambda e: isinstance(e, Audio))
+    await stop(peer, task, sched)
+    leftover = [t for t in asyncio.all_tasks() if t.get_name().startswith(("kokorod-utt", "kokorod-writer", "kokorod-dispatcher"))]
+    assert leftover == []
+    assert session.utterances == {}
+
+
+async def test_capacity_refuses_new_work_early() -> None:
+    capacity = Capacity(1)
+    sched = EngineScheduler()
+    _s1, p1, t1, _ = await start(FakeSynth(delay_s=0.05), capacity=capacity, scheduler=sched)
+    _s2, p2, t2, _ = await start(FakeSynth(), capacity=capacity, scheduler=sched)
+    await p1.say(Speak("a", "Sentence one. " * 20, final=True))
+    await p1.wait_for(lambda e: isinstance(e, Audio))
+    await p2.say(Speak("b", "Me too.", final=True))
+    error = await p2.wait_for(lambda e: isinstance(e, Error))
+    assert error.code == "overloaded" and error.utterance == "b"
+    await p1.say(Cancel())
+    await p1.wait_for(lambda e: isinstance(e, Cancelled))
+    await p2.say(Speak("c", "Now there is room.", final=True))
+    await p2.wait_for(lambda e: isinstance(e, Done) and e.utterance == "c")
+    await p1.close()
+    await p2.close()
+    await asyncio.gather(t1, t2)
+    await sched.aclose()
+
+
+async def test_unknown_voice_and_queue_limit() -> None:
+    config = ServerConfig(limits=Limits(max_utterances=2))
+    session, peer, task, sched = await start(FakeSynth(delay_s=0.05), config=config)
+    await peer.say(Speak("v", "hi", voice="xx_nope", final=True))
+    assert (await peer.wait_for(lambda e: isinstance(e, Error))).code == "unknown_voice"
+    for uid in ("q1", "q2", "q3"):
+        await peer.say(Speak(uid, "Queued words here.", final=True, mode="queue"))
+    error = await peer.wait_for(lambda e: isinstance(e, Error) and e.utterance == "q3")
+    assert error.code == "too_many_utterances"
+    await peer.wait_for(lambda e: isinstance(e, Done) and e.utterance == "q2")
+    await stop(peer, task, sched)
