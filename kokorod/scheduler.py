@@ -6,6 +6,12 @@ sooner than two fighting over the cores, which is what time-to-first-audio needs
 Which job runs next is decided at dispatch time, not at submit time: the stream
 whose listener will run out of audio soonest goes first, so a long paragraph on
 one connection cannot starve a fresh utterance on another.
+
+A job that is already running cannot be reordered, so a listener waiting for
+first audio could still sit behind another stream's multi-second lookahead
+chunk. When that other stream has plenty buffered, we preempt: terminate its run
+(ONNX stops mid-graph) and requeue it. Each job is preempted at most once, so the
+cost is bounded by one wasted partial chunk.
 """
 
 from __future__ import annotations
@@ -25,6 +31,9 @@ T = TypeVar("T")
 
 # Seconds of audio still queued for the listener; lower = closer to running dry.
 Urgency = Callable[[], float]
+# Preempt the running job only for a listener with nothing buffered, and only
+# when the running job's listener has at least this much audio queued.
+PREEMPT_RUNNING_AHEAD_S = 1.5
 
 
 @dataclass(eq=False)
@@ -34,6 +43,8 @@ class _Job(Generic[T]):
     order: int
     token: CancelToken = field(default_factory=CancelToken)
     future: "asyncio.Future[T] | None" = None
+    preempted: bool = False     # the current token fired to make room, not to cancel
+    preemptions: int = 0
 
 
 class EngineScheduler:
@@ -48,6 +59,7 @@ class EngineScheduler:
         self._running: _Job[object] | None = None
         self.jobs_run = 0
         self.busy_s = 0.0
+        self.preemptions = 0
 
     @property
     def queue_depth(self) -> int:
@@ -93,6 +105,7 @@ class EngineScheduler:
         job.future = loop.create_future()
         self._pending.append(job)  # type: ignore[arg-type]
         self._wakeup.set()
+        self._maybe_preempt(job)  # type: ignore[arg-type]
         try:
             return await job.future
         except asyncio.CancelledError:
@@ -100,6 +113,21 @@ class EngineScheduler:
             if job in self._pending:
                 self._pending.remove(job)  # type: ignore[arg-type]
             raise
+
+    def _maybe_preempt(self, new: _Job[object]) -> None:
+        running = self._running
+        # Same urgency function = same session: its own jobs are already in order.
+        if running is None or running.preemptions >= 1 or running.urgency == new.urgency:
+            return
+        try:
+            if new.urgency() > 0.0 or running.urgency() < PREEMPT_RUNNING_AHEAD_S:
+                return
+        except Exception:
+            return
+        running.preempted = True
+        running.preemptions += 1
+        self.preemptions += 1
+        running.token.cancel()
 
     def _pick(self) -> _Job[object]:
         def key(job: _Job[object]) -> tuple[float, int]:
@@ -129,7 +157,12 @@ class EngineScheduler:
             try:
                 result = await loop.run_in_executor(self._executor, _call, job)
             except SynthesisCancelled:
-                if not job.future.done():
+                if job.preempted and not job.future.done():
+                    # Made room for a more urgent listener: run it again later.
+                    job.preempted = False
+                    job.token = CancelToken()
+                    self._pending.append(job)
+                elif not job.future.done():
                     job.future.cancel()
             except Exception as exc:  # delivered to the submitter, never kills the loop
                 if not job.future.done():

@@ -108,3 +108,44 @@ async def test_aclose_leaves_no_engine_thread() -> None:
     await sched.aclose()
     assert not any(t.name.startswith("kokorod-engine-test-close") for t in threading.enumerate())
     assert all(not t.name.startswith("kokorod-engine-test-close") for t in engine_threads())
+
+
+async def test_waiting_listener_preempts_a_well_buffered_running_job() -> None:
+    sched = EngineScheduler()
+    sched.start()
+    runs: list[str] = []
+    started = threading.Event()
+
+    def lookahead_chunk(token: CancelToken) -> str:
+        runs.append("long")
+        started.set()
+        deadline = time.monotonic() + 2.0
+        while time.monotonic() < deadline:
+            if token.cancelled:
+                raise SynthesisCancelled()
+            time.sleep(0.005)
+        return "long done"
+
+    buffered = asyncio.create_task(sched.submit(lookahead_chunk, urgency=lambda: 5.0))  # 5 s queued
+    await asyncio.get_running_loop().run_in_executor(None, started.wait, 2)
+    t0 = time.monotonic()
+    first_audio = await sched.submit(lambda _t: "first", urgency=lambda: -0.1)
+    assert first_audio == "first" and time.monotonic() - t0 < 0.5
+    # The preempted job was requeued, not lost, and runs to completion.
+    assert await buffered == "long done"
+    assert runs == ["long", "long"] and sched.preemptions == 1
+    await sched.aclose()
+
+
+async def test_no_preemption_when_the_running_stream_is_nearly_dry() -> None:
+    sched = EngineScheduler()
+    sched.start()
+    gate = threading.Event()
+    running = asyncio.create_task(sched.submit(lambda _t: gate.wait(5) and "ok", urgency=lambda: 0.3))
+    await asyncio.sleep(0.05)
+    waiting = asyncio.create_task(sched.submit(lambda _t: "next", urgency=lambda: -0.1))
+    await asyncio.sleep(0.1)
+    assert not waiting.done() and sched.preemptions == 0
+    gate.set()
+    assert await running == "ok" and await waiting == "next"
+    await sched.aclose()
