@@ -1,0 +1,228 @@
+"""Markdown for streaming speech: block structure for the segmenter, and
+markdown -> plain speakable text for one segment at a time.
+
+Why a small hand-written scanner instead of markdown-it-py / mistune: the input
+here is one *segment* cut out of an LLM token stream, so it is routinely
+unbalanced ("**bold text," with the closing ``**`` in the next segment, a list
+item without its list, a table row without its header).  A CommonMark parser
+would render such fragments literally (speaking "asterisk asterisk"), and its
+AST would not tell us which characters of the output came from which
+characters of the input.  We only need to *delete* syntax and keep the words,
+which a line-prefix pass plus one inline regex does robustly.
+
+The result is a list of ``Piece`` tuples ``(spoken, written)``:
+``written is None`` means the text is verbatim input (later normalisation rules
+may still rewrite it); otherwise ``spoken`` replaced ``written`` and is final.
+Deleted syntax is a piece with ``spoken == ''``.
+"""
+
+from __future__ import annotations
+
+import re
+
+Piece = tuple[str, "str | None"]
+
+# ----------------------------------------------- block structure (streaming)
+_LIST_MARKER = re.compile(r"(?:[-*+]|\d{1,9}[.)])[ \t]")
+_MARKER_PREFIX = re.compile(r"[-*+]|\d{1,9}[.)]?")
+
+
+def classify_line(buf: str, j: int, final: bool) -> tuple[str, int] | None:
+    """Classify a line by its first non-blank character ``buf[j]``.
+
+    Returns ('fence', run length) for a ``` / ~~~ opener, ('marker', length)
+    for a list marker ("- ", "1. "), ('text', 0) otherwise, or None when the
+    text so far cannot tell yet ("1" may become "1. " or "1.5"); ``final``
+    means no more text will come.
+    """
+    c = buf[j]
+    if c in "`~":
+        k = j
+        while k < len(buf) and buf[k] == c:
+            k += 1
+        if k == len(buf) and not final:
+            return None
+        return ("fence", k - j) if k - j >= 3 else ("text", 0)
+    s = buf[j:j + 12]
+    m = _LIST_MARKER.match(s)
+    if m:
+        return "marker", m.end() - 1
+    if not final and _MARKER_PREFIX.fullmatch(s):
+        return None
+    return "text", 0
+
+
+def fence_closes(buf: str, j: int, fence: tuple[str, int], final: bool) -> bool | None:
+    """Inside a fenced block, is the line whose first non-blank is ``buf[j]``
+    the closing fence (same character, at least as long, nothing after)?"""
+    ch, n = fence
+    k = j
+    while k < len(buf) and buf[k] == ch:
+        k += 1
+    if k - j < n and k < len(buf):
+        return False
+    while k < len(buf) and buf[k] in " \t\r":
+        k += 1
+    if k == len(buf):
+        return None if not final else len(buf[j:k].rstrip(" \t\r")) >= n
+    return buf[k] == "\n" and len(buf[j:k].rstrip(" \t\r")) >= n
+
+
+# ------------------------------------------------------ inline (per segment)
+
+# Whole lines that carry no words.
+_FENCE_LINE = re.compile(r"^[ \t]*(?:`{3,}|~{3,}).*$")
+_HRULE = re.compile(r"^[ \t]{0,3}([-*_])(?:[ \t]*\1){2,}[ \t]*$")
+_TABLE_SEP = re.compile(r"^[ \t]*\|?(?:[ \t]*:?-+:?[ \t]*\|)+(?:[ \t]*:?-+:?[ \t]*)?\|?[ \t]*$")
+
+# Line prefixes: blockquote '>'s, heading '#'s, bullets, task-list boxes.
+# Ordered-list numbers are kept (a listener benefits from hearing "1.").
+_PREFIX = re.compile(
+    r"^(?P<lead>[ \t]*(?:>[ \t]?)*[ \t]*)"
+    r"(?:(?P<heading>\#{1,6})(?:[ \t]+|$)"
+    r"|(?P<bullet>[-*+])[ \t]+(?:\[[ xX]\][ \t]+)?"
+    r"|(?P<num>\d{1,9})(?P<numdelim>[.)])[ \t]+)?"
+)
+_HEADING_TAIL = re.compile(r"[ \t]+#+[ \t]*$")
+
+_INLINE = re.compile(
+    r"(?P<code>(?P<ticks>`+)(?P<codebody>.+?)(?P=ticks))"
+    r"|(?P<image>!\[(?P<alt>[^\]\n]*)\]\((?P<isrc>[^()\s]*(?:\([^()\s]*\)[^()\s]*)*)(?:[ \t]+\"[^\"\n]*\")?\))"
+    r"|(?P<link>\[(?P<ltext>[^\[\]\n]+)\]\((?P<href>[^()\s]*(?:\([^()\s]*\)[^()\s]*)*)(?:[ \t]+\"[^\"\n]*\")?\))"
+    r"|(?P<reflink>\[(?P<rtext>[^\[\]\n^]+)\]\[[^\[\]\n]*\])"
+    r"|(?P<cite>\[\^?[\w-]{1,20}\])"  # footnote / citation markers: [1], [^note]
+    r"|(?P<auto><(?P<autobody>(?:https?://|mailto:)[^<>\s]+|[\w.+-]+@[\w-]+(?:\.[\w-]+)+)>)"
+    r"|(?P<html></?[A-Za-z][A-Za-z0-9-]*(?:\s[^<>\n]*)?/?>)"
+    r"|(?P<escape>\\(?P<escaped>[\\`*_{}\[\]()#+\-.!|>~]))"
+    r"|(?P<stars>\*+)"
+    r"|(?P<unders>(?<![A-Za-z0-9])_{1,3}(?=\S)|(?<=\S)_{1,3}(?![A-Za-z0-9]))"
+    r"|(?P<strike>~~)"
+    r"|(?P<pipe>\|)"
+    r"|(?P<stray>`+)"  # unbalanced backticks (the code span was cut by the segmenter)
+)
+
+
+def strip_markdown(text: str) -> list[Piece]:
+    """Delete markdown syntax from ``text``; see the module docstring."""
+    pieces: list[Piece] = []
+    fence: tuple[str, int] | None = None  # code is not spoken (the segmenter never
+    for line in text.splitlines(keepends=True):  # sends it here, direct callers might)
+        body = line.rstrip("\r\n")
+        eol = line[len(body):]
+        stripped = body.lstrip(" \t")
+        if fence is not None:
+            if fence_closes(stripped + "\n", 0, fence, True):
+                fence = None
+            pieces.append(("", body))
+        else:
+            kind = classify_line(stripped, 0, True) if stripped else None
+            if kind is not None and kind[0] == "fence":
+                fence = (stripped[0], kind[1])
+            _line(body, pieces)
+        if eol:
+            pieces.append((eol, None))
+    return pieces
+
+
+def _line(body: str, out: list[Piece]) -> None:
+    if _FENCE_LINE.match(body) or _HRULE.match(body) or (
+        "|" in body and "-" in body and _TABLE_SEP.match(body)
+    ):
+        out.append(("", body))
+        return
+    m = _PREFIX.match(body)
+    start = 0
+    if m and (m.group("heading") or m.group("bullet") or m.group("num") or ">" in m.group("lead")):
+        lead = m.group("lead")
+        if lead.strip():
+            out.append(("", lead))  # blockquote markers
+        elif lead:
+            out.append((lead, None))
+        if m.group("num"):
+            num = m.group("num")
+            out.append((num + ".", None if m.group("numdelim") == "." else num + ")"))
+            out.append((" ", None))
+        elif m.end() > m.end("lead"):
+            out.append(("", body[m.end("lead"):m.end()]))
+        start = m.end()
+    end = len(body)
+    if m and m.group("heading"):
+        tail = _HEADING_TAIL.search(body, start)
+        if tail:
+            end = tail.start()
+    table_row = body.lstrip().startswith("|")
+    if table_row:
+        # "| a | b |" -> "a, b": the outer pipes go, the inner ones become commas.
+        stripped = body[start:end].rstrip()
+        if stripped.endswith("|"):
+            end = start + len(stripped) - 1
+        lead_ws = len(body) - len(body.lstrip())
+        if start < lead_ws + 1:
+            out.append(("", body[start:lead_ws + 1]))
+            start = lead_ws + 1
+    inline(body[start:end], out, table_row=table_row)
+    if end < len(body):
+        out.append(("", body[end:]))
+
+
+def inline(text: str, out: list[Piece], *, table_row: bool = False) -> None:
+    """Inline markdown of one line (also used recursively for link text)."""
+    pos = 0
+    for m in _INLINE.finditer(text):
+        kind = m.lastgroup
+        s, e = m.span()
+        if kind == "stars" and _literal_star(text, s, e):
+            continue
+        if kind == "pipe" and not table_row:
+            continue
+        if s > pos:
+            out.append((text[pos:s], None))
+        pos = e
+        if kind == "code":
+            body = m.group("codebody")
+            inner = body[1:-1] if len(body) > 2 and body[0] == body[-1] == " " else body
+            lo = m.start("codebody") + body.find(inner)
+            out.append(("", text[s:lo]))
+            out.append((inner, None))
+            out.append(("", text[lo + len(inner):e]))
+        elif kind == "image":
+            _wrapped(text, m, "alt", out, recurse=False)
+        elif kind == "link":
+            _wrapped(text, m, "ltext", out, recurse=True)
+        elif kind == "reflink":
+            _wrapped(text, m, "rtext", out, recurse=True)
+        elif kind == "auto":
+            out.append(("", "<"))
+            out.append((m.group("autobody").removeprefix("mailto:"), None))
+            out.append(("", ">"))
+        elif kind == "escape":
+            out.append(("", "\\"))
+            out.append((m.group("escaped"), None))
+        elif kind == "pipe":
+            out.append((",", "|"))
+        elif kind == "html":
+            out.append((" ", m.group()))  # "line<br>break": a tag separates words
+        else:  # cite, stars, unders, strike, stray: syntax without words
+            out.append(("", m.group()))
+    if pos < len(text):
+        out.append((text[pos:], None))
+
+
+def _wrapped(text: str, m: re.Match[str], group: str, out: list[Piece], *, recurse: bool) -> None:
+    s, e = m.span()
+    gs, ge = m.span(group)
+    out.append(("", text[s:gs]))
+    if recurse:
+        inline(text[gs:ge], out)
+    else:
+        out.append((text[gs:ge], None))
+    out.append(("", text[ge:e]))
+
+
+def _literal_star(text: str, s: int, e: int) -> bool:
+    """A lone '*' between spaces or digits is arithmetic / literal, not emphasis."""
+    if e - s != 1:
+        return False
+    before = text[s - 1] if s > 0 else " "
+    after = text[e] if e < len(text) else " "
+    return (before.isspace() and after.isspace()) or (before.isdigit() and after.isdigit())

