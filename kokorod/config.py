@@ -40,6 +40,7 @@ class ServerConfig:
     ping_timeout_s: float = 20.0
     idle_timeout_s: float = 600.0
     drain_timeout_s: float = 5.0        # SIGTERM: time streams get to finish
+    stall_flush_s: float = 0.4          # input idle this long after a complete sentence: speak it
     token: str | None = None
     insecure: bool = False
     allowed_origins: tuple[str, ...] = ()

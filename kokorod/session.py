@@ -241,6 +241,17 @@ class Session:
                 utt.add_text("", True)
             return
         utt.add_text(msg.text, msg.final)
+        if msg.text and not msg.final:
+            self._loop.call_later(self.s.config.stall_flush_s, self._flush_if_stalled, utt, utt.chars)
+
+    def _flush_if_stalled(self, utt: Utterance, chars_then: int) -> None:
+        """No text for a while and the buffer ends a sentence: speak it now
+        rather than waiting for the next word (which may be seconds away)."""
+        if utt.state.ended or utt.final or utt.chars != chars_then:
+            return
+        if utt.segmenter.ends_with_sentence():
+            utt.segments.extend(utt.segmenter.flush())
+            utt.changed.set()
 
     def _create(self, msg: Speak) -> Utterance | None:
         limits = self.s.config.limits

@@ -177,6 +177,27 @@ class Segmenter:
     def pending_chars(self) -> int:
         return len(self._buf)
 
+    def ends_with_sentence(self) -> bool:
+        """Whether the buffered text ends in an unambiguous sentence end.
+
+        A streaming caller whose input has stalled (an LLM pausing for a tool
+        call) may then ``flush()`` instead of holding a finished sentence until
+        the next word arrives. Tails that more text could still change say no:
+        "$3." (a decimal may follow), "Dr." / "U.S." (abbreviations), or an open
+        code fence, code span or link.
+        """
+        tail = self._buf.rstrip()
+        if not tail or self._fence is not None or self._code_span or self._brackets or self._link_paren:
+            return False
+        if tail[-1] in _CJK_TERMINATORS:
+            return True
+        token = tail.split()[-1]
+        kind, term, _title = _classify_token(token)
+        if kind != "sentence":
+            return False
+        stem = token.rstrip(_CLOSERS).rstrip(_TERMINATORS)
+        return not (term == "." and stem[-1:].isdigit())
+
     def feed(self, fragment: str) -> list[Segment]:
         if fragment:
             self._buf += fragment

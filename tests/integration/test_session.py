@@ -233,3 +233,17 @@ async def test_unknown_voice_and_queue_limit() -> None:
     assert error.code == "too_many_utterances"
     await peer.wait_for(lambda e: isinstance(e, Done) and e.utterance == "q2")
     await stop(peer, task, sched)
+
+
+async def test_stalled_stream_speaks_its_finished_sentence() -> None:
+    """An LLM that pauses after a sentence (a tool call, say) is not left silent."""
+    session, peer, task, sched = await start(FakeSynth())
+    await peer.say(Speak("u", "Let me check that for you."))  # complete, but not final
+    words = await peer.wait_for(lambda e: isinstance(e, WordEvent) and e.text == "you", timeout=3)
+    assert words.utterance == "u"
+    await peer.say(Speak("u", " It costs $3."))  # ambiguous tail: keeps waiting
+    await asyncio.sleep(1.0)
+    assert not any(isinstance(e, WordEvent) and e.text == "costs" for e in peer.events)
+    await peer.say(Speak("u", "50 today.", final=True))
+    await peer.wait_for(lambda e: isinstance(e, Done))
+    await stop(peer, task, sched)

@@ -336,3 +336,21 @@ def test_no_cut_stream_stays_linear() -> None:
     # must not rescan its growing buffer.
     tokens = ["["] + ["word "] * 20_000 + ["](u)"]
     assert _feed_time(tokens, normalizer=lambda t: Normalized(t)) < 1.0
+
+
+@pytest.mark.parametrize("buffered,complete", [
+    ("Hello there.", True),
+    ("Is it ready?", True),
+    ('He said "stop."', True),
+    ("好的。", True),
+    ("It costs $3.", False),        # a decimal may follow
+    ("I met Dr.", False),           # abbreviation
+    ("She moved to the U.S.", False),
+    ("Still going", False),
+    ("See `code.", False),          # open code span
+    ("", False),
+])
+def test_ends_with_sentence_for_stalled_streams(buffered: str, complete: bool) -> None:
+    seg = Segmenter()
+    seg.feed(buffered)
+    assert seg.ends_with_sentence() is complete
