@@ -30,6 +30,15 @@ def _speech_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--speed", type=float, default=1.0, help="0.5 to 2.0 (default 1.0)")
 
 
+def _client_args(p: argparse.ArgumentParser) -> None:
+    """Options shared by `say` and `pipe`, which talk to the daemon when one runs."""
+    p.add_argument("-o", "--output", default=None, help="write a WAV file instead of playing")
+    p.add_argument("--url", default=os.environ.get("KOKOROD_URL", DEFAULT_URL), help=f"daemon URL (default {DEFAULT_URL})")
+    p.add_argument("--token", default=None, help="daemon token (default: $KOKOROD_TOKEN)")
+    p.add_argument("--local", action="store_true", help="never use the daemon; synthesize in this process")
+    p.add_argument("--words", action="store_true", help="print each word in time with playback")
+
+
 def _engine_options(args: argparse.Namespace) -> "EngineOptions":
     from kokorod.runtime import EngineOptions
 
@@ -101,21 +110,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("say", help="speak text (through the daemon when it runs, else in-process)")
     p.add_argument("text", help="the text to speak")
-    p.add_argument("-o", "--output", default=None, help="write a WAV file instead of playing")
-    p.add_argument("--url", default=os.environ.get("KOKOROD_URL", DEFAULT_URL), help=f"daemon URL (default {DEFAULT_URL})")
-    p.add_argument("--token", default=None, help="daemon token (default: $KOKOROD_TOKEN)")
-    p.add_argument("--local", action="store_true", help="never use the daemon; synthesize in this process")
-    p.add_argument("--words", action="store_true", help="print each word in time with playback")
+    _client_args(p)
     _speech_args(p)
     _engine_args(p)
     p.set_defaults(handler=cmd_say)
 
     p = sub.add_parser("pipe", help="speak stdin as it arrives (e.g. an LLM's output)")
-    p.add_argument("-o", "--output", default=None, help="write a WAV file instead of playing")
-    p.add_argument("--url", default=os.environ.get("KOKOROD_URL", DEFAULT_URL), help=f"daemon URL (default {DEFAULT_URL})")
-    p.add_argument("--token", default=None, help="daemon token (default: $KOKOROD_TOKEN)")
-    p.add_argument("--local", action="store_true", help="never use the daemon; synthesize in this process")
-    p.add_argument("--words", action="store_true", help="print each word in time with playback")
+    _client_args(p)
     _speech_args(p)
     _engine_args(p)
     p.set_defaults(handler=cmd_pipe)
