@@ -7,6 +7,7 @@ executor thread, never from the event loop.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Any, Iterable, Protocol, Sequence
 
@@ -45,6 +46,7 @@ def _is_wordlike(text: str) -> bool:
 
 _EDGE_PUNCT = "\"'“”‘’()[]{}<>«»,;:!?.…—–-*_`"
 # Abbreviations whose period is part of the written word, not sentence punctuation.
+_DOTTED = re.compile(r"(?:[A-Za-z]\.)+[A-Za-z]")  # a.m, U.S, e.g (the final "." is stripped)
 _ABBREVIATIONS = frozenset(
     "dr mr mrs ms prof st jr sr vs etc inc ltd co no fig approx dept est mt ave".split()
 )
@@ -58,7 +60,7 @@ def _written_form(text: str) -> str:
         return text.strip()
     start = text.find(core)
     end = start + len(core)
-    if end < len(text) and text[end] == "." and ("." in core or core.lower() in _ABBREVIATIONS):
+    if end < len(text) and text[end] == "." and (_DOTTED.fullmatch(core) or core.lower() in _ABBREVIATIONS):
         end += 1
     return text[start:end]
 
