@@ -17,7 +17,9 @@ class Limits:
     messages_per_s: float = 200.0
     message_burst: int = 400
     max_send_buffer_s: float = 30.0     # audio queued for a client that is not reading
-    max_active_streams: int = 6         # utterances synthesizing at once, daemon-wide
+    # Connections speaking at once, daemon-wide. 3 = what a 2-core box streams at
+    # 1x with no underruns (bench/capacity.py, docs/operations.md); 4 underran.
+    max_active_streams: int = 3
 
     def to_wire(self) -> dict[str, float | int]:
         return {
@@ -30,15 +32,28 @@ class Limits:
         }
 
 
+_LIMIT_HELP = {  # flag's metavar, help
+    "max_connections": ("N", "open WebSocket connections; more get HTTP 503"),
+    "max_utterances": ("N", "utterances queued or speaking per connection"),
+    "max_text_chars": ("N", "unspoken text buffered per utterance"),
+    "max_message_bytes": ("BYTES", "larger client messages get a message_too_large error"),
+    "hard_max_message_bytes": ("BYTES", "larger frames close the connection (1009)"),
+    "messages_per_s": ("RATE", "client messages per second, sustained"),
+    "message_burst": ("N", "client messages allowed in a burst"),
+    "max_send_buffer_s": ("SECONDS", "audio held for a client that is not reading; past it its stream is cancelled"),
+    "max_active_streams": ("N", "connections speaking at once, daemon-wide; more are refused with overloaded"),
+}
+
+
 @dataclass(frozen=True)
 class ServerConfig:
     host: str = "127.0.0.1"
     port: int = 8765
     voice: str = "af_heart"
     max_ahead_s: float = 8.0            # synthesize at most this far ahead of playback
-    ping_interval_s: float = 20.0
+    ping_interval_s: float = 20.0       # keepalive: also ends connections of clients that stopped reading
     ping_timeout_s: float = 20.0
-    idle_timeout_s: float = 600.0
+    idle_timeout_s: float = 600.0       # no message and nothing speaking or playing: close
     drain_timeout_s: float = 5.0        # SIGTERM: time streams get to finish
     stall_flush_s: float = 0.4          # input idle this long after a complete sentence: speak it
     token: str | None = None
@@ -58,8 +73,14 @@ def add_server_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--allow-origin", action="append", default=[], help="extra allowed browser Origin (repeatable)")
     p.add_argument("--log-json", action="store_true", help="structured JSON logs")
     p.add_argument("--max-ahead-s", type=float, default=ServerConfig.max_ahead_s, help="synthesis lookahead in seconds")
+    for name, doc in (("idle_timeout_s", "close a connection silent and not speaking for this long"),
+                      ("ping_interval_s", "WebSocket keepalive ping interval"),
+                      ("ping_timeout_s", "close when a ping gets no pong for this long"),
+                      ("drain_timeout_s", "on SIGTERM, let speech finish for up to this long")):
+        p.add_argument("--" + name.replace("_", "-"), type=float, default=getattr(ServerConfig, name), help=doc)
     for f in fields(Limits):
-        p.add_argument("--" + f.name.replace("_", "-"), type=type(f.default), default=f.default, dest=f"limit_{f.name}")
+        p.add_argument("--" + f.name.replace("_", "-"), type=type(f.default), default=f.default, dest=f"limit_{f.name}",
+                       metavar=_LIMIT_HELP[f.name][0], help=f"{_LIMIT_HELP[f.name][1]} (default {f.default})")
 
 
 def limits_from_args(args: argparse.Namespace) -> Limits:

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+import asyncio
+import os
+import threading
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, generate_latest
 
 _LATENCY_BUCKETS_S = (0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0)
 _RTF_BUCKETS = (0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 1.5, 2.0)
+_TASK_DIR = "/proc/self/task"
 
 
 class Metrics:
@@ -14,12 +19,13 @@ class Metrics:
         self.connections = Gauge("kokorod_open_connections", "Open WebSocket connections", registry=r)
         self.connections_total = Counter("kokorod_connections_total", "Accepted WebSocket connections", registry=r)
         self.connections_refused = Counter("kokorod_connections_refused_total", "Connections refused", ["reason"], registry=r)
+        self.idle_closed = Counter("kokorod_idle_disconnects_total", "Connections closed by the idle timeout", registry=r)
         self.utterances_started = Counter("kokorod_utterances_started_total", "Utterances started", registry=r)
         self.utterances_done = Counter("kokorod_utterances_completed_total", "Utterances spoken to the end", registry=r)
         self.utterances_cancelled = Counter("kokorod_utterances_cancelled_total", "Utterances cancelled", ["reason"], registry=r)
         self.utterances_failed = Counter("kokorod_utterances_failed_total", "Utterances ended by an error", registry=r)
         self.utterances_refused = Counter("kokorod_utterances_refused_total", "Utterances refused (limits, overload)", ["reason"], registry=r)
-        self.active_streams = Gauge("kokorod_active_streams", "Utterances speaking or queued, daemon-wide", registry=r)
+        self.active_streams = Gauge("kokorod_active_streams", "Connections with an utterance speaking or queued (stream slots in use)", registry=r)
         self.queue_depth = Gauge("kokorod_engine_queue_depth", "Synthesis jobs waiting or running", registry=r)
         self.ttfa = Histogram("kokorod_time_to_first_audio_seconds", "First text received to first audio frame queued", buckets=_LATENCY_BUCKETS_S, registry=r)
         self.rtf = Histogram("kokorod_synthesis_rtf", "Synthesis time / audio duration per chunk", buckets=_RTF_BUCKETS, registry=r)
@@ -27,6 +33,30 @@ class Metrics:
         self.engine_errors = Counter("kokorod_engine_errors_total", "Synthesis failures", registry=r)
         self.protocol_errors = Counter("kokorod_protocol_errors_total", "Error events sent to clients", ["code"], registry=r)
         self.audio_seconds = Counter("kokorod_audio_seconds_total", "Seconds of audio streamed", registry=r)
+        # Sampled at scrape time. They exist so leaks (tasks or threads left behind
+        # by a client that vanished mid-synthesis) are visible from outside.
+        self.send_backlog = Gauge("kokorod_send_backlog_seconds", "Audio queued in the daemon for clients, not yet handed to their sockets", registry=r)
+        self.ready = Gauge("kokorod_ready", "1 once the model is loaded and warm-up synthesis worked", registry=r)
+        self.tasks = Gauge("kokorod_tasks", "Live asyncio tasks in the daemon's loop", registry=r)
+        self.threads = Gauge("kokorod_threads", "Live Python threads", registry=r)
+        self.engine_threads = Gauge("kokorod_engine_threads", "Live engine (synthesis) threads", registry=r)
+        self.os_threads = Gauge("kokorod_os_threads", "OS threads of the process (ONNX Runtime's pool included; Linux)", registry=r)
+        # process_resident_memory_bytes, process_open_fds, ... (Linux only; no-op elsewhere).
+        ProcessCollector(registry=r)
+
+    def sample_runtime(self, *, queue_depth: int, ready: bool, send_backlog_s: float = 0.0) -> None:
+        from kokorod.scheduler import engine_threads
+
+        self.queue_depth.set(queue_depth)
+        self.send_backlog.set(send_backlog_s)
+        self.ready.set(1 if ready else 0)
+        self.tasks.set(len(asyncio.all_tasks()))
+        self.threads.set(threading.active_count())
+        self.engine_threads.set(len(engine_threads()))
+        try:
+            self.os_threads.set(len(os.listdir(_TASK_DIR)))
+        except OSError:  # not Linux
+            pass
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -12,11 +12,12 @@ import asyncio
 import importlib.resources
 import logging
 import signal
+import socket
 import time
 import uuid
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from typing import Any
+from typing import Any, Callable
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
@@ -25,6 +26,7 @@ from websockets.http11 import Request, Response
 
 from kokorod.auth import AuthPolicy, load_token
 from kokorod.config import ServerConfig, limits_from_args
+from kokorod.errors import KokorodError
 from kokorod.metrics import Metrics
 from kokorod.protocol.codec import SUBPROTOCOLS, codec_for_subprotocol
 from kokorod.scheduler import EngineScheduler
@@ -33,6 +35,12 @@ from kokorod.synthesizer import Synthesizer
 
 log = logging.getLogger("kokorod.server")
 STREAM_PATH = "/v1/stream"
+# Kernel send buffer per client socket. Left alone, Linux grows it up to
+# tcp_wmem's maximum (4 MiB here) even for a client that never reads: a minute
+# of audio out of reach of --max-send-buffer-s. A fixed size keeps that bound
+# honest (and kernel memory per stuck client small) while leaving room for far
+# more than real-time audio over any sane link. Linux doubles the value given.
+SOCKET_SEND_BUFFER_BYTES = 128 * 1024
 _STATIC = {
     "/": ("index.html", "text/html; charset=utf-8"),
     "/index.html": ("index.html", "text/html; charset=utf-8"),
@@ -50,43 +58,79 @@ def _response(status: int, body: bytes, content_type: str = "text/plain; charset
 
 
 @dataclass
+class _Activity:
+    """When the client last sent a message (loop time), for the idle timeout."""
+
+    last_message: float
+
+
+@dataclass
 class Daemon:
-    """A running kokorod: one engine, one scheduler, many sessions."""
+    """A running kokorod: one engine, one scheduler, many sessions.
+
+    It listens before the model is loaded, so /healthz answers (and a busy port
+    fails) at once; /readyz and the WebSocket wait for warm-up.
+    """
 
     config: ServerConfig
-    synth: Synthesizer
+    synth: Synthesizer | None = None
     metrics: Metrics = field(default_factory=Metrics)
     scheduler: EngineScheduler = field(default_factory=EngineScheduler)
     sessions: set[Session] = field(default_factory=set)
     ready: bool = False
+    draining: bool = False
     server: Server | None = None
-    auth: AuthPolicy | None = None
 
     def __post_init__(self) -> None:
         self.capacity = Capacity(self.config.limits.max_active_streams)
-        self.services = Services(self.config, self.scheduler, self.synth, self.metrics, self.capacity,
-                                 tuple(self.synth.voices.names()))
-        self.auth = AuthPolicy(self.config.token, self.config.allowed_origins, self.config.port)
+        self.services: Services | None = None
+        self.auth = AuthPolicy(self.config.token, self.config.allowed_origins, self.config.port,
+                               bind_host=self.config.host, insecure=self.config.insecure)
 
-    async def start(self) -> None:
+    async def start(self, loader: Callable[[], Synthesizer] | None = None) -> None:
+        await self.listen()
+        await self.load(loader)
+
+    async def listen(self) -> None:
         self.scheduler.start()
-        # The first run of a model is several times slower than later ones; pay
-        # that before the first client does, and prove synthesis works (/readyz).
-        await self.scheduler.run_direct(lambda: self.synth.synthesize("Ready.", voice=self.config.voice))
-        self.ready = True
         limits = self.config.limits
-        self.server = await serve(
-            self._handle,
-            self.config.host,
-            self.config.port,
-            process_request=self._process_request,
-            select_subprotocol=self._select_subprotocol,
-            compression=None,  # PCM does not compress; deflate would only cost CPU
-            max_size=limits.hard_max_message_bytes,
-            ping_interval=self.config.ping_interval_s,
-            ping_timeout=self.config.ping_timeout_s,
-            max_queue=32,
-        )
+        try:
+            self.server = await serve(
+                self._handle,
+                self.config.host,
+                self.config.port,
+                process_request=self._process_request,
+                select_subprotocol=self._select_subprotocol,
+                compression=None,  # PCM does not compress; deflate would only cost CPU
+                max_size=limits.hard_max_message_bytes,
+                ping_interval=self.config.ping_interval_s or None,
+                ping_timeout=self.config.ping_timeout_s or None,
+                max_queue=32,
+            )
+        except OSError as exc:
+            raise KokorodError(f"cannot listen on {self.config.host}:{self.config.port}: {exc.strerror or exc}",
+                               "is another kokorod running? pick another --port") from None
+
+    async def load(self, loader: Callable[[], Synthesizer] | None = None) -> None:
+        """Load the model (on the engine thread, so the loop keeps answering
+        /healthz), then pay the first run's extra cost before a client does and
+        prove synthesis works: only then is the daemon ready."""
+        if loader is not None:
+            self.synth = await self.scheduler.run_direct(loader)
+        synth = self.synth
+        assert synth is not None, "Daemon needs a synthesizer or a loader"
+        self.services = Services(self.config, self.scheduler, synth, self.metrics, self.capacity,
+                                 tuple(synth.voices.names()))
+        started = time.perf_counter()
+        try:
+            await self.scheduler.run_direct(lambda: synth.synthesize("Ready.", voice=self.config.voice))
+        except KokorodError:
+            raise
+        except Exception as exc:
+            raise KokorodError(f"warm-up synthesis failed: {type(exc).__name__}: {exc}",
+                               "run `kokorod doctor`; `kokorod fetch` repairs missing or corrupt assets") from exc
+        self.ready = True
+        log.info("ready (warm-up synthesis %.2f s)", time.perf_counter() - started)
 
     @property
     def port(self) -> int:
@@ -95,6 +139,7 @@ class Daemon:
 
     async def shutdown(self) -> None:
         """Stop accepting, let streams finish (bounded), close clients with 1001."""
+        self.ready, self.draining = False, True
         if self.server is not None:
             self.server.close(close_connections=False)
         sessions = list(self.sessions)
@@ -107,17 +152,26 @@ class Daemon:
     # -- HTTP ----------------------------------------------------------------
 
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
-        path, _, _query = request.path.partition("?")
+        try:
+            return self._route(request)
+        except Exception as exc:
+            # Not websockets' own handler: its log line would carry the request,
+            # and a request can carry a token.
+            log.error("HTTP request failed: %s", type(exc).__name__)
+            return _response(500, b"internal error\n")
+
+    def _route(self, request: Request) -> Response | None:
+        path = request.path.partition("?")[0]
         if path == "/healthz":
             return _response(200, b"ok\n")
         if path == "/readyz":
-            return _response(200, b"ready\n") if self.ready else _response(503, b"loading\n")
-        assert self.auth is not None
+            return _response(200, b"ready\n") if self.ready else _response(503, b"draining\n" if self.draining else b"loading\n")
         if path == "/metrics":
-            denied = self.auth.check_token(request)
-            if denied:
-                return _response(401, denied.encode() + b"\n", extra={"WWW-Authenticate": "Bearer"})
-            self.metrics.queue_depth.set(self.scheduler.queue_depth)
+            denied = self._deny(request, origin=False)
+            if denied is not None:
+                return denied
+            self.metrics.sample_runtime(queue_depth=self.scheduler.queue_depth, ready=self.ready,
+                                        send_backlog_s=sum(s.outbox.audio_s for s in self.sessions))
             return _response(200, self.metrics.render(), "text/plain; version=0.0.4; charset=utf-8")
         if path in _STATIC and "upgrade" not in request.headers.get("Connection", "").lower():
             name, ctype = _STATIC[path]
@@ -128,14 +182,31 @@ class Daemon:
             return _response(200, body, ctype)
         if path != STREAM_PATH:
             return _response(404, f"not found; the WebSocket endpoint is {STREAM_PATH}\n".encode())
-        denied = self.auth.check_token(request) or self.auth.check_origin(request)
-        if denied:
+        denied = self._deny(request, origin=True)
+        if denied is not None:
             self.metrics.connections_refused.labels(reason="auth").inc()
-            status = 403 if denied.startswith("origin") else 401
-            return _response(status, denied.encode() + b"\n", extra={"WWW-Authenticate": "Bearer"} if status == 401 else None)
-        if len(self.sessions) >= self.config.limits.max_connections:
+            return denied
+        if not self.ready:
+            self.metrics.connections_refused.labels(reason="not_ready").inc()
+            why = b"kokorod is shutting down\n" if self.draining else b"kokorod is loading its model; try again shortly\n"
+            return _response(503, why, extra={"Retry-After": "1"})
+        # Counted by websockets' own set of open connections: it includes ones
+        # whose handler has not started yet, and process_request and the switch
+        # to OPEN happen without a yield in between, so the bound is exact.
+        assert self.server is not None
+        if len(self.server.connections) >= self.config.limits.max_connections:
             self.metrics.connections_refused.labels(reason="capacity").inc()
             return _response(503, b"kokorod is at its connection limit; try again shortly\n", extra={"Retry-After": "1"})
+        return None
+
+    def _deny(self, request: Request, *, origin: bool) -> Response | None:
+        """The 401/403 for a request that may not use the daemon, else None."""
+        why = self.auth.check_token(request)
+        if why is not None:
+            return _response(401, why.encode() + b"\n", extra={"WWW-Authenticate": "Bearer"})
+        why = self.auth.check_host(request) or (self.auth.check_origin(request) if origin else None)
+        if why is not None:
+            return _response(403, why.encode(errors="replace") + b"\n")
         return None
 
     def _select_subprotocol(self, connection: ServerConnection, offered: list[str]) -> str | None:
@@ -149,21 +220,63 @@ class Daemon:
     # -- WebSocket -----------------------------------------------------------
 
     async def _handle(self, connection: ServerConnection) -> None:
+        assert self.services is not None
+        sock = connection.transport.get_extra_info("socket")
+        if sock is not None:
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKET_SEND_BUFFER_BYTES)
+            except OSError:  # not fatal: only the slow-consumer bound gets looser
+                pass
         codec = codec_for_subprotocol(connection.subprotocol, self.config.limits.max_message_bytes)
         session = Session(self.services, codec, _Transport(connection), uuid.uuid4().hex[:12])
+        activity = _Activity(asyncio.get_running_loop().time())
         self.sessions.add(session)
         self.metrics.connections.inc()
         self.metrics.connections_total.inc()
+        idle = asyncio.create_task(self._close_when_idle(connection, session, activity), name=f"kokorod-idle-{session.id}")
         try:
-            await session.run(_frames(connection))
+            await session.run(_frames(connection, activity))
         finally:
+            idle.cancel()
+            try:
+                await idle
+            except asyncio.CancelledError:
+                pass
             self.sessions.discard(session)
             self.metrics.connections.dec()
 
+    async def _close_when_idle(self, connection: ServerConnection, session: Session, activity: _Activity) -> None:
+        """Close a connection that sent nothing and had nothing to hear for
+        ``idle_timeout_s``. Busy: an utterance with text still to speak (or
+        final, so it ends by itself) and audio still playing on the client
+        (``play_end``). An utterance waiting for text the client never sends is
+        not activity: it would otherwise hold a stream slot forever."""
+        timeout = self.config.idle_timeout_s
+        if timeout <= 0:
+            return
+        loop = asyncio.get_running_loop()
+        # Polling keeps this independent of the session's internals; a few wakeups
+        # per timeout per connection cost nothing.
+        step = min(5.0, max(0.05, timeout / 4))
+        busy_at = loop.time()
+        while True:
+            now = loop.time()
+            if any(u.final or u.segments for u in session.utterances.values()):
+                busy_at = now
+            remaining = max(activity.last_message, busy_at, session.play_end) + timeout - now
+            if remaining <= 0:
+                break
+            await asyncio.sleep(min(remaining, step))
+        self.metrics.idle_closed.inc()
+        log.info("session %s: idle for %g s, closing", session.id, timeout)
+        await connection.close(1000, f"idle for {timeout:g} s")
 
-async def _frames(connection: ServerConnection) -> Any:
+
+async def _frames(connection: ServerConnection, activity: _Activity) -> Any:
+    loop = asyncio.get_running_loop()
     try:
         async for frame in connection:
+            activity.last_message = loop.time()
             yield frame
     except ConnectionClosed:
         return
@@ -185,10 +298,12 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         host=args.host, port=args.port, voice=args.voice, max_ahead_s=args.max_ahead_s,
         token=load_token(args.token, args.token_file), insecure=args.insecure,
         allowed_origins=tuple(args.allow_origin), log_json=args.log_json, limits=limits_from_args(args),
+        idle_timeout_s=args.idle_timeout_s, ping_interval_s=args.ping_interval_s,
+        ping_timeout_s=args.ping_timeout_s, drain_timeout_s=args.drain_timeout_s,
     )
 
 
-async def serve_until_signalled(daemon: Daemon) -> None:
+async def serve_until_signalled(daemon: Daemon, loader: Callable[[], Synthesizer] | None = None) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -196,12 +311,21 @@ async def serve_until_signalled(daemon: Daemon) -> None:
             loop.add_signal_handler(sig, stop.set)
         except (NotImplementedError, RuntimeError):  # not on the main thread / Windows
             pass
-    await daemon.start()
-    print(f"kokorod listening on ws://{daemon.config.host}:{daemon.port}{STREAM_PATH} "
-          f"(page http://{daemon.config.host}:{daemon.port}/)", flush=True)
+    await daemon.listen()
+    where = {"url": f"ws://{daemon.config.host}:{daemon.port}{STREAM_PATH}", "page": f"http://{daemon.config.host}:{daemon.port}/"}
+    if daemon.config.log_json:  # keep the output machine-readable end to end
+        log.info("listening on %s", where["url"], extra={"event": "listening", "fields": where})
+    else:
+        print(f"kokorod listening on {where['url']} (page {where['page']})", flush=True)
+    try:
+        await daemon.load(loader)
+    except BaseException:
+        await daemon.shutdown()
+        raise
     await stop.wait()
     log.info("signal received: draining")
     await daemon.shutdown()
+    log.info("stopped")
 
 
 def run_server(args: argparse.Namespace) -> int:
@@ -212,24 +336,22 @@ def run_server(args: argparse.Namespace) -> int:
     setup_logging(json_lines=args.log_json, verbose=getattr(args, "verbose", False))
     config = config_from_args(args)
     check_bind(config)
-    started = time.perf_counter()
-    synth = build_synthesizer(EngineOptions(engine=args.engine, cache_dir=args.cache_dir, model=args.model,
-                                            config=args.config, device=args.device))
-    synth.voices.parse(config.voice)
-    log.info("model loaded in %.1f s", time.perf_counter() - started)
-    daemon = Daemon(config, synth)
+    options = EngineOptions(engine=args.engine, cache_dir=args.cache_dir, model=args.model,
+                            config=args.config, device=args.device)
+
+    def load() -> Synthesizer:
+        started = time.perf_counter()
+        synth = build_synthesizer(options)
+        synth.voices.parse(config.voice)
+        log.info("model loaded in %.1f s", time.perf_counter() - started)
+        return synth
+
+    daemon = Daemon(config)
     try:
         import uvloop
 
         runner = uvloop.run
     except ImportError:  # uvloop is optional (e.g. Windows)
         runner = asyncio.run
-    try:
-        runner(serve_until_signalled(daemon))
-    except OSError as exc:
-        from kokorod.errors import KokorodError
-
-        raise KokorodError(f"cannot listen on {config.host}:{config.port}: {exc.strerror or exc}",
-                           "is another kokorod running? pick another --port") from None
+    runner(serve_until_signalled(daemon, load))
     return 0
-

@@ -8,7 +8,6 @@ writer task, and a bounded outbox. It talks to the socket through a two-method
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from typing import Any, AsyncIterable, Protocol
 from kokorod import __version__
 from kokorod.config import ServerConfig
 from kokorod.errors import InputError
+from kokorod.logs import kv
 from kokorod.metrics import Metrics
 from kokorod.outbox import Outbox
 from kokorod.protocol.codec import Codec, ProtocolError
@@ -39,8 +39,10 @@ class Transport(Protocol):
 
 
 class Capacity:
-    """Daemon-wide count of utterances queued or speaking; past the bound new
-    work is refused up front instead of letting every stream underrun."""
+    """Daemon-wide count of streams: connections with an utterance queued or
+    speaking. A connection synthesizes one utterance at a time (queued ones wait
+    for their turn), so it holds one slot however many it has queued. Past the
+    bound new work is refused up front instead of letting every stream underrun."""
 
     def __init__(self, max_active: int) -> None:
         self.max_active = max_active
@@ -124,7 +126,9 @@ class Session:
     async def close_utterances(self, reason: CancelReason | None) -> None:
         """Cancel everything (``reason`` None: the client is gone, tell nobody)."""
         for utt in list(self.utterances.values()):
-            self._cancel(utt, reason or CancelReason.SHUTDOWN, notify=reason is not None)
+            # A vanished client is counted (metrics, log) as "disconnect", not "shutdown".
+            self._cancel(utt, reason or CancelReason.SHUTDOWN, notify=reason is not None,
+                         label=None if reason is not None else "disconnect")
         tasks = [u.task for u in self._tasks_owned if u.task is not None]
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -268,7 +272,7 @@ class Session:
             self.s.metrics.utterances_refused.labels(reason="too_many").inc()
             self._error(ErrorCode.TOO_MANY_UTTERANCES, f"at most {limits.max_utterances} utterances may be queued", msg.utterance)
             return None
-        if not self.s.capacity.try_acquire():
+        if not self.utterances and not self.s.capacity.try_acquire():  # else this connection holds its slot
             self.s.metrics.utterances_refused.labels(reason="overloaded").inc()
             self._error(ErrorCode.OVERLOADED, "the daemon is at capacity; try again shortly", msg.utterance)
             return None
@@ -334,6 +338,15 @@ class Session:
     def _emit(self, utt: Utterance, events: list[Any]) -> None:
         if utt.state.ended:  # stale: cancelled while this chunk was being made
             return
+        # Judge the backlog before adding a chunk's audio: a fresh chunk is often
+        # seconds of audio put here at once, which a reading client drains while
+        # the next one is synthesized; audio still queued from earlier chunks
+        # means it is not reading.
+        if self.outbox.audio_s > self.s.config.limits.max_send_buffer_s and any(isinstance(e, Audio) for e in events):
+            for victim in list(self.utterances.values()):
+                self._cancel(victim, CancelReason.SLOW_CONSUMER)
+            self._error(ErrorCode.OVERLOADED, "the client is not reading its audio; stream cancelled")
+            return
         now = self._loop.time()
         for i, event in enumerate(events):
             if isinstance(event, Audio):
@@ -345,10 +358,6 @@ class Session:
                 self.play_end = max(self.play_end, now) + event.samples / event.sample_rate
                 self.s.metrics.audio_seconds.inc(event.samples / event.sample_rate)
             self.outbox.put(event)
-        if self.outbox.audio_s > self.s.config.limits.max_send_buffer_s:
-            for victim in list(self.utterances.values()):
-                self._cancel(victim, CancelReason.SLOW_CONSUMER)
-            self._error(ErrorCode.OVERLOADED, "the client is not reading its audio; stream cancelled")
 
     def _fail(self, utt: Utterance, code: str, message: str) -> None:
         if utt.state.ended:
@@ -357,11 +366,11 @@ class Session:
         self.s.metrics.protocol_errors.labels(code=str(code)).inc()
         self._retire(utt, State.FAILED)
 
-    def _cancel(self, utt: Utterance, reason: CancelReason, *, notify: bool = True) -> None:
+    def _cancel(self, utt: Utterance, reason: CancelReason, *, notify: bool = True, label: str | None = None) -> None:
         if utt.state.ended:
             return
         was_speaking = utt.state == State.SPEAKING
-        self._retire(utt, State.CANCELLED, reason=str(reason))
+        self._retire(utt, State.CANCELLED, reason=label or str(reason))
         if utt.task is not None and not utt.task.done():
             utt.task.cancel()
         self.outbox.purge(utt.id)
@@ -378,7 +387,8 @@ class Session:
         self._ended[utt.id] = None
         while len(self._ended) > _ENDED_IDS_KEPT:
             self._ended.popitem(last=False)
-        self.s.capacity.release()
+        if not self.utterances:  # its last one: the connection's stream slot is free
+            self.s.capacity.release()
         m = self.s.metrics
         m.active_streams.set(self.s.capacity.active)
         if state == State.DONE:
@@ -390,4 +400,5 @@ class Session:
         utt.finished.set()
         info = describe(utt, reason or state.value, self._loop.time())
         info["session"] = self.id
-        log.info("utterance %s", json.dumps(info) if self.s.config.log_json else " ".join(f"{k}={v}" for k, v in info.items()))
+        # Text logs read "utterance k=v ..."; --log-json emits the fields as JSON keys.
+        log.info("utterance %s", kv(info), extra={"event": "utterance", "fields": info})
