@@ -257,24 +257,35 @@ class Session:
             utt.segments.extend(utt.segmenter.flush())
             utt.changed.set()
 
+    def _refuse(self, uid: str, code: str, message: str) -> None:
+        """Refuse a new utterance. Its id counts as ended, so later fragments of
+        it are refused too instead of starting it from the middle of the text."""
+        self._error(code, message, uid)
+        self._remember_ended(uid)
+
+    def _remember_ended(self, uid: str) -> None:
+        self._ended[uid] = None
+        while len(self._ended) > _ENDED_IDS_KEPT:
+            self._ended.popitem(last=False)
+
     def _create(self, msg: Speak) -> Utterance | None:
         limits = self.s.config.limits
         voice = msg.voice if msg.voice is not None else self.voice
         try:
             self.s.synth.voices.parse(voice)
         except InputError as exc:
-            self._error(ErrorCode.UNKNOWN_VOICE, exc.message, msg.utterance)
+            self._refuse(msg.utterance, ErrorCode.UNKNOWN_VOICE, exc.message)
             return None
         if (msg.mode or self.mode) == "interrupt":
             for old in list(self.utterances.values()):
                 self._cancel(old, CancelReason.BARGE_IN)
         if len(self.utterances) >= limits.max_utterances:
             self.s.metrics.utterances_refused.labels(reason="too_many").inc()
-            self._error(ErrorCode.TOO_MANY_UTTERANCES, f"at most {limits.max_utterances} utterances may be queued", msg.utterance)
+            self._refuse(msg.utterance, ErrorCode.TOO_MANY_UTTERANCES, f"at most {limits.max_utterances} utterances may be queued")
             return None
         if not self.utterances and not self.s.capacity.try_acquire():  # else this connection holds its slot
             self.s.metrics.utterances_refused.labels(reason="overloaded").inc()
-            self._error(ErrorCode.OVERLOADED, "the daemon is at capacity; try again shortly", msg.utterance)
+            self._refuse(msg.utterance, ErrorCode.OVERLOADED, "the daemon is at capacity; try again shortly with a new utterance id")
             return None
         previous = next(reversed(self.utterances.values()), None)
         utt = Utterance(msg.utterance, voice, msg.speed if msg.speed is not None else self.speed, self.fmt, self._loop.time())
@@ -320,9 +331,7 @@ class Session:
             self._retire(utt, State.DONE)
         except asyncio.CancelledError:
             raise
-        except InputError as exc:
-            self._fail(utt, ErrorCode.UNKNOWN_VOICE if "voice" in exc.message else ErrorCode.INVALID_FIELD, exc.message)
-        except Exception as exc:
+        except Exception as exc:  # any synthesis failure ends this utterance only
             log.exception("utterance %s failed", utt.id)
             self.s.metrics.engine_errors.inc()
             self._fail(utt, ErrorCode.ENGINE_ERROR, f"synthesis failed: {type(exc).__name__}: {str(exc)[:200]}")
@@ -384,9 +393,7 @@ class Session:
     def _retire(self, utt: Utterance, state: State, reason: str | None = None) -> None:
         utt.state = state
         self.utterances.pop(utt.id, None)
-        self._ended[utt.id] = None
-        while len(self._ended) > _ENDED_IDS_KEPT:
-            self._ended.popitem(last=False)
+        self._remember_ended(utt.id)
         if not self.utterances:  # its last one: the connection's stream slot is free
             self.s.capacity.release()
         m = self.s.metrics

@@ -212,6 +212,10 @@ async def test_capacity_refuses_new_work_early() -> None:
     await p2.say(Speak("b", "Me too.", final=True))
     error = await p2.wait_for(lambda e: isinstance(e, Error))
     assert error.code == "overloaded" and error.utterance == "b"
+    # A refused id stays refused: its later fragments must not start it mid-text.
+    await p2.say(Speak("b", " more of the same answer.", final=True))
+    again = await p2.wait_for(lambda e: isinstance(e, Error) and e.code == "unknown_utterance")
+    assert again.utterance == "b"
     await p1.say(Cancel())
     await p1.wait_for(lambda e: isinstance(e, Cancelled))
     await p2.say(Speak("c", "Now there is room.", final=True))
