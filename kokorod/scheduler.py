@@ -80,10 +80,7 @@ class EngineScheduler:
             self._running.token.cancel()
         if self._dispatcher is not None:
             self._dispatcher.cancel()
-            try:
-                await self._dispatcher
-            except asyncio.CancelledError:
-                pass
+            await asyncio.wait([self._dispatcher])  # never swallows our own cancellation
             self._dispatcher = None
         await asyncio.get_running_loop().run_in_executor(None, self._executor.shutdown, True)
 

@@ -238,10 +238,7 @@ class Daemon:
             await session.run(_frames(connection, activity))
         finally:
             idle.cancel()
-            try:
-                await idle
-            except asyncio.CancelledError:
-                pass
+            await asyncio.wait([idle])  # unlike `await idle`, never swallows our own cancellation
             self.sessions.discard(session)
             self.metrics.connections.dec()
 

@@ -151,10 +151,9 @@ class Session:
     async def _stop_writer(self) -> None:
         if self._writer is not None:
             self._writer.cancel()
-            try:
-                await self._writer
-            except asyncio.CancelledError:
-                pass
+            # asyncio.wait, not `await task` + `except CancelledError`: the latter
+            # would also swallow a cancellation of *this* task.
+            await asyncio.wait([self._writer])
             self._writer = None
 
     async def _write_loop(self) -> None:
