@@ -134,7 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_doctor)
 
     try:
-        from kokorod.service import register_cli
+        from kokorod.service_cli import register_cli
     except ImportError:  # the service module is optional at import time
         pass
     else:

@@ -9,7 +9,6 @@ touching launchd or systemd, and `--dry-run` prints the plan as a shell script.
 
 from __future__ import annotations
 
-import argparse
 import os
 import plistlib
 import re
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from kokorod.auth import is_loopback
+from kokorod.assets.paths import expand_home, default_cache_dir
 from kokorod.errors import KokorodError
 
 LABEL = "dev.kokorod.daemon"
@@ -84,26 +84,6 @@ def resolve_program() -> tuple[str, ...]:
     return (str(Path(sys.executable).absolute()), "-m", "kokorod")
 
 
-def _absolute(value: str, home: Path) -> Path:
-    # Expand ~ against the given home (tests use a temporary one).
-    if value == "~" or value.startswith("~/"):
-        value = str(home) + value[1:]
-    return Path(os.path.abspath(value))
-
-
-def default_cache_dir(platform: str, home: Path, env: dict[str, str]) -> Path:
-    """The cache to pin in the service: launchd/systemd do not see the shell's
-    KOKOROD_CACHE_DIR or XDG_CACHE_HOME, so resolve them now."""
-    if env.get("KOKOROD_CACHE_DIR"):
-        return _absolute(env["KOKOROD_CACHE_DIR"], home)
-    if platform == "darwin":
-        return home / "Library" / "Caches" / "kokorod"
-    xdg = env.get("XDG_CACHE_HOME", "")
-    if os.path.isabs(xdg):  # the XDG spec says to ignore relative values
-        return Path(xdg) / "kokorod"
-    return home / ".cache" / "kokorod"
-
-
 def service_path(program: Sequence[str], env: dict[str, str]) -> str:
     dirs = [str(Path(program[0]).parent)]
     npm = shutil.which("npm", path=env.get("PATH"))
@@ -151,10 +131,10 @@ def build_spec(
         program=program,
         host=host,
         port=port,
-        cache_dir=_absolute(str(cache_dir), home) if cache_dir else default_cache_dir(platform, home, env),
+        cache_dir=expand_home(str(cache_dir), home) if cache_dir else default_cache_dir(platform, home, env),
         log_dir=home / "Library" / "Logs" / "kokorod",
         path=service_path(program, env),
-        token_file=_absolute(str(token), home) if token else None,
+        token_file=expand_home(str(token), home) if token else None,
         insecure=insecure,
     )
     # Neither plists (XML 1.0) nor unit files can carry control characters.
@@ -458,59 +438,3 @@ def status(*, platform: str | None = None, runner: Runner | None = None) -> Serv
         running = proc.returncode == 0
         detail = (proc.stdout or proc.stderr).rstrip()
     return ServiceStatus(installed=path.exists(), running=running, path=path, detail=detail)
-
-
-def _port(text: str) -> int:
-    if not text.isdigit() or not 0 < int(text) < 65536:
-        raise argparse.ArgumentTypeError(f"not a port number (1-65535): {text!r}")
-    return int(text)
-
-
-def register_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
-    """Add `service install|uninstall|status`; dispatch with `args.handler(args)`."""
-    parser = subparsers.add_parser(
-        "service",
-        help="run kokorod at login (launchd on macOS, systemd --user on Linux)",
-        description="Install kokorod as a per-user service that starts at login and restarts after a crash.",
-    )
-    actions = parser.add_subparsers(dest="service_action", metavar="{install,uninstall,status}")
-    actions.required = True
-    inst = actions.add_parser("install", help="write the service file and start the daemon")
-    inst.add_argument("--host", default=DEFAULT_HOST, help=f"listen address (default {DEFAULT_HOST})")
-    inst.add_argument("--port", type=_port, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
-    inst.add_argument("--cache-dir", type=Path, help="model and voice cache (default: as `kokorod serve`)")
-    inst.add_argument("--token-file", type=Path, help="token file (default: $KOKOROD_TOKEN_FILE, if set)")
-    inst.add_argument("--insecure", action="store_true", help="allow a non-loopback --host without a token")
-    uninst = actions.add_parser("uninstall", help="stop the daemon and remove the service file")
-    for sub in (inst, uninst):
-        sub.add_argument("--dry-run", action="store_true", help="print the steps instead of doing them")
-    actions.add_parser("status", help="show whether the service is installed and running")
-    # kokorod.cli dispatches on `handler`; `func` is the common argparse idiom.
-    parser.set_defaults(handler=handle_cli, func=handle_cli)
-    return parser
-
-
-def handle_cli(args: argparse.Namespace) -> int:
-    try:
-        if args.service_action == "install":
-            install(args.host, args.port, args.dry_run, cache_dir=args.cache_dir,
-                    token_file=args.token_file, insecure=args.insecure)
-            if not args.dry_run:
-                print(f"kokorod service installed; ws://{args.host}:{args.port}/v1/stream starts at login")
-                if sys.platform != "darwin":
-                    print("to start it at boot without logging in: loginctl enable-linger $USER")
-            return 0
-        if args.service_action == "uninstall":
-            plan = uninstall(args.dry_run)
-            if not args.dry_run:
-                print("kokorod service removed" if plan else "kokorod service is not installed")
-            return 0
-        state = status()
-        summary = "running" if state.running else "installed, not running" if state.installed else "not installed"
-        print(f"kokorod service: {summary} ({state.path})")
-        if state.detail:
-            print(state.detail)
-        return 0 if state.running else 3  # 3 = not running, as in systemctl/LSB
-    except ServiceError as exc:
-        print(f"kokorod service: error: {exc}", file=sys.stderr)
-        return 1

@@ -18,7 +18,7 @@ from xml.sax.saxutils import escape
 
 import pytest
 
-from kokorod import service
+from kokorod import service, service_cli
 from kokorod.service import LABEL, ServiceError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -398,7 +398,7 @@ def test_systemctl_without_user_bus_hints_at_linger() -> None:
 
 def cli(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="kokorod")
-    service.register_cli(parser.add_subparsers(dest="command"))
+    service_cli.register_cli(parser.add_subparsers(dest="command"))
     return parser.parse_args(argv)
 
 
