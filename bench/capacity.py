@@ -25,10 +25,10 @@ import websockets
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from soak import start_daemon  # noqa: E402
-from stream_bench import PARAGRAPHS, VOICE, Player, pct  # noqa: E402
+from stream_bench import PARAGRAPHS, VOICE, Player, pct, play_until_end  # noqa: E402
 
 from kokorod.protocol.codec import MsgpackCodec  # noqa: E402
-from kokorod.protocol.messages import Audio, Cancelled, Done, Error, Speak  # noqa: E402
+from kokorod.protocol.messages import Speak  # noqa: E402
 
 TEXT = " ".join(PARAGRAPHS)
 
@@ -41,18 +41,9 @@ async def listener(url: str, delay_s: float) -> dict[str, Any]:
         player = Player()
         sent = time.perf_counter()
         await ws.send(codec.encode_message(Speak("u", TEXT, voice=VOICE, final=True)))
-        ttfa = None
-        audio_s = 0.0
-        while True:
-            event = codec.decode_event(await ws.recv())
-            now = time.perf_counter()
-            if isinstance(event, Audio):
-                ttfa = ttfa if ttfa is not None else now - sent
-                player.on_audio(event, now)
-                audio_s += event.samples / event.sample_rate
-            elif isinstance(event, (Done, Cancelled, Error)):
-                return {"end": type(event).__name__, "ttfa_s": ttfa, "audio_s": round(audio_s, 1),
-                        "underruns": player.underruns, "stall_s": round(player.stall_s, 3)}
+        ttfa, audio_s, end = await play_until_end(ws, codec, player, sent)
+        return {"end": type(end).__name__, "ttfa_s": ttfa, "audio_s": round(audio_s, 1),
+                "underruns": player.underruns, "stall_s": round(player.stall_s, 3)}
 
 
 async def round_of(url: str, n: int) -> list[dict[str, Any]]:

@@ -75,6 +75,22 @@ class Player:
             self.stall_s += now - due
 
 
+async def play_until_end(ws: Any, codec: MsgpackCodec, player: Player, started: float) -> tuple[float | None, float, Any]:
+    """Receive one utterance, "playing" it at 1x: (time to first audio, seconds of
+    audio, the event that ended it)."""
+    first = None
+    audio_s = 0.0
+    while True:
+        event = codec.decode_event(await ws.recv())
+        now = time.perf_counter()
+        if isinstance(event, Audio):
+            first = first if first is not None else now - started
+            player.on_audio(event, now)
+            audio_s += event.samples / event.sample_rate
+        elif isinstance(event, (Done, Cancelled, Error)):
+            return first, audio_s, event
+
+
 async def _speak(url: str, text: str, *, fragments: bool, words_per_s: float = 20.0) -> dict[str, Any]:
     codec = MsgpackCodec()
     async with websockets.connect(url, max_size=None, compression=None) as ws:
@@ -91,17 +107,7 @@ async def _speak(url: str, text: str, *, fragments: bool, words_per_s: float = 2
         else:
             await ws.send(codec.encode_message(Speak("u", text, voice=VOICE, final=True)))
             feeder = None
-        first = None
-        audio_s = 0.0
-        while True:
-            event = codec.decode_event(await ws.recv())
-            now = time.perf_counter()
-            if isinstance(event, Audio):
-                first = first if first is not None else now - start
-                player.on_audio(event, now)
-                audio_s += event.samples / event.sample_rate
-            elif isinstance(event, (Done, Cancelled, Error)):
-                break
+        first, audio_s, _end = await play_until_end(ws, codec, player, start)
         if feeder is not None:
             await feeder
         return {"ttfa_s": first, "audio_s": audio_s, "wall_s": time.perf_counter() - start, "underruns": player.underruns}

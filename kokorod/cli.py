@@ -6,10 +6,13 @@ import argparse
 import logging
 import os
 import sys
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from kokorod import __version__
 from kokorod.errors import KokorodError
+
+if TYPE_CHECKING:  # imported lazily at run time: it pulls in the model stack
+    from kokorod.runtime import EngineOptions
 
 DEFAULT_URL = "ws://127.0.0.1:8765/v1/stream"
 Handler = Callable[[argparse.Namespace], int]

@@ -52,7 +52,7 @@ def verify_model(path: Path) -> None:
     if actual != MODEL_SHA256:
         raise AssetError(
             f"model file {path} is corrupt (sha256 {actual[:12]}…, expected {MODEL_SHA256[:12]}…)",
-            f"delete it and run: kokorod fetch",
+            "delete it and run: kokorod fetch",
         )
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from asr_support import median_start_error_s, transcribe, word_error_rate
 from daemon_support import DaemonProcess, Peer, Utterance, words_of
-from kokorod.protocol.messages import Audio, Cancel, Cancelled, Chunk, Config, Configured, Done, Error, Speak, WordEvent
+from kokorod.protocol.messages import Audio, Cancel, Cancelled, Chunk, Config, Configured, Done, Speak, WordEvent
 
 pytestmark = pytest.mark.slow
 

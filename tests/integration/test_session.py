@@ -11,7 +11,6 @@ import time
 from typing import Any, AsyncIterator
 
 import numpy as np
-import pytest
 
 from kokorod.config import Limits, ServerConfig
 from kokorod.engine.base import CancelToken
