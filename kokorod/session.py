@@ -103,7 +103,6 @@ class Session:
         self.play_end = 0.0  # loop time at which the client's queued audio runs out
         self._limiter = _RateLimiter(cfg.limits.messages_per_s, cfg.limits.message_burst, self._loop.time())
         self._writer: asyncio.Task[None] | None = None
-        self.closed = False
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -164,7 +163,8 @@ class Session:
                 event = await self.outbox.get()
                 await self.transport.send(self.codec.encode(event))
         except ConnectionClosed:
-            self.closed = True
+            # The reader side sees the close too and ends the session; nothing to do here.
+            return
 
     # -- incoming ------------------------------------------------------------
 
