@@ -71,6 +71,9 @@ class Replacement:
 class Normalized:
     spoken: str
     spans: tuple[Replacement, ...] = ()
+    # Written text removed because it cannot be spoken in this language (emoji,
+    # another script): reported to the client as ``unspeakable``, never lost silently.
+    dropped: tuple[str, ...] = ()
 
 
 Repl = Callable[[re.Match[str]], "str | None"]
