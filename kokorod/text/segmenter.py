@@ -9,13 +9,13 @@ Policy
 ------
 *Where* a cut may happen.  Only at the start of a whitespace run that follows
 a token (so never inside a word, number "3.50"/"1,000", URL, e-mail, time
-"9:30"), or right after a CJK terminator (。！？), and never inside inline
-code, a markdown link's ``[text]`` or its ``(target)``.  The whitespace goes
-to the *next* segment, so ``''.join(s.text for s in segments)`` is the input
-minus trailing whitespace.  A cut point is judged only once the next
-non-whitespace character has arrived (or at ``flush()``): "3." + "50" is then
-never cut, nor "Dr" + ". Smith", "U.S." + " economy", "..." + " and",
-'."' + " Then".
+"9:30"), or right after a mark that needs no whitespace (CJK 。！？, see
+*Languages*), and never inside inline code, a markdown link's ``[text]`` or
+its ``(target)``.  The whitespace goes to the *next* segment, so
+``''.join(s.text for s in segments)`` is the input minus trailing whitespace.
+A cut point is judged only once the next non-whitespace character has arrived
+(or at ``flush()``): "3." + "50" is then never cut, nor "Dr" + ". Smith",
+"U.S." + " economy", "..." + " and", '."' + " Then".
 
 *What kind* of point it is, from the token before it and what follows:
 
@@ -38,18 +38,35 @@ never cut, nor "Dr" + ". Smith", "U.S." + " economy", "..." + " and",
 
 - 'paragraph' points always cut.
 - First spoken segment of the utterance (time to first audio): cut at the
-  first 'sentence' or 'clause' point with >= ``first_min_words`` words; cut
-  'forced' at the word gap after ``first_max_words`` words.
+  first 'sentence' or 'clause' point with >= ``first_min`` units (words, or
+  characters for zh/ja); cut 'forced' at the first point with >= ``first_max``.
 - Later segments: cut at a 'sentence' point once the segment has
-  >= ``min_chunk_chars`` characters (short sentences are merged).  Their
-  size limit ramps up: ``ramp_chars[k-1]`` for the k-th later segment, then
-  ``max_chunk_chars`` (the next segment must be synthesised while the
-  previous, short one plays).  Over the limit, cut at the last sentence point
-  within it, else the last clause point, else the last word gap ('forced').
+  >= ``min_chunk`` characters (short sentences are merged).  Their size
+  limit ramps up: ``ramp[k-1]`` for the k-th later segment, then
+  ``max_chunk`` (the next segment must be synthesised while the previous,
+  short one plays).  Over the limit, cut at the last sentence point within
+  it, else the last clause point, else the last word gap ('forced').
 - Safety valve: a segment with no usable point (one giant token) is cut
-  'forced' after ``2 * max_chunk_chars`` characters, even mid-token.
+  'forced' after ``2 * max_chunk`` characters, even mid-token.
 - Fenced code blocks are segments of their own with ``spoken=''`` (cut
-  'forced' at a line end when longer than ``max_chunk_chars``).
+  'forced' at a line end when longer than ``max_chunk``).
+
+*Languages.*  A ``SegmentProfile`` (see ``segment_profiles``) sets the numbers
+above and adds marks to the built-in sets; the default is English, exactly as
+described here.  Beyond extra terminators, closers and abbreviations:
+
+- openers (Spanish ¿ ¡) are skipped when looking up an abbreviation;
+- ``glue`` marks after whitespace join the token before, so the gap before
+  them is no point ("Bonjour ! Ça va ?" is cut after "!", "है ।" after "।");
+  a token of ``glue_after`` openers ("«") has no point after it; ``nobreak``
+  spaces (U+00A0, U+202F) are part of the token, never a cut;
+- ``cut_sentence`` / ``cut_clause`` marks (CJK 。，, the danda) allow a cut
+  right after them and their closers although no whitespace follows; with
+  ``mark_runs`` consecutive marks ("？！", "……。") are one run;
+- ``unspaced`` (zh, ja): ASCII . ? ! , ; : (and … —) directly after a CJK
+  character count as such marks unless a Latin letter or digit follows, and
+  every boundary that touches a CJK character (not one inside a Latin word or
+  number, nor between an opener and its text) is a word gap for forced cuts.
 
 The decisions depend only on the text, never on how it was fragmented, and
 every character is scanned once (O(total length)).
@@ -59,10 +76,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from kokorod.text.markdown import classify_line, fence_closes
 from kokorod.text.normalize import STARTERS, Normalized, Replacement, normalize
+from kokorod.text.segment_profiles import SegmentProfile, segment_profile
+
+__all__ = ["Segment", "SegmentProfile", "Segmenter", "segment_profile"]
 
 
 @dataclass(frozen=True)
@@ -72,10 +92,11 @@ class Segment:
     spoken: str  # normalised text for G2P; '' -> skip synthesis
     boundary: str  # 'clause' | 'sentence' | 'paragraph' | 'forced' | 'final'
     spans: tuple[Replacement, ...] = ()  # spoken -> written mapping (see normalize)
+    dropped: tuple[str, ...] = ()  # written text the normaliser removed as unspeakable
+    code: bool = False  # a fenced code block (not spoken, on purpose)
 
 
 _TERMINATORS = ".!?…。！？‼⁇⁈⁉"
-_CJK_TERMINATORS = "。！？"
 _CLAUSE_END = ",;:、，；："
 _CLOSERS = "\"'”’»)]}*_~`"
 _OPENERS = "\"'“‘«([{*_~`"
@@ -87,6 +108,15 @@ _ABBREVS = _TITLES | frozenset(
 )
 _DOTTED = re.compile(r"(?:[A-Za-z]\.)*[A-Za-z]")  # U.S, e.g, a.m, J (initials)
 _MAX_LOOKAHEAD_WORD = 20  # sentence starters are short; stop waiting after this
+_SPOKEN_FINISHED = ".!?…:;,—"
+# Unspaced profiles: marks that end a sentence/clause only right after a CJK
+# character ("你好?我" but not "3.5", "a.b", "9:30").
+_AFTER_CJK_SENTENCE = ".?!"
+_AFTER_CJK_CLAUSE = ",;:…—"
+_AFTER_CJK = _AFTER_CJK_SENTENCE + _AFTER_CJK_CLAUSE
+# Gaps next to these count as touching text (quotes, brackets) in unspaced profiles.
+_GAP_OPENERS = "“‘([{"
+_GAP_CLOSERS = "”’)]}"
 
 
 def _is_cjk(c: str) -> bool:
@@ -94,7 +124,8 @@ def _is_cjk(c: str) -> bool:
 
 
 class _Point:
-    """A possible cut: at ``pos`` (absolute offset), with ``words`` = words seen before it."""
+    """A possible cut: at ``pos`` (absolute offset), with ``words`` = units (words, or
+    characters for unit 'chars') seen before it."""
 
     __slots__ = ("kind", "next_pos", "nl", "pos", "term", "title", "word_start", "words")
 
@@ -105,43 +136,38 @@ class _Point:
         self.word_start: int | None = None  # set while waiting for the next word to complete
 
 
-def _classify_token(tok: str) -> tuple[str, str, bool]:
-    core = tok.rstrip(_CLOSERS)
-    if not core:
-        return "word", "", False
-    if core in _DASHES or core[-1] in "—―" or core.endswith("--"):
-        return "clause", "", False
-    if core[-1] in _TERMINATORS:
-        stem = core.rstrip(_TERMINATORS)
-        term = core[len(stem):]
-        if term == ".":
-            w = stem.lstrip(_OPENERS)
-            if w.lower() in _ABBREVS or _DOTTED.fullmatch(w):
-                return "abbrev", term, w.lower() in _TITLES
-        return "sentence", term, False
-    if core[-1] in _CLAUSE_END:
-        return "clause", "", False
-    return "word", "", False
-
-
 class Segmenter:
     def __init__(
         self,
         *,
-        first_min_words: int = 4,
-        first_max_words: int = 12,
-        max_chunk_chars: int = 300,
-        min_chunk_chars: int = 40,
-        ramp_chars: tuple[int, ...] = (100, 200),
+        profile: SegmentProfile | None = None,
+        first_min_words: int | None = None,
+        first_max_words: int | None = None,
+        max_chunk_chars: int | None = None,
+        min_chunk_chars: int | None = None,
+        ramp_chars: tuple[int, ...] | None = None,
         normalizer: Callable[[str], Normalized] = normalize,
     ) -> None:
-        if not 1 <= first_min_words <= first_max_words:
-            raise ValueError("need 1 <= first_min_words <= first_max_words")
-        self.first_min_words, self.first_max_words = first_min_words, first_max_words
-        self.max_chunk_chars, self.min_chunk_chars = max_chunk_chars, min_chunk_chars
-        self.ramp_chars = tuple(min(r, max_chunk_chars) for r in ramp_chars)
-        self._hard_limit = 2 * max_chunk_chars
+        """``profile`` defaults to English; the other keywords override its
+        numbers (``first_min_words`` sets ``first_min`` whatever its unit)."""
+        names = ("first_min", "first_max", "max_chunk", "min_chunk", "ramp")
+        given = (first_min_words, first_max_words, max_chunk_chars, min_chunk_chars, ramp_chars)
+        prof = replace(profile or SegmentProfile(), **{n: v for n, v in zip(names, given) if v is not None})
+        self.profile = prof
+        self._ramp = tuple(min(r, prof.max_chunk) for r in prof.ramp)
+        self._hard_limit = 2 * prof.max_chunk
         self._normalize = normalizer
+        # The built-in (English) sets plus the profile's marks, merged once.
+        self._terminators = _TERMINATORS + prof.terminators
+        self._clause_end = _CLAUSE_END + prof.clause_marks
+        self._closers = _CLOSERS + prof.closers
+        self._openers = _OPENERS + prof.openers
+        self._titles = _TITLES | prof.titles
+        self._abbrevs = _ABBREVS | prof.titles | prof.abbrevs
+        self._squash = bool(prof.glue or prof.nobreak)  # tokens may contain whitespace
+        self._finished = _SPOKEN_FINISHED + prof.terminators + prof.clause_marks
+        self._gap_openers = prof.openers + _GAP_OPENERS
+        self._gap_closers = prof.closers + _GAP_CLOSERS
         self.reset()
 
     # ------------------------------------------------------------ public API
@@ -171,7 +197,11 @@ class Segmenter:
         self._brackets = 0
         self._link_paren = 0
         self._after_bracket = False
-        self._cjk_after = False
+        self._run = ""  # kind of the no-whitespace mark run just scanned ('sentence'/'clause'), '' if none
+        self._run_ascii = False  # the run is ASCII marks after CJK: no cut if a Latin letter/digit follows
+        self._prev = ""  # the previous character if it was not whitespace (for CJK gaps)
+        self._in_latin = False  # inside a Latin word or number (unit 'chars')
+        self._last_tok = (-1, False)  # start and _tok_word of the last token, to re-open it for glue
 
     @property
     def pending_chars(self) -> int:
@@ -189,14 +219,52 @@ class Segmenter:
         tail = self._buf.rstrip()
         if not tail or self._fence is not None or self._code_span or self._brackets or self._link_paren:
             return False
-        if tail[-1] in _CJK_TERMINATORS:
+        core = tail.rstrip(self._closers)
+        if core and core[-1] in self.profile.cut_sentence:
             return True
-        token = tail.split()[-1]
-        kind, term, _title = _classify_token(token)
+        token = self._tail_token(tail)
+        kind, term, _title = self._classify(token)
         if kind != "sentence":
             return False
-        stem = token.rstrip(_CLOSERS).rstrip(_TERMINATORS)
+        stem = token.rstrip(self._closers).rstrip(self._terminators)
         return not (term == "." and stem[-1:].isdigit())
+
+    def _tail_token(self, tail: str) -> str:
+        """The last token of ``tail`` as the scanner forms it (no-break spaces
+        and glued marks included, whitespace squashed)."""
+        glue, start = self.profile.glue, len(tail)
+        while True:
+            while start > 0 and not self._is_space(tail[start - 1]):
+                start -= 1
+            gap = len(tail[:start].rstrip())
+            if not (glue and tail[start] in glue and gap and "\n" not in tail[gap:start]):
+                break
+            start = gap
+        token = tail[start:]
+        return "".join(token.split()) if self._squash else token
+
+    def _is_space(self, c: str) -> bool:
+        return c.isspace() and c not in self.profile.nobreak
+
+    def _classify(self, tok: str) -> tuple[str, str, bool]:
+        if self._squash:
+            tok = "".join(tok.split())
+        core = tok.rstrip(self._closers)
+        if not core:
+            return "word", "", False
+        if core in _DASHES or core[-1] in "—―" or core.endswith("--"):
+            return "clause", "", False
+        if core[-1] in self._terminators:
+            stem = core.rstrip(self._terminators)
+            term = core[len(stem):]
+            if term == ".":
+                w = stem.lstrip(self._openers)
+                if w.lower() in self._abbrevs or _DOTTED.fullmatch(w):
+                    return "abbrev", term, w.lower() in self._titles
+            return "sentence", term, False
+        if core[-1] in self._clause_end:
+            return "clause", "", False
+        return "word", "", False
 
     def feed(self, fragment: str) -> list[Segment]:
         if fragment:
@@ -240,8 +308,8 @@ class Segmenter:
                 continue
             if c != "`" and self._ticks:
                 self._end_ticks()
-            if c.isspace():
-                self._cjk_after = False
+            if c.isspace() and c not in self.profile.nobreak:
+                self._run, self._prev, self._in_latin = "", "", False
                 p = self._pending
                 if p is not None and p.word_start is not None:
                     self._pending = None
@@ -272,7 +340,12 @@ class Segmenter:
         if p is not None:
             if p.word_start is None:
                 p.next_pos = i
-                if c.isascii() and c.isupper() and p.kind == "abbrev" and not p.title and p.nl == 0:
+                if c in self.profile.glue and p.nl == 0:
+                    # "Bonjour !" / "है ।": the mark belongs to the token before,
+                    # so the gap is no point; re-open that token to classify both.
+                    self._pending = None
+                    self._tok_start, self._tok_word = self._last_tok
+                elif c.isascii() and c.isupper() and p.kind == "abbrev" and not p.title and p.nl == 0:
                     p.word_start = i  # wait for the whole next word
                 else:
                     self._pending = None
@@ -280,18 +353,14 @@ class Segmenter:
             elif not (c.isascii() and c.isalpha()) or i - p.word_start >= _MAX_LOOKAHEAD_WORD:
                 self._pending = None
                 self._resolve(p, self._char(p.word_start), self._text(p.word_start, i))
-        if self._cjk_after and c not in _CLOSERS:
-            self._cjk_after = False
-            point = _Point(i, "sentence", self._words)
-            point.next_pos = i
-            if self._content_at is not None and not self._protected():
-                self._resolve(point, c, None)
-        if c in _CJK_TERMINATORS:
-            self._cjk_after = True
+        if not self._marks(i, c) and self.profile.unspaced and self._gap(self._prev, c):
+            self._point_here(i, "word", c)
         if self._tok_start < 0:
             self._tok_start, self._tok_word = i, False
         if i > self._skip_until:
-            if _is_cjk(c) or (not self._tok_word and c.isalnum()):
+            if self.profile.unit == "chars":
+                self._count_char(c)
+            elif _is_cjk(c) or (not self._tok_word and c.isalnum()):
                 self._words += 1
                 self._tok_word = True
         if self._content_at is None:
@@ -300,6 +369,72 @@ class Segmenter:
             self._ticks += 1
         elif not self._code_span:
             self._brackets_char(c)
+        self._prev = c
+
+    def _point_here(self, i: int, kind: str, c: str) -> None:
+        """A point between two non-space characters: its next character is known, judge it now."""
+        point = _Point(i, kind, self._words)
+        point.next_pos = i
+        if self._content_at is not None and not self._protected():
+            self._resolve(point, c, None)
+
+    def _mark_kind(self, c: str, prev: str) -> str:
+        prof = self.profile
+        if c in prof.cut_sentence:
+            return "sentence"
+        if c in prof.cut_clause:
+            return "clause"
+        if prof.unspaced and c in _AFTER_CJK and (_is_cjk(prev) or (self._run and prof.mark_runs)):
+            return "sentence" if c in _AFTER_CJK_SENTENCE else "clause"
+        return ""
+
+    def _marks(self, i: int, c: str) -> bool:
+        """Track runs of marks that allow a cut without whitespace ("你好。」然后");
+        True if ``c`` is part of one or a point was put before it."""
+        if self._run:
+            if c in self._closers:
+                return True
+            kind = self._mark_kind(c, self._prev) if self.profile.mark_runs else ""
+            if kind:  # "？！", "……。": one run, cut after its last mark
+                self._run = "sentence" if "sentence" in (kind, self._run) else "clause"
+                self._run_ascii = self._run_ascii and c in _AFTER_CJK
+                return True
+            run, self._run = self._run, ""
+            if not (self._run_ascii and c.isascii() and c.isalnum()):  # not "百度.com"
+                self._point_here(i, run, c)
+                self._start_run(c)
+                return True
+        return self._start_run(c)
+
+    def _start_run(self, c: str) -> bool:
+        kind = self._mark_kind(c, self._prev)
+        if kind:
+            self._run, self._run_ascii = kind, c in _AFTER_CJK
+        return bool(kind)
+
+    def _gap(self, prev: str, c: str) -> bool:
+        """Unspaced text: may a forced cut fall between ``prev`` and ``c``?  Yes
+        where the boundary touches a CJK character (or a CJK bracket) and is
+        neither inside a Latin word/number nor between an opener and its text."""
+        if not prev:
+            return False
+        hp, hc = _is_cjk(prev), _is_cjk(c)
+        wp, wc = prev.isalnum() and not hp, c.isalnum() and not hc
+        if not (hp or wp or prev in self._gap_closers) or not (hc or wc or c in self._gap_openers):
+            return False
+        return hp or hc or prev in self.profile.closers or c in self.profile.openers
+
+    def _count_char(self, c: str) -> None:
+        # unit 'chars': each CJK character is one unit, so is each Latin word or number
+        if _is_cjk(c):
+            self._words += 1
+            self._in_latin = False
+        elif c.isalnum():
+            if not self._in_latin:
+                self._words += 1
+            self._in_latin = True
+        else:
+            self._in_latin = False
 
     def _brackets_char(self, c: str) -> None:
         if self._after_bracket:
@@ -329,6 +464,7 @@ class Segmenter:
 
     def _end_token(self, i: int) -> None:
         start, self._tok_start = self._tok_start, -1
+        self._last_tok = (start, self._tok_word)
         self._ws_start = i
         self._missed = False
         if self._content_at is None or i <= self._skip_until + 1:
@@ -336,7 +472,12 @@ class Segmenter:
         if self._protected():
             self._missed = True
             return
-        kind, term, title = _classify_token(self._text(start, i))
+        token = self._text(start, i)
+        glue_after = self.profile.glue_after
+        if glue_after and not token.strip(glue_after):
+            self._missed = True  # no point after "«" in "« Bonjour"; a newline still breaks
+            return
+        kind, term, title = self._classify(token)
         self._pending = _Point(i, kind, self._words, term, title)
 
     def _newline(self, i: int) -> None:
@@ -350,7 +491,7 @@ class Segmenter:
         if self._pending is not None:
             self._pending.nl += 1
         self._line_start = True
-        self._cjk_after = False
+        self._run, self._prev, self._in_latin = "", "", False
 
     def _classify_line(self, i: int, final: bool) -> str | None:
         """At a line's first non-space character: fence opener, list marker or text."""
@@ -384,15 +525,15 @@ class Segmenter:
                 self._fence, self._fence_closing = None, False
                 self._emit(i, "paragraph")
                 self._seg_code = False
-            elif self._content_at is not None and i - self._content_at > self.max_chunk_chars:
+            elif self._content_at is not None and i - self._content_at > self.profile.max_chunk:
                 self._emit(i, "forced")
             self._line_start = True
             return i + 1
+        if self._content_at is None:
+            return i + 1  # whitespace after a mid-line cut: the segment starts at the next non-space
         j = self._buf.find("\n", i - self._base)
         end = self._base + (len(self._buf) if j < 0 else j)
-        if self._content_at is not None:
-            end = min(end, self._content_at + self._hard_limit)
-        return max(i + 1, end)
+        return max(i + 1, min(end, self._content_at + self._hard_limit))
 
     # ------------------------------------------------------------- deciding
     def _resolve(self, p: _Point, c: str | None, word: str | None) -> None:
@@ -413,9 +554,9 @@ class Segmenter:
 
     def _limit(self) -> int:
         k = self._spoken
-        if k == 0 or k > len(self.ramp_chars):
-            return self.max_chunk_chars
-        return self.ramp_chars[k - 1]
+        if k == 0 or k > len(self._ramp):
+            return self.profile.max_chunk
+        return self._ramp[k - 1]
 
     def _decide(self, p: _Point, kind: str) -> None:
         while self._content_at is not None and p.pos > self._content_at:
@@ -430,11 +571,11 @@ class Segmenter:
             first = self._spoken == 0
             if kind == "paragraph":
                 boundary = kind
-            elif first and kind in ("sentence", "clause") and words >= self.first_min_words:
+            elif first and kind in ("sentence", "clause") and words >= self.profile.first_min:
                 boundary = kind
-            elif first and words >= self.first_max_words:
+            elif first and words >= self.profile.first_max:
                 boundary = "forced"
-            elif not first and kind == "sentence" and p.pos - self._content_at >= self.min_chunk_chars:
+            elif not first and kind == "sentence" and p.pos - self._content_at >= self.profile.min_chunk:
                 boundary = kind
             else:  # not now; remember it in case the segment outgrows its limit
                 p.kind = kind
@@ -457,7 +598,7 @@ class Segmenter:
             self._cut(best, "forced" if best.kind == "word" else best.kind)
         else:
             self._emit(i, "forced")
-            self._content_at = None if c.isspace() else i
+            self._content_at = None if self._is_space(c) else i
 
     def _cut(self, p: _Point, boundary: str) -> None:
         self._emit(p.pos, boundary)
@@ -468,14 +609,15 @@ class Segmenter:
         text = self._text(self._base, end)
         spoken: str = ""
         spans: tuple[Replacement, ...] = ()
+        dropped: tuple[str, ...] = ()
         if not self._seg_code:
             n = self._normalize(text)
-            spoken, spans = n.spoken, n.spans
+            spoken, spans, dropped = n.spoken, n.spans, n.dropped
             if not any(ch.isalnum() for ch in spoken):
                 spoken, spans = "", ()
-            elif boundary in ("paragraph", "final") and spoken[-1] not in ".!?…:;,—":
-                spoken += "."  # a heading or list item should sound finished
-        self._out.append(Segment(self._index, text, spoken, boundary, spans))
+            elif boundary in ("paragraph", "final") and spoken[-1] not in self._finished:
+                spoken += self.profile.full_stop  # a heading or list item should sound finished
+        self._out.append(Segment(self._index, text, spoken, boundary, spans, dropped, self._seg_code))
         self._index += 1
         self._spoken += bool(spoken)
         self._buf = self._buf[end - self._base:]

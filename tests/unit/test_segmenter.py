@@ -117,6 +117,15 @@ def test_unclosed_fence_runs_to_the_end_and_long_code_is_cut_at_lines() -> None:
     assert "".join(s.text for s in segs) == text
 
 
+def test_code_after_a_safety_valve_cut_before_a_space_is_kept() -> None:
+    # The valve cuts mid-line at the space; the " ]" after it used to be
+    # dropped when the text arrived whole (it survived char by char).
+    text = "```\n" + "x" * 16 + " ]"
+    segs = run(text, max_chunk_chars=10)
+    assert [s.text for s in segs] == ["```\n" + "x" * 16, " ]"]
+    assert run(text, list(range(1, len(text))), max_chunk_chars=10) == segs
+
+
 def test_longer_fence_needs_matching_close() -> None:
     text = "````\n```\nstill code\n````\nProse after."
     segs = run(text)
