@@ -94,18 +94,27 @@ _CLOSERS = "\"'”’)]*_"
 
 
 def normalize(text: str) -> Normalized:
-    pieces = strip_markdown(text)
+    dropped: list[str] = []
+
+    def drop(m: re.Match[str]) -> str:
+        dropped.append(m.group())
+        return ""
+
+    # Unspeakable text goes first, before the cleanup deletes zero-width joiners,
+    # so an emoji sequence is reported as it was written.
+    pieces = apply_rule(strip_markdown(text), UNSPEAKABLE_EN, drop)
+    pieces = apply_rule(pieces, _MODIFIERS, lambda m: "")
     has_digit = _DIGIT.search(text) is not None
     for rules in (_RULES, _DIGIT_RULES if has_digit else (), _LATE_RULES):
         for pattern, repl in rules:
-            pieces = _apply(pieces, pattern, repl)
-    return _assemble(pieces)
+            pieces = apply_rule(pieces, pattern, repl)
+    return assemble(pieces, dropped)
 
 
 _DIGIT = re.compile(r"\d")
 
 
-def _apply(pieces: list[Piece], pattern: re.Pattern[str], repl: Repl) -> list[Piece]:
+def apply_rule(pieces: list[Piece], pattern: re.Pattern[str], repl: Repl) -> list[Piece]:
     out: list[Piece] = []
     for spoken, written in pieces:
         if written is not None:  # already rewritten (or deleted syntax): final
@@ -125,7 +134,7 @@ def _apply(pieces: list[Piece], pattern: re.Pattern[str], repl: Repl) -> list[Pi
     return out
 
 
-def _assemble(pieces: list[Piece]) -> Normalized:
+def assemble(pieces: list[Piece], dropped: list[str] | tuple[str, ...] = ()) -> Normalized:
     """Join pieces, collapsing whitespace, and record word-changing spans."""
     parts: list[str] = []
     spans: list[Replacement] = []
@@ -148,22 +157,22 @@ def _assemble(pieces: list[Piece]) -> Normalized:
         length += len(s)
         ends_in_space = s.endswith(" ")
     spoken = "".join(parts).rstrip(" ")
-    return Normalized(spoken, tuple(sp for sp in spans if sp.spoken_end <= len(spoken)))
+    return Normalized(spoken, tuple(sp for sp in spans if sp.spoken_end <= len(spoken)), tuple(dropped))
 
 
 # --------------------------------------------------------------------- helpers
 
-def _say_url(url: str) -> str:
+def say_url(url: str, dot: str = "dot", slash: str = "slash") -> str:
     u = re.sub(r"^[a-z][a-z0-9+.-]*://", "", url, flags=re.I)
     u = re.sub(r"^www\.", "", u, flags=re.I)
     u = re.split(r"[?#]", u, maxsplit=1)[0].rstrip("/")  # queries are unlistenable
     host, _, path = u.partition("/")
-    words = [" dot ".join(p for p in host.split(":")[0].split(".") if p)]
+    words = [f" {dot} ".join(p for p in host.split(":")[0].split(".") if p)]
     for part in path.split("/"):
-        part = re.sub(r"[-_+~=%]+", " ", urllib.parse.unquote(part)).replace(".", " dot ")
+        part = re.sub(r"[-_+~=%]+", " ", urllib.parse.unquote(part)).replace(".", f" {dot} ")
         if part.strip():
             words.append(" ".join(part.split()))
-    return " slash ".join(words)
+    return f" {slash} ".join(words)
 
 
 def _say_email(m: re.Match[str]) -> str:
@@ -324,8 +333,8 @@ _PUNCT_MAP = {"«": "“", "»": "”", "„": "“", "‹": "‘", "›": "’"
               "。": ". ", "、": ", ", "「": "“", "」": "”", "『": "“", "』": "”", "【": "(", "】": ")",
               "•": "", "·": "", "†": "", "‡": "", "‑": "-", "‐": "-", "|": ", ", "~": "", "^": "", "*": "", "`": ""}
 
-_TLDS = "com|org|net|io|ai|dev|edu|gov|app|co|uk|de|fr|jp|info|ly|gg|tv|ca|xyz|tech|cloud|eu|nl|ch|au"
-_URL_END = r"(?=[.,;:!?)\]'\"]*(?:\s|$))"
+TLDS = "com|org|net|io|ai|dev|edu|gov|app|co|uk|de|fr|jp|info|ly|gg|tv|ca|xyz|tech|cloud|eu|nl|ch|au"
+URL_END = r"(?=[.,;:!?)\]'\"]*(?:\s|$))"
 _NUM = r"\d+(?:\.\d+)?"
 _ROMAN_RE = r"(?=[IVX])X{0,3}(?:IX|IV|V?I{0,3})"
 _WORD_BEFORE = re.compile(r"([A-Za-z]+)\s+$")
@@ -337,22 +346,30 @@ _NAMES = frozenset("""Henry Louis Edward George Elizabeth Charles James William 
     Stephen Wilhelm Gustav Olaf Christian Felipe Juan Carlos Ludwig""".split())
 
 Rule = tuple[re.Pattern[str], Repl]
-_RULES: list[Rule] = [
-    # Invisible / control characters make misaki drop neighbouring words.  A
-    # zero-width space or a control character separates words; joiners do not.
+# Named, because the other languages' normalisers (normalize_intl) reuse them.
+# Invisible / control characters make misaki drop neighbouring words.  A
+# zero-width space or a control character separates words; joiners do not.
+CLEANUP_RULES: list[Rule] = [
     (re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b]+"), lambda m: " "),
     (re.compile(r"[\u00ad\u200c-\u200f\u2060\ufeff]+"), lambda m: ""),
-    # Fullwidth forms, ligatures, math alphanumerics -> plain letters.
-    (re.compile(r"[\uff01-\uff5e\ufb00-\ufb06\U0001d400-\U0001d7ff]+"),
-     lambda m: unicodedata.normalize("NFKC", m.group())),
-    (re.compile(r"&(?:[a-zA-Z]{2,8}|#\d{1,6}|#x[0-9a-fA-F]{1,6});"), lambda m: html.unescape(m.group())),
-    (re.compile(r"(?<![\w.+-])[A-Za-z0-9][\w.+-]*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b"), _say_email),
-    (re.compile(rf"(?i)(?<![\w@/.])(?:(?:https?|ftp)://|www\.)[^\s<>\"'`]+?{_URL_END}"
-                rf"|(?<![\w@/.-])(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+(?:{_TLDS})(?:/[^\s<>\"'`]*?)?{_URL_END}"),
-     lambda m: _say_url(m.group())),
-    (re.compile(r"(?<![\w/.])([\w-]+)\.(py|js|ts|tsx|jsx|md|txt|json|ya?ml|toml|rs|go|sh|cpp|hpp|java|rb|"
-                r"php|sql|html|css|csv|pdf|png|jpe?g|gif|svg|zip|gz|exe|log|ini|cfg|conf|xml|lock|wav|mp3|"
-                r"mp4|onnx|bin|dll)\b(?!\.\w)"), lambda m: f"{m.group(1)} dot {m.group(2)}"),
+]
+# Fullwidth forms, ligatures, math alphanumerics -> plain letters.
+FULLWIDTH_RULE: Rule = (re.compile(r"[\uff01-\uff5e\ufb00-\ufb06\U0001d400-\U0001d7ff]+"),
+                        lambda m: unicodedata.normalize("NFKC", m.group()))
+ENTITY_RULE: Rule = (re.compile(r"&(?:[a-zA-Z]{2,8}|#\d{1,6}|#x[0-9a-fA-F]{1,6});"), lambda m: html.unescape(m.group()))
+EMAIL_RE = re.compile(r"(?<![\w.+-])[A-Za-z0-9][\w.+-]*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b")
+URL_RE = re.compile(rf"(?i)(?<![\w@/.])(?:(?:https?|ftp)://|www\.)[^\s<>\"'`]+?{URL_END}"
+                    rf"|(?<![\w@/.-])(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+(?:{TLDS})(?:/[^\s<>\"'`]*?)?{URL_END}")
+FILE_RE = re.compile(r"(?<![\w/.])([\w-]+)\.(py|js|ts|tsx|jsx|md|txt|json|ya?ml|toml|rs|go|sh|cpp|hpp|java|rb|"
+                     r"php|sql|html|css|csv|pdf|png|jpe?g|gif|svg|zip|gz|exe|log|ini|cfg|conf|xml|lock|wav|mp3|"
+                     r"mp4|onnx|bin|dll)\b(?!\.\w)")
+_RULES: list[Rule] = [
+    *CLEANUP_RULES,
+    FULLWIDTH_RULE,
+    ENTITY_RULE,
+    (EMAIL_RE, _say_email),
+    (URL_RE, lambda m: say_url(m.group())),
+    (FILE_RE, lambda m: f"{m.group(1)} dot {m.group(2)}"),
 ]
 # Rules that only match around a digit: skipped for text without one (speed).
 _DIGIT_RULES: list[Rule] = [
@@ -391,9 +408,16 @@ _LATE_RULES: list[Rule] = [
     (re.compile(r"(?<=\d)\s*\*\s*(?=\d)"), lambda m: " times "),
     (re.compile(r"(?<=[\w\s])--(?=[\w\s])"), lambda m: " — "),
     (re.compile(r"(?<!\S)(?:[:;=][-o^']?[)(\]\[DPpO3/\\|*]|<3|\^_\^|xD|XD)(?!\S)"), lambda m: ""),  # emoticons
-    (re.compile(r"[\U0001F000-\U0001FAFF\u2600-\u27BF\u2B00-\u2BFF\uFE0E\uFE0F\u200D\u20E3"
-                r"\U000E0020-\U000E007F]+"), lambda m: ""),  # emoji, with modifiers and joiners
-    (re.compile(r"[\u0590-\u08FF\u0900-\u0DFF\u0E00-\u0EFF\u1100-\u11FF\u3040-\u30FF\u3400-\u4DBF"
-                r"\u4E00-\u9FFF\uAC00-\uD7AF\uF900-\uFAFF]+"), lambda m: ""),  # scripts en G2P can't say
-    (re.compile("[" + re.escape("".join(_PUNCT_MAP)) + "]"), lambda m: _PUNCT_MAP[m.group()]),
+(re.compile("[" + re.escape("".join(_PUNCT_MAP)) + "]"), lambda m: _PUNCT_MAP[m.group()]),
 ]
+# What the English voices cannot say at all; removed and reported (``dropped``).
+# misaki would spell other scripts letter by letter ("Привет" as "pe er i ve..."),
+# or name each character; a lone Greek letter (α, π, Δ) it reads well, so only
+# Greek words go.
+_EMOJI = "\U0001F000-\U0001FAFF\u2600-\u27BF\u2B00-\u2BFF"
+_EMOJI_MODS = "\uFE0E\uFE0F\u200D\u20E3\U000E0020-\U000E007F"
+_FOREIGN = ("\u0400-\u052F\u0590-\u08FF\u0900-\u0DFF\u0E00-\u0EFF\u1100-\u11FF\u3040-\u30FF"
+            "\u3400-\u4DBF\u4E00-\u9FFF\uAC00-\uD7AF\uF900-\uFAFF")
+_FOREIGN_WORD = f"(?:[{_FOREIGN}]+|[\u0370-\u03FF]{{2,}})"
+UNSPEAKABLE_EN = re.compile(f"[{_EMOJI}][{_EMOJI}{_EMOJI_MODS}]*|{_FOREIGN_WORD}(?:[ \t'’-]+{_FOREIGN_WORD})*")
+_MODIFIERS = re.compile(r"[\uFE0E\uFE0F\u200D\u20E3\U000E0020-\U000E007F]+")  # left over: not text

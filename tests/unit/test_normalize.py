@@ -240,3 +240,17 @@ def test_real_g2p_reads_the_fixes(g2p: Any) -> None:
     assert ph(said("3 mm")) == ph("3 millimeters") != ph("3 mm")
     assert ph(said("e.g. this")) == ph("for example this") != ph("e.g. this")
     assert ph(said("Henry VIII")) == ph("Henry the eighth")
+
+
+@pytest.mark.parametrize("text,dropped,spoken", [
+    ("Hi 😀 there", ("😀",), "Hi there"),
+    ("Family 👨‍👩‍👧 time", ("👨‍👩‍👧",), "Family time"),
+    ("He said Привет мир and left.", ("Привет мир",), "He said and left."),
+    ("Tokyo is 東京.", ("東京",), "Tokyo is."),
+    ("The Greek word Ελλάδα.", ("Ελλάδα",), "The Greek word."),
+    ("Let α be small.", (), "Let α be small."),  # a lone Greek letter is a symbol misaki reads
+])
+def test_english_reports_what_it_cannot_say(text: str, dropped: tuple[str, ...], spoken: str) -> None:
+    n = normalize(text)
+    assert n.dropped == dropped
+    assert n.spoken == spoken
