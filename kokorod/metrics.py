@@ -31,6 +31,7 @@ class Metrics:
         self.rtf = Histogram("kokorod_synthesis_rtf", "Synthesis time / audio duration per chunk", buckets=_RTF_BUCKETS, registry=r)
         self.underruns = Counter("kokorod_underruns_total", "Chunks that arrived after the listener's audio ran out", registry=r)
         self.engine_errors = Counter("kokorod_engine_errors_total", "Synthesis failures", registry=r)
+        self.warnings = Counter("kokorod_warnings_total", "Warning events sent (text not spoken)", ["code"], registry=r)
         self.protocol_errors = Counter("kokorod_protocol_errors_total", "Error events sent to clients", ["code"], registry=r)
         self.audio_seconds = Counter("kokorod_audio_seconds_total", "Seconds of audio streamed", registry=r)
         # Sampled at scrape time. They exist so leaks (tasks or threads left behind

@@ -29,9 +29,11 @@ from kokorod.config import ServerConfig, limits_from_args
 from kokorod.errors import KokorodError
 from kokorod.metrics import Metrics
 from kokorod.protocol.codec import SUBPROTOCOLS, codec_for_subprotocol
+from kokorod.protocol.messages import LanguageInfo
 from kokorod.scheduler import EngineScheduler
 from kokorod.session import Capacity, Services, Session
 from kokorod.synthesizer import Synthesizer
+from kokorod.text.languages import LANGUAGES
 
 log = logging.getLogger("kokorod.server")
 STREAM_PATH = "/v1/stream"
@@ -48,6 +50,16 @@ _STATIC = {
     "/player-worklet.js": ("player-worklet.js", "text/javascript; charset=utf-8"),
     "/style.css": ("style.css", "text/css; charset=utf-8"),
 }
+
+
+def language_catalog(voices: tuple[str, ...], synth: Synthesizer) -> tuple[LanguageInfo, ...]:
+    """Every language, its voices, and whether its G2P can load here (for ``ready``)."""
+    out = []
+    for lang in LANGUAGES:
+        problem = synth.g2p.unavailable(lang)
+        out.append(LanguageInfo(lang.code, lang.name, tuple(v for v in voices if v[:1] == lang.letter),
+                                problem is None, None if problem is None else str(problem)))
+    return tuple(out)
 
 
 def _response(status: int, body: bytes, content_type: str = "text/plain; charset=utf-8", extra: dict[str, str] | None = None) -> Response:
@@ -119,8 +131,12 @@ class Daemon:
             self.synth = await self.scheduler.run_direct(loader)
         synth = self.synth
         assert synth is not None, "Daemon needs a synthesizer or a loader"
-        self.services = Services(self.config, self.scheduler, synth, self.metrics, self.capacity,
-                                 tuple(synth.voices.names()))
+        voices = tuple(synth.voices.names())
+        self.services = Services(self.config, self.scheduler, synth, self.metrics, self.capacity, voices,
+                                 language_catalog(voices, synth))
+        for info in self.services.languages:
+            if not info.available:
+                log.warning("language %s unavailable: %s", info.code, info.fix)
         started = time.perf_counter()
         try:
             await self.scheduler.run_direct(lambda: synth.synthesize("Ready.", voice=self.config.voice))

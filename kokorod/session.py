@@ -22,10 +22,15 @@ from kokorod.metrics import Metrics
 from kokorod.outbox import Outbox
 from kokorod.protocol.codec import Codec, ProtocolError
 from kokorod.protocol.messages import (
-    Audio, Cancel, Cancelled, CancelReason, Config, Configured, Error, ErrorCode, Limits, Ready, Speak,
+    Audio, Cancel, Cancelled, CancelReason, Config, Configured, Error, ErrorCode, LanguageInfo, Limits, Ready, Speak,
+    Warning, WarningCode,
 )
 from kokorod.scheduler import EngineScheduler
 from kokorod.synthesizer import Synthesizer
+from kokorod.text import languages
+from kokorod.text.g2p import LanguageUnavailable
+from kokorod.text.languages import Language
+from kokorod.text.segmenter import Segment
 from kokorod.timeline import OutputFormat
 from kokorod.utterance import Rendered, State, Utterance, describe, render_segment
 
@@ -68,6 +73,7 @@ class Services:
     metrics: Metrics
     capacity: Capacity
     voices: tuple[str, ...]
+    languages: tuple[LanguageInfo, ...] = ()
 
 
 class _RateLimiter:
@@ -94,6 +100,7 @@ class Session:
         self.id = session_id
         cfg = services.config
         self.voice, self.speed, self.mode = cfg.voice, 1.0, "interrupt"
+        self.lang: Language | None = None  # None: each utterance speaks its voice's language
         self.fmt = OutputFormat()
         self.utterances: OrderedDict[str, Utterance] = OrderedDict()  # queued or speaking, in play order
         self._ended: OrderedDict[str, None] = OrderedDict()
@@ -111,7 +118,7 @@ class Session:
         self.outbox.put(Ready(
             version=__version__, session=self.id, encoding=self.codec.encoding, sample_rate=self.fmt.sample_rate,
             format=self.fmt.format, frame_ms=self.fmt.frame_ms, voice=self.voice, speed=self.speed,
-            voices=self.s.voices,
+            voices=self.s.voices, languages=self.s.languages, lang=None,
             limits=Limits(limits.max_text_chars, limits.max_message_bytes, limits.max_utterances, int(limits.messages_per_s)),
         ))
         self._writer = asyncio.create_task(self._write_loop(), name=f"kokorod-writer-{self.id}")
@@ -205,6 +212,8 @@ class Session:
                 return
             voice = msg.voice
         self.voice = voice
+        if msg.lang is not None:
+            self.lang = languages.resolve(msg.lang) if msg.lang else None
         self.speed = msg.speed if msg.speed is not None else self.speed
         self.mode = msg.on_new_utterance or self.mode
         self.fmt = OutputFormat(
@@ -212,7 +221,8 @@ class Session:
             msg.sample_rate or self.fmt.sample_rate,
             msg.frame_ms or self.fmt.frame_ms,
         )
-        self.outbox.put(Configured(self.voice, self.speed, self.fmt.format, self.fmt.sample_rate, self.fmt.frame_ms, self.mode))
+        self.outbox.put(Configured(self.voice, self.speed, self.fmt.format, self.fmt.sample_rate, self.fmt.frame_ms,
+                                   self.mode, self.lang.code if self.lang else None))
 
     def _on_cancel(self, msg: Cancel) -> None:
         if msg.all:
@@ -275,6 +285,11 @@ class Session:
         except InputError as exc:
             self._refuse(msg.utterance, ErrorCode.UNKNOWN_VOICE, exc.message)
             return None
+        lang = languages.resolve(msg.lang) if msg.lang else self.lang or languages.for_voice(voice)
+        missing = self.s.synth.g2p.unavailable(lang)
+        if missing is not None:
+            self._refuse(msg.utterance, ErrorCode.LANGUAGE_UNAVAILABLE, str(missing))
+            return None
         if (msg.mode or self.mode) == "interrupt":
             for old in list(self.utterances.values()):
                 self._cancel(old, CancelReason.BARGE_IN)
@@ -287,7 +302,8 @@ class Session:
             self._refuse(msg.utterance, ErrorCode.OVERLOADED, "the daemon is at capacity; try again shortly with a new utterance id")
             return None
         previous = next(reversed(self.utterances.values()), None)
-        utt = Utterance(msg.utterance, voice, msg.speed if msg.speed is not None else self.speed, self.fmt, self._loop.time())
+        utt = Utterance(msg.utterance, voice, msg.speed if msg.speed is not None else self.speed, self.fmt,
+                        self._loop.time(), lang)
         self.utterances[utt.id] = utt
         self._tasks_owned.add(utt)
         self.s.metrics.utterances_started.inc()
@@ -315,28 +331,56 @@ class Session:
                     await utt.changed.wait()
                     continue
                 segment = utt.segments.popleft()
+                self._report_unspoken(utt, segment)
                 if not segment.spoken.strip():
                     continue
                 await self._await_lookahead()
                 last = utt.final and not utt.segments
-                job = partial(self._job, segment=segment, voice=utt.voice, speed=utt.speed, last=last)
+                job = partial(self._job, segment=segment, voice=utt.voice, speed=utt.speed, lang=utt.lang, last=last)
                 rendered: Rendered = await self.s.scheduler.submit(job, urgency=self._urgency)
-                utt.chunks += 1
                 utt.synth_s += rendered.synth_s
-                if rendered.chunk.samples:
-                    self.s.metrics.rtf.observe(rendered.synth_s / (rendered.chunk.samples / 24000))
+                if rendered.unspeakable:
+                    self._warn(utt, WarningCode.UNSPEAKABLE, " ".join(rendered.unspeakable),
+                               f"{utt.lang.name} G2P gave no sounds the model knows for this text")
+                if not rendered.chunk.samples:
+                    continue
+                utt.chunks += 1
+                self.s.metrics.rtf.observe(rendered.synth_s / (rendered.chunk.samples / 24000))
                 self._emit(utt, utt.timeline.render(segment.text, rendered.chunk))
+            if utt.timeline.pos_24k == 0:
+                # Never a bare `done` for text that made no sound: say so.
+                self._fail(utt, ErrorCode.NOTHING_TO_SPEAK,
+                           f"nothing in this utterance's text can be spoken as {utt.lang.name}"
+                           + (" (see its warnings)" if utt.warned else ""))
+                return
             self._emit(utt, utt.timeline.finish())
             self._retire(utt, State.DONE)
         except asyncio.CancelledError:
             raise
+        except LanguageUnavailable as exc:
+            self._fail(utt, ErrorCode.LANGUAGE_UNAVAILABLE, str(exc))
         except Exception as exc:  # any synthesis failure ends this utterance only
             log.exception("utterance %s failed", utt.id)
             self.s.metrics.engine_errors.inc()
             self._fail(utt, ErrorCode.ENGINE_ERROR, f"synthesis failed: {type(exc).__name__}: {str(exc)[:200]}")
 
-    def _job(self, token: Any, *, segment: Any, voice: str, speed: float, last: bool) -> Rendered:
-        return render_segment(self.s.synth, segment, voice=voice, speed=speed, last=last, token=token)
+    def _job(self, token: Any, *, segment: Any, voice: str, speed: float, lang: Language, last: bool) -> Rendered:
+        return render_segment(self.s.synth, segment, voice=voice, speed=speed, lang=lang, last=last, token=token)
+
+    def _report_unspoken(self, utt: Utterance, segment: Segment) -> None:
+        """Text the normaliser removed, or a code block skipped: said, never silent."""
+        if segment.dropped:
+            self._warn(utt, WarningCode.UNSPEAKABLE, " ".join(segment.dropped),
+                       f"not speakable as {utt.lang.name}; skipped")
+        if segment.code and segment.text.strip():
+            self._warn(utt, WarningCode.SKIPPED, segment.text.strip(), "code block not spoken")
+
+    def _warn(self, utt: Utterance, code: str, text: str, message: str) -> None:
+        if utt.state.ended:
+            return
+        utt.warned = True
+        self.s.metrics.warnings.labels(code=str(code)).inc()
+        self.outbox.put(Warning(utt.id, str(code), message, text))
 
     async def _await_lookahead(self) -> None:
         max_ahead = self.s.config.max_ahead_s

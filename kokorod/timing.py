@@ -30,6 +30,8 @@ class SpeechChunk:
     audio: FloatAudio
     words: list[Word] = field(default_factory=list)
     sample_rate: int = SAMPLE_RATE
+    # Written words the G2P gave no phonemes the model knows (reported, not spoken).
+    unspeakable: list[str] = field(default_factory=list)
 
     @property
     def samples(self) -> int:

@@ -12,6 +12,8 @@ from typing import Any
 from kokorod.audio.seams import pause_for_boundary, shape_chunk
 from kokorod.engine.base import CancelToken
 from kokorod.synthesizer import Synthesizer
+from kokorod.text.languages import Language
+from kokorod.text.per_language import segmenter_for
 from kokorod.text.segmenter import Segment, Segmenter
 from kokorod.timeline import OutputFormat, UtteranceTimeline
 from kokorod.timing import SpeechChunk
@@ -36,7 +38,8 @@ class Utterance:
     speed: float
     fmt: OutputFormat
     created_at: float
-    segmenter: Segmenter = field(default_factory=Segmenter)
+    lang: Language
+    segmenter: Segmenter = field(init=False)
     segments: deque[Segment] = field(default_factory=deque)
     final: bool = False
     state: State = State.QUEUED
@@ -46,11 +49,13 @@ class Utterance:
     first_audio_at: float | None = None
     chunks: int = 0
     chars: int = 0
+    warned: bool = False  # a warning (unspoken text) was sent
     synth_s: float = 0.0
     timeline: UtteranceTimeline = field(init=False)
 
     def __post_init__(self) -> None:
         self.timeline = UtteranceTimeline(self.id, self.fmt)
+        self.segmenter = segmenter_for(self.lang)
 
     def add_text(self, text: str, final: bool) -> None:
         self.chars += len(text)
@@ -74,10 +79,11 @@ _PAUSE_KIND = {"clause": "clause", "sentence": "sentence", "paragraph": "paragra
 class Rendered:
     chunk: SpeechChunk
     synth_s: float
+    unspeakable: list[str]
 
 
 def render_segment(
-    synth: Synthesizer, segment: Segment, *, voice: str, speed: float, last: bool, token: CancelToken
+    synth: Synthesizer, segment: Segment, *, voice: str, speed: float, lang: Language, last: bool, token: CancelToken
 ) -> Rendered:
     """Runs on the engine thread: speak one segment and shape its edges.
 
@@ -86,10 +92,13 @@ def render_segment(
     is not delayed by silence.
     """
     started = time.perf_counter()
-    chunk = synth.synthesize(segment.spoken, voice=voice, speed=speed, cancel=token, replacements=segment.spans)
+    chunk = synth.synthesize(segment.spoken, voice=voice, speed=speed, cancel=token, replacements=segment.spans,
+                             lang=lang)
+    if not chunk.samples:  # nothing in it the voice could say (reported by the caller)
+        return Rendered(chunk, time.perf_counter() - started, chunk.unspeakable)
     pause = 0 if last else pause_for_boundary(_PAUSE_KIND.get(segment.boundary, "sentence"), speed)
     shaped = shape_chunk(chunk, lead_in_samples=0, pause_samples=pause)
-    return Rendered(shaped, time.perf_counter() - started)
+    return Rendered(shaped, time.perf_counter() - started, chunk.unspeakable)
 
 
 def describe(utt: Utterance, outcome: str, now: float) -> dict[str, Any]:
@@ -106,4 +115,5 @@ def describe(utt: Utterance, outcome: str, now: float) -> dict[str, Any]:
         "rtf": round(utt.synth_s / audio_s, 3) if audio_s > 0 else None,
         "wall_s": round(now - utt.created_at, 3),
         "voice": utt.voice,
+        "lang": utt.lang.code,
     }

@@ -18,7 +18,7 @@ import websockets
 
 from kokorod.audio.formats import decode_pcm
 from kokorod.protocol.codec import JsonCodec, MsgpackCodec
-from kokorod.protocol.messages import Audio, Cancelled, Done, Error, Ready, WordEvent
+from kokorod.protocol.messages import Audio, Cancelled, Chunk, Done, Error, Ready, WordEvent
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -145,3 +145,26 @@ class Peer:
 
 def words_of(utt: Utterance) -> list[WordEvent]:
     return utt.of(WordEvent)
+
+
+def check_stream_invariants(utt: Utterance) -> None:
+    """Protocol ordering: chunk before its words, words before the frame holding
+    their start, contiguous frames, done last, all on one timeline."""
+    sent_samples = 0
+    rate = utt.sample_rate
+    seq = 0
+    for event in utt.events:
+        if isinstance(event, Audio):
+            assert event.seq == seq and event.offset == sent_samples
+            seq += 1
+            sent_samples += event.samples
+        elif isinstance(event, WordEvent):
+            assert event.start * rate >= sent_samples - 1, f"word {event.text!r} after its audio"
+        elif isinstance(event, Chunk):
+            assert event.start * rate >= sent_samples - rate * 0.05
+    done = utt.events[-1]
+    assert isinstance(done, Done) and done.samples == sent_samples
+    starts = [w.start for w in words_of(utt)]
+    assert starts == sorted(starts)
+    # Resampling rounds the output length down, so allow one output sample.
+    assert all(0 <= w.start <= w.end <= done.duration + 1.0 / rate for w in words_of(utt))

@@ -70,4 +70,17 @@ def doctor(cache_dir: Path) -> list[Check]:
         checks.append(Check("espeak-ng", True, espeakng_loader.get_library_path()))
     except Exception as exc:  # report, never crash the doctor
         checks.append(Check("espeak-ng", False, str(exc), "pip install espeakng-loader"))
+    checks.extend(language_checks())
     return checks
+
+
+def language_checks() -> list[Check]:
+    """One line per language: can its G2P's packages be imported here?"""
+    from kokorod.text.languages import LANGUAGES, missing_modules
+
+    out = []
+    for lang in LANGUAGES:
+        missing = missing_modules(lang)
+        detail = lang.name if not missing else f"{lang.name}: missing {', '.join(missing)}"
+        out.append(Check(f"lang {lang.code}", not missing, detail, lang.fix))
+    return out

@@ -35,10 +35,13 @@ from .messages import (
     Done,
     Error,
     ErrorCode,
+    LanguageInfo,
     Limits,
     Ready,
     ServerEvent,
     Speak,
+    Warning,
+    WarningCode,
     WordEvent,
 )
 
@@ -46,7 +49,7 @@ __all__ = [
     "BYTES_PER_SAMPLE", "DEFAULT_MAX_MESSAGE_BYTES", "FORMATS", "FRAME_MS_MAX", "FRAME_MS_MIN", "MODES",
     "PROTOCOL", "SAMPLE_RATES", "SPEED_MAX", "SPEED_MIN", "SUBPROTOCOLS", "UTTERANCE_ID_MAX_CHARS",
     "UTTERANCE_ID_MIN_CHARS", "VOICE_MAX_CHARS", "Audio", "Cancel", "CancelReason", "Cancelled", "Chunk",
-    "ClientMessage", "Codec", "Config", "Configured", "Done", "Error", "ErrorCode", "JsonCodec", "Limits",
-    "MsgpackCodec", "ProtocolError", "Ready", "ServerEvent", "Speak", "WordEvent", "codec_for_subprotocol",
+    "ClientMessage", "Codec", "Config", "Configured", "Done", "Error", "ErrorCode", "JsonCodec", "LanguageInfo", "Limits",
+    "MsgpackCodec", "ProtocolError", "Ready", "ServerEvent", "Speak", "Warning", "WarningCode", "WordEvent", "codec_for_subprotocol",
     "event_from_map", "message_from_map",
 ]

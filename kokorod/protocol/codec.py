@@ -7,6 +7,7 @@ whatever the input (tests/unit/test_protocol_fuzz.py holds it to that).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
@@ -18,8 +19,8 @@ import msgpack
 from .messages import (
     BYTES_PER_SAMPLE, DEFAULT_MAX_MESSAGE_BYTES, FORMATS, FRAME_MS_MAX, FRAME_MS_MIN, MODES, SAMPLE_RATES,
     SPEED_MAX, SPEED_MIN, UTTERANCE_ID_MAX_CHARS, UTTERANCE_ID_MIN_CHARS, VOICE_MAX_CHARS,
-    Audio, Cancel, Cancelled, Chunk, ClientMessage, Config, Configured, Done, Error, ErrorCode, Limits, Ready,
-    ServerEvent, Speak, WordEvent,
+    Audio, Cancel, Cancelled, Chunk, ClientMessage, Config, Configured, Done, Error, ErrorCode, LanguageInfo, Limits,
+    Ready, ServerEvent, Speak, Warning, WordEvent,
 )
 
 Frame = bytes | bytearray | memoryview | str
@@ -124,6 +125,20 @@ def _bool(d: dict[str, Any], name: str, utt: str | None) -> bool:
     return v
 
 
+def _lang(d: dict[str, Any], utt: str | None, *, allow_reset: bool = False) -> str | None:
+    """A language code or alias ("es", "pt", "zh-CN"), returned canonical."""
+    from kokorod.errors import InputError
+    from kokorod.text.languages import CODES, resolve
+
+    v = _str(d, "lang", utt, max_len=16)
+    if v is None or (allow_reset and v == ""):
+        return v
+    try:
+        return resolve(v).code
+    except InputError:
+        _invalid("lang", "must be one of " + ", ".join(CODES), v, utt)
+
+
 def _peek_utterance(d: dict[str, Any]) -> str | None:
     """The message's utterance id if it is a valid one, to tag errors with it."""
     v = d.get("utterance")
@@ -146,6 +161,7 @@ def _speak(d: dict[str, Any], utt: str | None) -> Speak:
         speed=_float(d, "speed", utt, lo=SPEED_MIN, hi=SPEED_MAX),
         final=_bool(d, "final", utt),
         mode=_str(d, "mode", utt, choices=MODES),  # type: ignore[arg-type]
+        lang=_lang(d, utt),
     )
 
 
@@ -165,6 +181,7 @@ def _config(d: dict[str, Any], utt: str | None) -> Config:
         sample_rate=_int(d, "sample_rate", utt, choices=SAMPLE_RATES),
         frame_ms=_int(d, "frame_ms", utt, lo=FRAME_MS_MIN, hi=FRAME_MS_MAX),
         on_new_utterance=_str(d, "on_new_utterance", utt, choices=MODES),  # type: ignore[arg-type]
+        lang=_lang(d, utt, allow_reset=True),
     )
 
 
@@ -219,7 +236,26 @@ _SIMPLE_EVENTS: Final[dict[str, tuple[type, tuple[tuple[str, type], ...]]]] = {
     "word": (WordEvent, (("utterance", _S), ("index", _I), ("text", _S), ("start", _F), ("end", _F))),
     "done": (Done, (("utterance", _S), ("duration", _F), ("samples", _I))),
     "cancelled": (Cancelled, (("utterance", _S), ("reason", _S))),
+    "warning": (Warning, (("utterance", _S), ("code", _S), ("message", _S), ("text", _S))),
 }
+
+
+def _optional_str(d: dict[str, Any], name: str) -> str | None:
+    v = d.get(name)
+    if v is not None and type(v) is not str:
+        _invalid(name, "must be str", v, None)
+    return v
+
+
+def _languages(d: dict[str, Any]) -> tuple[LanguageInfo, ...]:
+    raw = d.get("languages") or {}
+    if type(raw) is not dict:
+        _invalid("languages", "must be a map", raw, None)
+    return tuple(
+        LanguageInfo(code, _need(info, "name", _S), _need_list(info, "voices", _S), bool(info.get("available", True)),
+                     _optional_str(info, "fix"))
+        for code, info in raw.items() if type(info) is dict
+    )
 
 
 def event_from_map(d: dict[str, Any], pcm: bytes | None = None) -> ServerEvent:
@@ -231,7 +267,10 @@ def event_from_map(d: dict[str, Any], pcm: bytes | None = None) -> ServerEvent:
     simple = _SIMPLE_EVENTS.get(t)
     if simple is not None:
         cls, fields = simple
-        return cls(*(_need(d, name, kind) for name, kind in fields))  # type: ignore[no-any-return]
+        event = cls(*(_need(d, name, kind) for name, kind in fields))
+        if cls is Configured:  # its one optional field
+            event = dataclasses.replace(event, lang=_optional_str(d, "lang"))
+        return event  # type: ignore[no-any-return]
     if t == "audio":
         if pcm is None:
             pcm = bytes(_need(d, "pcm", bytes))
@@ -258,6 +297,7 @@ def event_from_map(d: dict[str, Any], pcm: bytes | None = None) -> ServerEvent:
             frame_ms=_need(d, "frame_ms", _I), voice=_need(d, "voice", _S), speed=_need(d, "speed", _F),
             voices=_need_list(d, "voices", _S), formats=_need_list(d, "formats", _S),
             sample_rates=_need_list(d, "sample_rates", _I), limits=limits,
+            languages=_languages(d), lang=_optional_str(d, "lang"),
         )
     raise ProtocolError(ErrorCode.UNKNOWN_TYPE, f"unknown event type {_show(t)}")
 

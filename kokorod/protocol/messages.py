@@ -57,6 +57,13 @@ class ErrorCode(StrEnum):
     RATE_LIMITED = "rate_limited"
     OVERLOADED = "overloaded"
     ENGINE_ERROR = "engine_error"
+    LANGUAGE_UNAVAILABLE = "language_unavailable"
+    NOTHING_TO_SPEAK = "nothing_to_speak"
+
+
+class WarningCode(StrEnum):
+    UNSPEAKABLE = "unspeakable"   # text the voice cannot say (another script, emoji, unknown symbols)
+    SKIPPED = "skipped"           # text deliberately not spoken (code blocks)
 
 
 class CancelReason(StrEnum):
@@ -79,11 +86,14 @@ class Speak:
     speed: float | None = None
     final: bool = False
     mode: Mode | None = None
+    lang: str | None = None  # canonical language code (the codec resolves aliases)
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"type": "speak", "utterance": self.utterance, "text": self.text}
         if self.voice is not None:
             d["voice"] = self.voice
+        if self.lang is not None:
+            d["lang"] = self.lang
         if self.speed is not None:
             d["speed"] = self.speed
         if self.final:
@@ -119,6 +129,7 @@ class Config:
     sample_rate: int | None = None
     frame_ms: int | None = None
     on_new_utterance: Mode | None = None
+    lang: str | None = None  # "" resets to "from the voice"
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"type": "config"}
@@ -129,7 +140,7 @@ class Config:
         return d
 
 
-_CONFIG_FIELDS: Final = ("voice", "speed", "format", "sample_rate", "frame_ms", "on_new_utterance")
+_CONFIG_FIELDS: Final = ("voice", "speed", "format", "sample_rate", "frame_ms", "on_new_utterance", "lang")
 
 ClientMessage = Union[Speak, Cancel, Config]
 
@@ -159,6 +170,21 @@ class Limits:
 
 
 @dataclass(frozen=True, slots=True)
+class LanguageInfo:
+    code: str
+    name: str
+    voices: tuple[str, ...]
+    available: bool = True
+    fix: str | None = None  # what makes an unavailable language available
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"name": self.name, "voices": list(self.voices), "available": self.available}
+        if self.fix is not None:
+            d["fix"] = self.fix
+        return d
+
+
+@dataclass(frozen=True, slots=True)
 class Ready:
     version: str
     session: str
@@ -173,6 +199,8 @@ class Ready:
     formats: tuple[str, ...] = FORMATS
     sample_rates: tuple[int, ...] = SAMPLE_RATES
     protocol: str = PROTOCOL
+    languages: tuple[LanguageInfo, ...] = ()
+    lang: str | None = None  # the session's language; None = each voice's own
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -190,6 +218,8 @@ class Ready:
             "formats": list(self.formats),
             "sample_rates": list(self.sample_rates),
             "limits": self.limits.to_dict(),
+            "languages": {info.code: info.to_dict() for info in self.languages},
+            "lang": self.lang,
         }
 
 
@@ -201,6 +231,7 @@ class Configured:
     sample_rate: int
     frame_ms: int
     on_new_utterance: str
+    lang: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -211,6 +242,7 @@ class Configured:
             "sample_rate": self.sample_rate,
             "frame_ms": self.frame_ms,
             "on_new_utterance": self.on_new_utterance,
+            "lang": self.lang,
         }
 
 
@@ -308,6 +340,20 @@ class Cancelled:
 
 
 @dataclass(frozen=True, slots=True)
+class Warning:
+    """Something of an utterance's text was not spoken; the utterance goes on."""
+
+    utterance: str
+    code: str
+    message: str
+    text: str  # the written text that was not spoken
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": "warning", "utterance": self.utterance, "code": str(self.code), "message": self.message,
+                "text": self.text}
+
+
+@dataclass(frozen=True, slots=True)
 class Error:
     code: str
     message: str
@@ -320,4 +366,4 @@ class Error:
         return d
 
 
-ServerEvent = Union[Ready, Configured, Chunk, WordEvent, Audio, Done, Cancelled, Error]
+ServerEvent = Union[Ready, Configured, Chunk, WordEvent, Audio, Done, Cancelled, Warning, Error]

@@ -339,7 +339,7 @@ function onEvent(msg) {
       voiceDefault = msg.voice;
       sampleRates = msg.sample_rates || sampleRates;
       negotiatedRate = null;
-      fillVoices(msg.voices || [], msg.voice);
+      fillVoices(msg.voices || [], msg.voice, msg.languages);
       ui.speed.min = msg.limits?.speed_min ?? 0.5;
       ui.speed.max = msg.limits?.speed_max ?? 2;
       setConnection("connected", `connected (v${msg.version})`);
@@ -423,29 +423,51 @@ function negotiateRate() {
 // ---------------------------------------------------------------------------
 // Controls
 
+// Fallback for a daemon whose `ready` has no `languages` map (protocol v1 before it).
 const LANGUAGES = {
   a: "American English", b: "British English", e: "Spanish", f: "French", h: "Hindi",
   i: "Italian", j: "Japanese", p: "Brazilian Portuguese", z: "Mandarin Chinese",
 };
 const GENDERS = { f: "female", m: "male" };
 
-function fillVoices(voices, selected) {
-  const groups = new Map();
-  for (const name of voices) {
-    const m = /^([a-z])([fm])_(.+)$/.exec(name);
-    const label = m ? `${LANGUAGES[m[1]] || m[1]} · ${GENDERS[m[2]]}` : "Other";
-    if (!groups.has(label)) groups.set(label, []);
-    groups.get(label).push({ name, text: m ? `${m[3]} (${name})` : name });
+// One <optgroup> per language, in the daemon's order; a language whose G2P is
+// not installed there keeps its voices visible but disabled, with the reason.
+function voiceGroups(voices, languages) {
+  const groups = [];
+  const seen = new Set();
+  for (const [code, info] of Object.entries(languages || {})) {
+    const names = (info.voices || []).filter((v) => voices.includes(v));
+    if (!names.length) continue;
+    names.forEach((v) => seen.add(v));
+    const label = info.available === false ? `${info.name} (unavailable)` : info.name;
+    groups.push({ code, label, names, disabled: info.available === false, title: info.fix || "" });
   }
+  const rest = voices.filter((v) => !seen.has(v));
+  const byLetter = new Map();
+  for (const name of rest) {
+    const label = LANGUAGES[name[0]] || "Other";
+    if (!byLetter.has(label)) byLetter.set(label, []);
+    byLetter.get(label).push(name);
+  }
+  for (const [label, names] of byLetter) groups.push({ code: "", label, names, disabled: false, title: "" });
+  return groups;
+}
+
+function fillVoices(voices, selected, languages) {
   ui.voice.replaceChildren();
   if (selected && !voices.includes(selected)) {
     // The daemon's default may be a blend, which is not in the list.
     ui.voice.append(new Option(`${selected} (default)`, selected));
   }
-  for (const [label, items] of groups) {
+  for (const g of voiceGroups(voices, languages)) {
     const group = document.createElement("optgroup");
-    group.label = label;
-    for (const v of items) group.append(new Option(v.text, v.name));
+    group.label = g.label;
+    group.dataset.lang = g.code;
+    if (g.disabled) { group.disabled = true; group.title = g.title; }
+    for (const name of g.names) {
+      const m = /^([a-z])([fm])_(.+)$/.exec(name);
+      group.append(new Option(m ? `${m[3]} · ${GENDERS[m[2]]} (${name})` : name, name));
+    }
     ui.voice.append(group);
   }
   ui.voice.value = selected;

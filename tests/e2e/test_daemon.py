@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from asr_support import median_start_error_s, transcribe, word_error_rate
-from daemon_support import DaemonProcess, Peer, Utterance, words_of
-from kokorod.protocol.messages import Audio, Cancel, Cancelled, Chunk, Config, Configured, Done, Speak, WordEvent
+from daemon_support import DaemonProcess, Peer, Utterance, check_stream_invariants, words_of
+from kokorod.protocol.messages import Audio, Cancel, Cancelled, Chunk, Config, Configured, Done, Speak
 
 pytestmark = pytest.mark.slow
 
@@ -26,29 +26,6 @@ def daemon():  # type: ignore[no-untyped-def]
     d = DaemonProcess()
     yield d
     assert d.stop() == 0, d.log()[-3000:]
-
-
-def check_stream_invariants(utt: Utterance) -> None:
-    """Protocol ordering: chunk before its words, words before the frame holding
-    their start, contiguous frames, done last, all on one timeline."""
-    sent_samples = 0
-    rate = utt.sample_rate
-    seq = 0
-    for event in utt.events:
-        if isinstance(event, Audio):
-            assert event.seq == seq and event.offset == sent_samples
-            seq += 1
-            sent_samples += event.samples
-        elif isinstance(event, WordEvent):
-            assert event.start * rate >= sent_samples - 1, f"word {event.text!r} after its audio"
-        elif isinstance(event, Chunk):
-            assert event.start * rate >= sent_samples - rate * 0.05
-    done = utt.events[-1]
-    assert isinstance(done, Done) and done.samples == sent_samples
-    starts = [w.start for w in words_of(utt)]
-    assert starts == sorted(starts)
-    # Resampling rounds the output length down, so allow one output sample.
-    assert all(0 <= w.start <= w.end <= done.duration + 1.0 / rate for w in words_of(utt))
 
 
 def check_heard(utt: Utterance, reference: str, max_wer: float = 0.10) -> tuple[float, float]:

@@ -17,9 +17,11 @@ from kokorod.engine.base import CancelToken
 from kokorod.errors import InputError
 from kokorod.metrics import Metrics
 from kokorod.protocol.codec import MsgpackCodec
-from kokorod.protocol.messages import Audio, Cancel, Cancelled, Done, Error, Ready, Speak, WordEvent
+from kokorod.protocol.messages import Audio, Cancel, Cancelled, Done, Error, Ready, Speak, Warning, WordEvent
 from kokorod.scheduler import EngineScheduler
 from kokorod.session import Capacity, Services, Session
+from kokorod.text.g2p import LanguageUnavailable
+from kokorod.text.languages import Language
 from kokorod.timing import SpeechChunk, Word
 
 WORD_S = 0.3
@@ -32,19 +34,31 @@ class FakeVoices:
         return [(spec, 1.0)]
 
 
-class FakeSynth:
-    """Each word becomes WORD_S of tone; synthesis takes ``delay_s`` per call."""
+class FakeG2P:
+    def __init__(self, missing: tuple[str, ...] = ()) -> None:
+        self.missing = missing
 
-    def __init__(self, delay_s: float = 0.01, fail_on: str | None = None) -> None:
+    def unavailable(self, lang: Language) -> LanguageUnavailable | None:
+        return LanguageUnavailable(lang, "not here", "pip install it") if lang.code in self.missing else None
+
+
+class FakeSynth:
+    """Each word becomes WORD_S of tone; synthesis takes ``delay_s`` per call.
+    A word written "#x" is one the G2P cannot say (reported as unspeakable)."""
+
+    def __init__(self, delay_s: float = 0.01, fail_on: str | None = None, missing: tuple[str, ...] = ()) -> None:
         self.voices = FakeVoices()
+        self.g2p = FakeG2P(missing)
+        self.langs: list[str] = []
         self.delay_s = delay_s
         self.fail_on = fail_on
         self.calls = 0
         self.audio_s = 0.0
 
     def synthesize(self, text: str, *, voice: str, speed: float, cancel: CancelToken | None = None,
-                   replacements: Any = ()) -> SpeechChunk:
+                   replacements: Any = (), lang: Language | None = None) -> SpeechChunk:
         self.calls += 1
+        self.langs.append(lang.code if lang else "?")
         if self.fail_on and self.fail_on in text:
             raise RuntimeError("model blew up")
         deadline = time.monotonic() + self.delay_s
@@ -52,12 +66,14 @@ class FakeSynth:
             if cancel is not None:
                 cancel.raise_if_cancelled()
             time.sleep(0.001)
-        words = [w.strip(".,!?") for w in text.split()]
+        all_words = [w.strip(".,!?") for w in text.split()]
+        words = [w for w in all_words if not w.startswith("#")]
         n = int(WORD_S * 24000)
         t = np.arange(n * len(words)) / 24000
         audio = (0.3 * np.sin(2 * np.pi * 200 * t)).astype(np.float32)
         self.audio_s += len(audio) / 24000
-        return SpeechChunk(audio, [Word(w, i * n, (i + 1) * n) for i, w in enumerate(words)])
+        return SpeechChunk(audio, [Word(w, i * n, (i + 1) * n) for i, w in enumerate(words)],
+                           unspeakable=[w for w in all_words if w.startswith("#")])
 
 
 class Peer:
@@ -249,4 +265,50 @@ async def test_stalled_stream_speaks_its_finished_sentence() -> None:
     assert not any(isinstance(e, WordEvent) and e.text == "costs" for e in peer.events)
     await peer.say(Speak("u", "50 today.", final=True))
     await peer.wait_for(lambda e: isinstance(e, Done))
+    await stop(peer, task, sched)
+
+
+async def test_each_utterance_speaks_its_voices_language_unless_told() -> None:
+    synth = FakeSynth()
+    session, peer, task, sched = await start(synth)
+    await peer.say(Speak("a", "One two.", final=True))
+    await peer.wait_for(lambda e: isinstance(e, Done) and e.utterance == "a")
+    await peer.say(Speak("b", "Uno dos.", lang="es", final=True))
+    await peer.wait_for(lambda e: isinstance(e, Done) and e.utterance == "b")
+    assert synth.langs == ["en-us", "es"]
+    await stop(peer, task, sched)
+
+
+async def test_unspeakable_words_are_warned_before_the_audio_that_follows() -> None:
+    session, peer, task, sched = await start(FakeSynth())
+    await peer.say(Speak("u", "Say #glyph here.", final=True))
+    await peer.wait_for(lambda e: isinstance(e, Done))
+    events = utt_events(peer, "u")
+    warning = next(e for e in events if isinstance(e, Warning))
+    assert warning.code == "unspeakable" and warning.text == "#glyph"
+    assert [w.text for w in events if isinstance(w, WordEvent)] == ["Say", "here"]
+    await stop(peer, task, sched)
+
+
+async def test_text_with_no_sound_ends_in_nothing_to_speak_not_done() -> None:
+    session, peer, task, sched = await start(FakeSynth())
+    await peer.say(Speak("u", "#only #glyphs.", final=True))
+    error = await peer.wait_for(lambda e: isinstance(e, Error))
+    assert error.code == "nothing_to_speak" and error.utterance == "u"
+    events = utt_events(peer, "u")
+    assert not any(isinstance(e, (Done, Audio)) for e in events)
+    assert isinstance(events[0], Warning)
+    await peer.say(Speak("e", "", final=True))  # empty: the same, never a bare done
+    assert (await peer.wait_for(lambda e: isinstance(e, Error) and e.utterance == "e")).code == "nothing_to_speak"
+    assert "u" not in session.utterances and session.s.capacity.active == 0
+    await stop(peer, task, sched)
+
+
+async def test_missing_language_is_refused_with_its_fix() -> None:
+    session, peer, task, sched = await start(FakeSynth(missing=("ja",)))
+    await peer.say(Speak("j", "こんにちは。", lang="ja", final=True))
+    error = await peer.wait_for(lambda e: isinstance(e, Error))
+    assert error.code == "language_unavailable" and error.utterance == "j" and "pip install it" in error.message
+    await peer.say(Speak("j", "more", final=True))  # refused ids stay refused
+    assert (await peer.wait_for(lambda e: isinstance(e, Error) and e.code == "unknown_utterance")).utterance == "j"
     await stop(peer, task, sched)

@@ -28,11 +28,14 @@ from kokorod.protocol import (
     Error,
     ErrorCode,
     JsonCodec,
+    LanguageInfo,
     Limits,
     MsgpackCodec,
     ProtocolError,
     Ready,
     Speak,
+    Warning,
+    WarningCode,
     WordEvent,
     codec_for_subprotocol,
 )
@@ -78,6 +81,13 @@ EVENTS = [
     Cancelled(utterance="u1", reason=CancelReason.BARGE_IN),
     Error(code=ErrorCode.UNKNOWN_VOICE, message="unknown voice 'xx'", utterance="u1"),
     Error(code=ErrorCode.RATE_LIMITED, message="slow down"),
+    Warning(utterance="u1", code="unspeakable", message="not spoken", text="😀"),
+    Configured(voice="ef_dora", speed=1.0, format="pcm_s16le", sample_rate=24000, frame_ms=100,
+               on_new_utterance="interrupt", lang="es"),
+    Ready(version="0.1.0", session="c9f0", encoding="msgpack", sample_rate=24000, format="pcm_s16le",
+          frame_ms=100, voice="af_heart", speed=1.0, voices=("ef_dora", "jf_alpha"), limits=LIMITS, lang="es",
+          languages=(LanguageInfo("es", "Spanish", ("ef_dora",)),
+                     LanguageInfo("ja", "Japanese", ("jf_alpha",), available=False, fix="pip install x"))),
 ]
 MESSAGES = [
     Speak(utterance="u1", text="Hello there. How"),
@@ -89,6 +99,9 @@ MESSAGES = [
     Config(),
     Config(voice="af_bella", speed=1.1, format="alaw", sample_rate=44100, frame_ms=1000, on_new_utterance="queue"),
     Config(frame_ms=10, sample_rate=8000, format="pcm_f32le"),
+    Speak(utterance="u1", text="¿Qué tal?", voice="ef_dora", lang="es"),
+    Config(lang="ja"),
+    Config(lang=""),
 ]
 
 
@@ -118,7 +131,8 @@ def test_to_dict_wire_fields() -> None:
                                                               "reason": "cancel"}
     ready = READY.to_dict()
     assert set(ready) == {"type", "protocol", "version", "session", "encoding", "sample_rate", "format",
-                          "frame_ms", "voice", "speed", "voices", "formats", "sample_rates", "limits"}
+                          "frame_ms", "voice", "speed", "voices", "formats", "sample_rates", "limits",
+                          "languages", "lang"}
     assert ready["protocol"] == "kokorod.v1"
     assert ready["formats"] == list(FORMATS) and ready["sample_rates"] == list(SAMPLE_RATES)
     assert set(ready["limits"]) == {"max_text_chars", "max_message_bytes", "max_utterances", "messages_per_s",
@@ -356,9 +370,17 @@ def test_protocol_error_to_event() -> None:
     assert str(err) == "invalid field 'speed'"
 
 
+def _code_table(section: str) -> set[str]:
+    table = SPEC.read_text().split(section, 1)[1].split("| code | when |", 1)[1].split("\n\n", 1)[0]
+    return set(re.findall(r"^\| `(\w+)` \|", table, re.M))
+
+
 def test_error_codes_match_the_spec_table() -> None:
-    table = SPEC.read_text().split("| code | when |", 1)[1].split("\n\n", 1)[0]
-    assert set(re.findall(r"^\| `(\w+)` \|", table, re.M)) == {c.value for c in ErrorCode}
+    assert _code_table("### `error`") == {c.value for c in ErrorCode}
+
+
+def test_warning_codes_match_the_spec_table() -> None:
+    assert _code_table("### `warning`") == {c.value for c in WarningCode}
 
 
 def test_cancel_reasons_match_the_spec() -> None:
@@ -408,3 +430,19 @@ def test_subprotocols() -> None:
         codec_for_subprotocol("kokorod.v2.json")
     with pytest.raises(ValueError):
         MsgpackCodec(max_message_bytes=0)
+
+
+@pytest.mark.parametrize("alias,code", [("es", "es"), ("ES", "es"), ("pt", "pt-br"), ("pt_BR", "pt-br"),
+                                        ("zh-CN", "zh"), ("en", "en-us"), ("fr-fr", "fr"), ("j", "ja")])
+def test_lang_aliases_decode_to_the_canonical_code(codec: Codec, alias: str, code: str) -> None:
+    msg = codec.decode(frame_of(codec, {"type": "speak", "utterance": "u1", "text": "x", "lang": alias}))
+    assert msg.lang == code
+    assert codec.decode(frame_of(codec, {"type": "config", "lang": alias})).lang == code
+
+
+@pytest.mark.parametrize("bad", ["klingon", "", 5, "x" * 40])
+def test_unknown_lang_is_invalid_field_naming_the_codes(codec: Codec, bad: Any) -> None:
+    err = decode_error(codec, frame_of(codec, {"type": "speak", "utterance": "u1", "text": "x", "lang": bad}))
+    assert err.code == ErrorCode.INVALID_FIELD and "'lang'" in err.message and err.utterance == "u1"
+    if bad == "klingon":
+        assert "pt-br" in err.message

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import numpy as np
 import pytest
 
-from kokorod.synthesizer import _TokenSpan, _written_form, words_from_tokens
+from kokorod.text.words import TokenSpan as _TokenSpan, written_form as _written_form, words_from_tokens
 from kokorod.text.normalize import Replacement
 
 
@@ -39,3 +42,41 @@ def test_replacement_spans_map_spoken_words_back_to_the_written_text() -> None:
     words = words_from_tokens(spans, 0, [Replacement(4, 19, "example.com")])
     assert [(w.text, w.start / 24000, w.end / 24000) for w in words] == [
         ("see", 0.0, 0.2), ("example.com", 0.2, 0.8), ("now", 0.8, 1.0)]
+
+
+def _toks(spec: list[tuple[str, str, bool]]) -> list[Any]:
+    from kokorod.text.tokens import Token
+
+    return [Token(t, p, w) for t, p, w in spec]
+
+
+def test_join_timestamps_matches_kokoros_on_the_same_tokens_and_durations() -> None:
+    import random
+
+    from kokoro.pipeline import KPipeline
+
+    from kokorod.text.words import join_timestamps
+
+    rng = random.Random(7)
+    for _ in range(200):
+        spec = [("w%d" % k, "x" * rng.randint(1, 6), rng.random() < 0.8) for k in range(rng.randint(1, 12))]
+        phonemes = "".join(p + (" " if w else "") for _, p, w in spec)
+        durations = [rng.randint(0, 9) for _ in range(len(phonemes) + 2)]
+        ours, theirs = _toks(spec), _toks(spec)
+        join_timestamps(ours, durations)
+        KPipeline.join_timestamps(theirs, np.asarray(durations))
+        assert [(t.start_ts, t.end_ts) for t in ours] == [(t.start_ts, t.end_ts) for t in theirs]
+
+
+def test_a_silent_token_with_a_space_consumes_one_duration_not_two() -> None:
+    from kokorod.text.words import join_timestamps
+
+    toks = _toks([("a", "a", True), ("—", "", True), ("b", "b", False)])
+    # ids: BOS a ␠ ␠ b EOS
+    join_timestamps(toks, [3, 2, 1, 1, 4, 1])
+    assert toks[0].start_ts == 0 and toks[0].end_ts == (2 * 2 + 1) / 80
+    # In half-frames: "a" ends mid-space (5), the silent token's space ends at 8
+    # and "b" starts at that space's middle (7); with two ids consumed there,
+    # "b" would have been timed from EOS's duration instead of its own.
+    assert toks[2].start_ts == 7 / 80
+    assert toks[2].end_ts == (8 + 2 * 4) / 80

@@ -1,5 +1,5 @@
-"""Grapheme-to-phoneme per language (see ``bank.py`` for the dispatcher)."""
+"""Grapheme-to-phoneme per language; ``bank.G2PBank`` picks and builds them."""
 
-from kokorod.text.g2p.english import G2PBank, Phonemized, split_tokens
+from kokorod.text.g2p.bank import G2PBank, LanguageUnavailable, Phonemized, split_tokens
 
-__all__ = ["G2PBank", "Phonemized", "split_tokens"]
+__all__ = ["G2PBank", "LanguageUnavailable", "Phonemized", "split_tokens"]
