@@ -80,7 +80,7 @@ def language_checks() -> list[Check]:
 
     out = []
     for lang in LANGUAGES:
-        missing = missing_modules(lang)
+        missing = missing_modules(lang.modules)
         detail = lang.name if not missing else f"{lang.name}: missing {', '.join(missing)}"
         out.append(Check(f"lang {lang.code}", not missing, detail, lang.fix))
     return out

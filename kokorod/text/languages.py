@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 from dataclasses import dataclass
+from typing import Sequence
 
 from kokorod.errors import InputError
 
@@ -41,7 +42,7 @@ LANGUAGES: tuple[Language, ...] = (
     Language("it", "i", "Italian", espeak="it", modules=_ESPEAK),
     Language("pt-br", "p", "Brazilian Portuguese", espeak="pt-br", modules=_ESPEAK),
     Language("ja", "j", "Japanese", spaced=False, modules=("fugashi", "unidic_lite", "jaconv", "mojimoji"), fix=_FIX_JA),
-    Language("zh", "z", "Mandarin Chinese", spaced=False, modules=("jieba", "pypinyin", "cn2an"), fix=_FIX_ZH),
+    Language("zh", "z", "Mandarin Chinese", spaced=False, modules=("jieba", "pypinyin", "cn2an", "ordered_set"), fix=_FIX_ZH),
 )
 BY_CODE = {lang.code: lang for lang in LANGUAGES}
 BY_LETTER = {lang.letter: lang for lang in LANGUAGES}
@@ -69,10 +70,10 @@ def for_voice(voice: str) -> Language:
     return BY_LETTER.get(first, BY_CODE["en-us"])
 
 
-def missing_modules(lang: Language) -> list[str]:
-    """The modules ``lang`` needs that cannot be imported here (cheap: no import)."""
+def missing_modules(modules: Sequence[str]) -> list[str]:
+    """Those of ``modules`` that cannot be imported here (cheap: nothing is imported)."""
     missing = []
-    for name in lang.modules:
+    for name in modules:
         try:
             if importlib.util.find_spec(name) is None:
                 missing.append(name)

@@ -50,11 +50,11 @@ class G2PBank:
         self._nlp: Any = None
         self._nlp_lock = threading.Lock()
         self._g2ps: dict[str, G2P] = {}
-        self._build_lock = threading.Lock()
+        self._build_lock = threading.RLock()  # zh/ja build the English G2P inside their own build
 
     def unavailable(self, lang: Language) -> LanguageUnavailable | None:
         """Why ``lang`` cannot be spoken here (missing packages), without loading it."""
-        missing = missing_modules(lang)
+        missing = missing_modules(lang.modules)
         if missing:
             return LanguageUnavailable(lang, "missing Python packages: " + ", ".join(missing), lang.fix)
         return None
