@@ -31,6 +31,8 @@ def _engine_args(p: argparse.ArgumentParser) -> None:
 def _speech_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--voice", default=None, help="voice or blend, e.g. af_heart or af_heart:0.7,af_bella:0.3")
     p.add_argument("--speed", type=float, default=1.0, help="0.5 to 2.0 (default 1.0)")
+    p.add_argument("--lang", default=None, help="language of the text: en-us, en-gb, es, fr, hi, it, pt-br, ja, zh "
+                   "(default: the voice's)")
 
 
 def _client_args(p: argparse.ArgumentParser) -> None:
@@ -52,11 +54,15 @@ def cmd_voices(args: argparse.Namespace) -> int:
     from kokorod.assets.paths import resolve_cache_dir
     from kokorod.assets.voices import VoiceStore, voice_info
 
+    from kokorod.text.languages import LANGUAGES, resolve
+
     store = VoiceStore(resolve_cache_dir(args.cache_dir) / "voices")
     store.ensure_available()
-    for name in store.names():
-        info = voice_info(name)
-        print(f"{name:16s}{info.language:22s}{info.gender}")
+    only = resolve(args.lang).code if args.lang else None
+    infos = [voice_info(name) for name in store.names()]
+    for lang in LANGUAGES:  # grouped by language, in Kokoro's order
+        for info in (i for i in infos if i.lang == lang.code and only in (None, lang.code)):
+            print(f"{info.name:16s}{info.lang:8s}{info.language:22s}{info.gender}")
     return 0
 
 
@@ -124,8 +130,9 @@ def build_parser() -> argparse.ArgumentParser:
     _engine_args(p)
     p.set_defaults(handler=cmd_pipe)
 
-    p = sub.add_parser("voices", help="list the voices")
+    p = sub.add_parser("voices", help="list the voices, grouped by language")
     p.add_argument("--cache-dir", default=None)
+    p.add_argument("--lang", default=None, help="only this language's voices (e.g. es, ja)")
     p.set_defaults(handler=cmd_voices)
 
     p = sub.add_parser("fetch", help="prepare every asset for offline use")

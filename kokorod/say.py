@@ -18,7 +18,10 @@ import numpy as np
 from kokorod.engine.base import SAMPLE_RATE, CancelToken
 from kokorod.errors import InputError
 from kokorod.synthesizer import Synthesizer, check_speed
-from kokorod.text.segmenter import Segment, Segmenter
+from kokorod.text import languages
+from kokorod.text.languages import Language
+from kokorod.text.per_language import segmenter_for
+from kokorod.text.segmenter import Segment
 from kokorod.timing import Word
 from kokorod.utterance import render_segment
 
@@ -29,37 +32,49 @@ class Speech:
 
     audio: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
     words: list[Word] = field(default_factory=list)
+    unspoken: list[str] = field(default_factory=list)  # written text not spoken (unspeakable, code)
 
     @property
     def duration_s(self) -> float:
         return self.audio.shape[0] / SAMPLE_RATE
 
 
-def render_segments(synth: Synthesizer, segments: Iterable[Segment], *, voice: str, speed: float,
-                    token: CancelToken | None = None) -> Iterator[tuple[Segment, np.ndarray, list[Word]]]:
-    """Yield each segment's audio and words (shifted onto the utterance timeline)."""
+def render_segments(synth: Synthesizer, segments: Iterable[Segment], *, voice: str, speed: float, lang: Language,
+                    token: CancelToken | None = None) -> Iterator[tuple[Segment, np.ndarray, list[Word], list[str]]]:
+    """Yield each segment's audio, words (shifted onto the utterance timeline) and
+    the written words the G2P could not say."""
     token = token or CancelToken()
     pending = [s for s in segments if s.spoken.strip()]
     position = 0
     for i, segment in enumerate(pending):
-        rendered = render_segment(synth, segment, voice=voice, speed=speed, last=i == len(pending) - 1, token=token)
+        rendered = render_segment(synth, segment, voice=voice, speed=speed, lang=lang, last=i == len(pending) - 1,
+                                  token=token)
         chunk = rendered.chunk
-        yield segment, chunk.audio, [w.shifted(position) for w in chunk.words]
+        yield segment, chunk.audio, [w.shifted(position) for w in chunk.words], rendered.unspeakable
         position += chunk.samples
 
 
-def speak_local(synth: Synthesizer, text: str, *, voice: str, speed: float) -> Speech:
+def speak_local(synth: Synthesizer, text: str, *, voice: str, speed: float, lang: str | None = None) -> Speech:
     if not text.strip():
         raise InputError("there is no text to speak", 'pass some text, e.g. kokorod say "Hello"')
-    segmenter = Segmenter()
+    language = languages.resolve(lang) if lang else languages.for_voice(voice)
+    missing = synth.g2p.unavailable(language)
+    if missing is not None:
+        raise missing
+    segmenter = segmenter_for(language)
     segments = segmenter.feed(text) + segmenter.flush()
-    speech = Speech()
+    speech = Speech(unspoken=[d for s in segments for d in s.dropped] + [s.text.strip() for s in segments if s.code])
     parts: list[np.ndarray] = []
-    for _segment, audio, words in render_segments(synth, segments, voice=voice, speed=speed):
+    for _segment, audio, words, unspeakable in render_segments(synth, segments, voice=voice, speed=speed,
+                                                               lang=language):
         parts.append(audio)
         speech.words.extend(words)
+        speech.unspoken.extend(unspeakable)
     if parts:
         speech.audio = np.concatenate(parts)
+    if not speech.audio.size:
+        raise InputError(f"nothing in this text can be spoken as {language.name}",
+                         "check the text, or pick its language with --lang")
     return speech
 
 
@@ -96,7 +111,9 @@ def _say_local(args: argparse.Namespace, text: str) -> int:
     synth = build_synthesizer(_engine_options(args))
     voice = args.voice or "af_heart"
     synth.check_voice(voice)
-    speech = speak_local(synth, text, voice=voice, speed=args.speed)
+    speech = speak_local(synth, text, voice=voice, speed=args.speed, lang=args.lang)
+    for piece in speech.unspoken:
+        print(f"not spoken: {piece}", file=sys.stderr)
     if args.output is None:
         from kokorod.playback import play_or_none
 

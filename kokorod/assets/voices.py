@@ -31,10 +31,6 @@ HF_REPO = "hexgrad/Kokoro-82M"
 DEFAULT_VOICE = "af_heart"
 _NAME_RE = re.compile(r"^[a-z]{2}_[a-z0-9]+$")
 
-LANGUAGES = {
-    "a": "American English", "b": "British English", "e": "Spanish", "f": "French",
-    "h": "Hindi", "i": "Italian", "j": "Japanese", "p": "Brazilian Portuguese", "z": "Mandarin Chinese",
-}
 GENDERS = {"f": "female", "m": "male"}
 
 VoicePack = npt.NDArray[np.float32]
@@ -43,16 +39,17 @@ VoicePack = npt.NDArray[np.float32]
 @dataclass(frozen=True)
 class VoiceInfo:
     name: str
-    language: str
+    lang: str       # language code, e.g. "es" (kokorod.text.languages)
+    language: str   # its name, e.g. "Spanish"
     gender: str
-
-    @property
-    def british(self) -> bool:
-        return self.name.startswith("b")
 
 
 def voice_info(name: str) -> VoiceInfo:
-    return VoiceInfo(name, LANGUAGES.get(name[0], "unknown"), GENDERS.get(name[1:2], "unknown"))
+    from kokorod.text.languages import BY_LETTER
+
+    lang = BY_LETTER.get(name[:1])
+    return VoiceInfo(name, lang.code if lang else "?", lang.name if lang else "unknown",
+                     GENDERS.get(name[1:2], "unknown"))
 
 
 def fetch_voices_npm(voice_dir: Path) -> int:

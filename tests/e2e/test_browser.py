@@ -163,6 +163,13 @@ def test_page_speaks_highlights_in_time_and_stops(page: tuple[Any, WireLog, list
     ready = wire.events("ready")[0]
     assert pg.locator("#voice").input_value() == ready["voice"]
     assert pg.locator("#voice option").count() >= len(ready["voices"])
+    # The picker groups voices by language, with the names the daemon gives.
+    groups = pg.evaluate("""() => [...document.querySelectorAll('#voice optgroup')].map(
+        g => [g.label, [...g.querySelectorAll('option')].map(o => o.value)])""")
+    by_label = dict((label, values) for label, values in groups)
+    for code, info in ready["languages"].items():
+        assert sorted(by_label[info["name"]]) == sorted(info["voices"]), code
+    assert "ef_dora" in by_label["Spanish"] and "zf_xiaobei" in by_label["Mandarin Chinese"]
 
     # --- Speak one sentence and follow it on the audio clock ------------------
     pg.fill("#text", SENTENCE)

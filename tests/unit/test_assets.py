@@ -79,7 +79,8 @@ def test_style_row_follows_phoneme_count(tmp_path: Path) -> None:
 
 def test_voice_info() -> None:
     assert voice_info("bm_george").language == "British English" and voice_info("bm_george").gender == "male"
-    assert voice_info("jf_alpha").language == "Japanese"
+    assert voice_info("jf_alpha").language == "Japanese" and voice_info("jf_alpha").lang == "ja"
+    assert voice_info("pf_dora").lang == "pt-br"
 
 
 def test_npm_missing_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
