@@ -172,7 +172,8 @@ def floor_and_reference(texts: list[str], runs: int) -> dict[str, Any]:
 
     from kokorod.assets.paths import resolve_cache_dir
     from kokorod.runtime import EngineOptions, build_synthesizer
-    from kokorod.text.segmenter import Segmenter
+    from kokorod.text.languages import for_voice
+    from kokorod.text.per_language import segmenter_for
     from kokorod.utterance import render_segment
     from kokorod.engine.base import CancelToken
 
@@ -180,11 +181,11 @@ def floor_and_reference(texts: list[str], runs: int) -> dict[str, Any]:
     synth.synthesize("Warm up the engine.")
     floors: list[float] = []
     for text in texts:
-        seg = Segmenter()
+        seg = segmenter_for(for_voice(VOICE))
         first = (seg.feed(text) + seg.flush())[0]
         for _ in range(runs):
             t = time.perf_counter()
-            render_segment(synth, first, voice=VOICE, speed=1.0, last=False, token=CancelToken())
+            render_segment(synth, first, voice=VOICE, speed=1.0, lang=for_voice(VOICE), last=False, token=CancelToken())
             floors.append(time.perf_counter() - t)
     cache = resolve_cache_dir(None)
     voices_npz = cache / "bench-voices.npz"
