@@ -53,7 +53,7 @@ from kokorod.errors import InputError, KokorodError
 from kokorod.protocol.codec import SUBPROTOCOLS, Codec, ProtocolError, codec_for_subprotocol, message_from_map
 from kokorod.protocol.messages import (
     Audio, Cancel, Cancelled, Chunk, ClientMessage, Config, Configured, Done, Error, ErrorCode, Ready,
-    ServerEvent, Speak, WordEvent,
+    ServerEvent, Speak, Warning, WordEvent,
 )
 
 __all__ = ["DEFAULT_URL", "KokorodClient", "connect", "Synthesis", "audio_of", "KokorodServerError",
@@ -62,7 +62,7 @@ __all__ = ["DEFAULT_URL", "KokorodClient", "connect", "Synthesis", "audio_of", "
 
 log = logging.getLogger("kokorod.client")
 DEFAULT_URL = "ws://127.0.0.1:8765/v1/stream"
-UtteranceEvent = Chunk | WordEvent | Audio | Done | Cancelled | Error
+UtteranceEvent = Chunk | WordEvent | Audio | Warning | Done | Cancelled | Error
 Fragments = str | AsyncIterable[str] | Iterable[str]
 
 # These errors reject one fragment; the utterance goes on. Every other error that
@@ -245,10 +245,12 @@ class KokorodClient:
         return await waiter
 
     async def speak(self, text: Fragments, utterance: str | None = None, voice: str | None = None,
-                    speed: float | None = None, final: bool = True, mode: str | None = None) -> str:
+                    speed: float | None = None, final: bool = True, mode: str | None = None,
+                    lang: str | None = None) -> str:
         """Speak ``text`` (a string, or an (async) iterable of fragments sent as they
         come); returns the utterance id. With ``final=False`` more text may follow
-        in later ``speak`` calls with the same id."""
+        in later ``speak`` calls with the same id. ``lang`` (e.g. "es") overrides
+        the voice's language."""
         uid = utterance or "u-" + uuid.uuid4().hex[:12]
         if uid in self._final_sent or uid in self._ended:
             raise InputError(f"utterance {uid!r} is finished; use a new id")
@@ -264,7 +266,7 @@ class KokorodClient:
                 part = piece[i:i + step]
                 end = last and i + step >= len(piece)
                 if first:
-                    await self._send(Speak(uid, part, voice, speed, end, mode))  # type: ignore[arg-type]
+                    await self._send(Speak(uid, part, voice, speed, end, mode, lang))  # type: ignore[arg-type]
                     first = False
                 else:
                     await self._send(Speak(uid, part, final=end))

@@ -133,15 +133,15 @@ def _token(args: argparse.Namespace) -> str | None:
 
 
 async def _interruptible(work: Awaitable[int], on_interrupt: Any, console: Console) -> int:
-    """Run ``work``; on Ctrl-C (asyncio.run cancels the main task) clean up and
-    return 130 instead of letting a traceback out. A closed stdout ends quietly."""
+    """Run ``work``; on Ctrl-C (asyncio.run cancels the main task) clean up, then
+    let the cancellation go on: asyncio.run turns it into KeyboardInterrupt, which
+    the CLI reports as exit 130. A closed stdout ends quietly."""
     try:
         return await work
     except asyncio.CancelledError:
         await on_interrupt()
         console.end()
-        print("", file=sys.stderr)
-        return 130
+        raise
     except BrokenPipeError:
         await on_interrupt()
         # Point stdout at /dev/null so the interpreter's final flush does not complain.
@@ -156,6 +156,7 @@ async def _first_of(*tasks: "asyncio.Task[Any]") -> None:
     except asyncio.CancelledError:
         for t in tasks:
             t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)  # nothing outlives the caller
         raise
     for t in pending:
         t.cancel()
@@ -172,6 +173,7 @@ async def _first_of(*tasks: "asyncio.Task[Any]") -> None:
 async def _remote(args: argparse.Namespace, fragments: Any, default_wav: str, console: Console) -> int:
     """Raises DaemonUnavailable (before anything is read or played) when no daemon answers."""
     from kokorod.client import Audio, Cancelled, Error, KokorodClient, KokorodServerError, WordEvent, audio_of
+    from kokorod.protocol.messages import Warning
 
     client = await KokorodClient.connect(args.url, token=_token(args))
     uid: str | None = None
@@ -194,7 +196,8 @@ async def _remote(args: argparse.Namespace, fragments: Any, default_wav: str, co
         uid = "say-" + os.urandom(6).hex()
         started = time.monotonic()
         stream = client.stream(uid)  # before speaking: buffers from the first event on
-        sender = asyncio.create_task(client.speak(fragments, utterance=uid, voice=args.voice, speed=args.speed))
+        sender = asyncio.create_task(client.speak(fragments, utterance=uid, voice=args.voice, speed=args.speed,
+                                                  lang=args.lang))
 
         async def consume() -> None:
             async for event in stream:
@@ -205,6 +208,8 @@ async def _remote(args: argparse.Namespace, fragments: Any, default_wav: str, co
                     sink.audio(audio_of(event))
                 elif isinstance(event, WordEvent):
                     sink.word(event.text, event.start, event.end)
+                elif isinstance(event, Warning):
+                    console.status(f"not spoken ({event.code}): {event.text}")
                 elif isinstance(event, Error):
                     raise KokorodServerError(event)
                 elif isinstance(event, Cancelled):
@@ -219,6 +224,7 @@ async def _remote(args: argparse.Namespace, fragments: Any, default_wav: str, co
             raise
         finally:
             clock.cancel()
+            await asyncio.gather(clock, return_exceptions=True)
         await client.close()
         return 0
 
@@ -330,17 +336,20 @@ async def _local_pipe(args: argparse.Namespace, text: StdinText, console: Consol
     from kokorod.cli import _engine_options
     from kokorod.engine.base import SAMPLE_RATE, CancelToken
     from kokorod.runtime import build_synthesizer
-    from kokorod.text.segmenter import Segment, Segmenter
+    from kokorod.text import languages
+    from kokorod.text.per_language import segmenter_for
+    from kokorod.text.segmenter import Segment
     from kokorod.utterance import render_segment
 
     console.status("no daemon answers; loading the model in-process")
+    lang = languages.resolve(args.lang) if args.lang else languages.for_voice(args.voice or "af_heart")
     token = CancelToken()
     segments: asyncio.Queue[Segment | None] = asyncio.Queue()
     eof = False
 
     async def read() -> None:
         nonlocal eof
-        segmenter = Segmenter()
+        segmenter = segmenter_for(lang)
         async for piece in text:
             for segment in segmenter.feed(piece):
                 segments.put_nowait(segment)
@@ -379,7 +388,7 @@ async def _local_pipe(args: argparse.Namespace, text: StdinText, console: Consol
                     continue
                 last = eof and segments.qsize() == 1  # only the end marker is left
                 rendered = await asyncio.to_thread(render_segment, synth, segment, voice=voice, speed=args.speed,
-                                                   last=last, token=token)
+                                                   lang=lang, last=last, token=token)
                 chunk = rendered.chunk
                 if sink.first_audio is None:  # counted from the text, or from the model being ready
                     since = max(_t0(text, loaded_at), loaded_at)
@@ -396,6 +405,7 @@ async def _local_pipe(args: argparse.Namespace, text: StdinText, console: Consol
             await sink.finish()
         finally:
             clock.cancel()
+            await asyncio.gather(clock, return_exceptions=True)
         return 0
 
     try:

@@ -3,6 +3,7 @@ falling back to in-process synthesis, and failing with one line."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -37,6 +38,23 @@ def kokorod(*args: str, stdin: str | None = None, token: str | None = TOKEN,
         env["KOKOROD_TOKEN"] = token
     return subprocess.run([sys.executable, "-m", "kokorod", *args], input=stdin, capture_output=True, text=True,
                           timeout=timeout, cwd=ROOT, env=env)
+
+
+@contextlib.contextmanager
+def sigint_not_ignored():  # type: ignore[no-untyped-def]
+    """Start children the way a shell starts a foreground command, whose Ctrl-C
+    is delivered. An ignored SIGINT is inherited across exec (POSIX shells ignore
+    it in background jobs: `make test &` from a script), and Python then leaves it
+    ignored, so the child would never see the test's SIGINT. A handled SIGINT is
+    reset to the default on exec: install one while the child starts."""
+    if signal.getsignal(signal.SIGINT) != signal.SIG_IGN:
+        yield
+        return
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def metric(daemon: DaemonProcess, series: str) -> float:
@@ -136,24 +154,31 @@ def test_say_with_an_unknown_voice_prints_one_line(daemon: DaemonProcess, tmp_pa
 def test_pipe_ctrl_c_cancels_and_exits_130(daemon: DaemonProcess, tmp_path: Path) -> None:
     cancels = 'kokorod_utterances_cancelled_total{reason="cancel"}'
     started, cancelled = utterances_started(daemon), metric(daemon, cancels)
-    proc = subprocess.Popen([sys.executable, "-m", "kokorod", "pipe", "-o", str(tmp_path / "int.wav"), "--url",
-                             daemon.url, "--token", TOKEN], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, cwd=ROOT)
-    assert proc.stdin is not None
-    proc.stdin.write(b"A very long story about a cat who lived in a lighthouse by the sea. " * 30)
-    proc.stdin.flush()  # stdin stays open: the utterance is mid-stream
-    deadline = time.time() + 60
-    while utterances_started(daemon) == started and time.time() < deadline:
-        time.sleep(0.1)
-    time.sleep(1.0)
-    proc.send_signal(signal.SIGINT)
-    stdout, stderr = proc.communicate(timeout=20)
-    assert proc.returncode == 130
+    with sigint_not_ignored():
+        proc = subprocess.Popen([sys.executable, "-m", "kokorod", "pipe", "-o", str(tmp_path / "int.wav"), "--url",
+                                 daemon.url, "--token", TOKEN], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, cwd=ROOT)
+    try:
+        assert proc.stdin is not None
+        proc.stdin.write(b"A very long story about a cat who lived in a lighthouse by the sea. " * 30)
+        proc.stdin.flush()  # stdin stays open: the utterance is mid-stream
+        deadline = time.time() + 60
+        while utterances_started(daemon) == started and time.time() < deadline and proc.poll() is None:
+            time.sleep(0.1)
+        # Through the daemon, not a silent in-process fallback: only then is there a cancel to send.
+        assert utterances_started(daemon) == started + 1, proc.poll()
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:  # a failed run must not leave a process speaking into the shared daemon
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 130, stderr
     assert b"Traceback" not in stderr and b"Error" not in stderr, stderr
     assert not (tmp_path / "int.wav").exists()
     # The daemon was told (a `cancel`, not just a dropped connection).
-    for _ in range(50):
-        if metric(daemon, cancels) > cancelled:
-            break
+    deadline = time.time() + 15
+    while metric(daemon, cancels) <= cancelled and time.time() < deadline:
         time.sleep(0.1)
     assert metric(daemon, cancels) == cancelled + 1
