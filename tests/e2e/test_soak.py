@@ -186,7 +186,14 @@ def test_soak_leaves_nothing_behind(tmp_path: Path) -> None:
     daemon = report["daemon_view"]
     assert daemon["utterances_completed"] >= 5 and daemon["engine_errors"] == 0 and daemon["utterances_failed"] == 0
     assert daemon["utterances_cancelled"].get("disconnect", 0) >= 1
-    assert sum(daemon["utterances_cancelled"].values()) >= 3
+    # How many actions fit in the run depends on the CPU and its load; what must
+    # hold anyway: some were cancels or barge-ins, and every cancellation a client
+    # was told of, the daemon counted too.
+    actions = report["actions"]
+    assert actions.get("cancel", 0) + actions.get("barge_in", 0) >= 1, actions
+    told = report["client_view"]["cancelled"]
+    for reason, count in told.items():
+        assert daemon["utterances_cancelled"].get(reason, 0) >= count, (told, daemon["utterances_cancelled"])
     assert report["actions"].get("abort", 0) >= 1
     # After every client left: back to baseline.
     for gauge, values in report["leak_gauges"].items():

@@ -321,7 +321,7 @@ def test_remote_say_plays_and_prints_words_in_time(daemon: DaemonProcess, fake_s
 
     from kokorod.remote import try_remote_say
 
-    args = argparse.Namespace(text="One, two, three.", output=None, url=daemon.url, token=TOKEN, words=True,
+    args = argparse.Namespace(text="One, two, three.", output=None, url=daemon.url, token=TOKEN, words=True, lang=None,
                               voice=None, speed=1.0, local=False)
     began = time.monotonic()
     assert try_remote_say(args) == 0
