@@ -6,6 +6,8 @@ import argparse
 import os
 from dataclasses import dataclass, field, fields
 
+from kokorod.admission import DEFAULT_UTILISATION
+
 
 @dataclass(frozen=True)
 class Limits:
@@ -17,9 +19,10 @@ class Limits:
     messages_per_s: float = 200.0
     message_burst: int = 400
     max_send_buffer_s: float = 30.0     # audio queued for a client that is not reading
-    # Connections speaking at once, daemon-wide. 3 = what a 2-core box streams at
-    # 1x with no underruns (bench/capacity.py, docs/operations.md); 4 underran.
-    max_active_streams: int = 3
+    # Connections speaking at once, daemon-wide, on top of measured admission
+    # (kokorod.admission): None = "auto", only what the engine workers can feed
+    # at 1x with headroom; a number caps that too (docs/operations.md, Capacity).
+    max_active_streams: int | None = None
 
     def to_wire(self) -> dict[str, float | int]:
         return {
@@ -41,7 +44,8 @@ _LIMIT_HELP = {  # flag's metavar, help
     "messages_per_s": ("RATE", "client messages per second, sustained"),
     "message_burst": ("N", "client messages allowed in a burst"),
     "max_send_buffer_s": ("SECONDS", "audio held for a client that is not reading; past it its stream is cancelled"),
-    "max_active_streams": ("N", "connections speaking at once, daemon-wide; more are refused with overloaded"),
+    "max_active_streams": ("auto|N", "connections speaking at once, daemon-wide; auto = as many as the measured "
+                           "engine speed feeds at 1x with headroom, N = that but at most N; more are refused with overloaded"),
 }
 
 
@@ -61,6 +65,52 @@ class ServerConfig:
     allowed_origins: tuple[str, ...] = ()
     log_json: bool = False
     limits: Limits = field(default_factory=Limits)
+    # Engine threads, each with its own engine session. 1 (using every core):
+    # on the quiet 2-core reference box it reached first audio 21-37 % sooner
+    # than 2 x 1 thread, which had ~40 % more throughput but too slow a stream
+    # to admit a second one there (docs/operations.md, Capacity).
+    engine_workers: int = 1
+    engine_threads: int | None = None   # intra-op threads per worker; None: cores / workers (ONNX's default for 1)
+    # Fraction of each worker's time measured admission plans for (inf: off,
+    # only --max-active-streams counts). See kokorod.admission.
+    stream_utilisation: float = DEFAULT_UTILISATION
+
+    def threads_per_worker(self) -> int | None:
+        if self.engine_threads is not None or self.engine_workers == 1:
+            return self.engine_threads
+        return max(1, available_cpus() // self.engine_workers)
+
+
+def available_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        return os.cpu_count() or 1
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _streams(text: str) -> int | None:
+    """``auto`` (measured admission alone) or a cap N >= 1."""
+    return None if text.strip().lower() == "auto" else _positive_int(text)
+
+
+def _utilisation(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be above 0, got {value}")
+    return value
 
 
 def add_server_args(p: argparse.ArgumentParser) -> None:
@@ -79,8 +129,18 @@ def add_server_args(p: argparse.ArgumentParser) -> None:
                       ("drain_timeout_s", "on SIGTERM, let speech finish for up to this long")):
         p.add_argument("--" + name.replace("_", "-"), type=float, default=getattr(ServerConfig, name), help=doc)
     for f in fields(Limits):
-        p.add_argument("--" + f.name.replace("_", "-"), type=type(f.default), default=f.default, dest=f"limit_{f.name}",
-                       metavar=_LIMIT_HELP[f.name][0], help=f"{_LIMIT_HELP[f.name][1]} (default {f.default})")
+        kind = _streams if f.name == "max_active_streams" else type(f.default)
+        shown = "auto" if f.default is None else f.default
+        p.add_argument("--" + f.name.replace("_", "-"), type=kind, default=f.default, dest=f"limit_{f.name}",
+                       metavar=_LIMIT_HELP[f.name][0], help=f"{_LIMIT_HELP[f.name][1]} (default {shown})")
+    p.add_argument("--engine-workers", type=_positive_int, default=ServerConfig.engine_workers, metavar="N",
+                   help="engine threads, each with its own engine session; the scheduler serves the most urgent "
+                        f"stream first across all of them (default {ServerConfig.engine_workers})")
+    p.add_argument("--engine-threads", type=_positive_int, default=None, metavar="N",
+                   help="compute threads per engine worker (default: the cores divided among the workers)")
+    p.add_argument("--stream-utilisation", type=_utilisation, default=ServerConfig.stream_utilisation, metavar="U",
+                   help="fraction of each engine worker's time admission plans streams for; the rest is headroom "
+                        f"(default {ServerConfig.stream_utilisation}; inf: admit by --max-active-streams alone)")
 
 
 def limits_from_args(args: argparse.Namespace) -> Limits:

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import threading
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, generate_latest
 
 _LATENCY_BUCKETS_S = (0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0)
 _RTF_BUCKETS = (0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 1.5, 2.0)
 _TASK_DIR = "/proc/self/task"
+
+if TYPE_CHECKING:
+    from kokorod.admission import Plan
 
 
 class Metrics:
@@ -42,6 +47,12 @@ class Metrics:
         self.threads = Gauge("kokorod_threads", "Live Python threads", registry=r)
         self.engine_threads = Gauge("kokorod_engine_threads", "Live engine (synthesis) threads", registry=r)
         self.os_threads = Gauge("kokorod_os_threads", "OS threads of the process (ONNX Runtime's pool included; Linux)", registry=r)
+        # Admission (kokorod.admission), sampled at scrape time.
+        self.rtf_estimate = Gauge("kokorod_rtf_estimate", "Measured engine seconds per second of audio at 1x (warm-up, then a running average over synthesis jobs)", registry=r)
+        self.capacity_streams = Gauge("kokorod_capacity_streams", "Streams at 1x admitted at once with the current RTF estimate (-1: no bound)", registry=r)
+        self.stream_demand = Gauge("kokorod_stream_demand_workers", "Engine time the active streams need, in workers (sum of each stream's RTF at its speed)", registry=r)
+        self.capacity_bound = Gauge("kokorod_capacity_bound_workers", "Engine time admission plans for: workers x utilisation bound (-1: measured admission off)", registry=r)
+        self.engine_workers = Gauge("kokorod_engine_workers", "Engine workers (threads with their own engine session)", registry=r)
         # process_resident_memory_bytes, process_open_fds, ... (Linux only; no-op elsewhere).
         ProcessCollector(registry=r)
 
@@ -58,6 +69,15 @@ class Metrics:
             self.os_threads.set(len(os.listdir(_TASK_DIR)))
         except OSError:  # not Linux
             pass
+
+    def sample_capacity(self, plan: "Plan") -> None:
+        self.rtf_estimate.set(plan.rtf if plan.rtf is not None else math.nan)
+        self.capacity_streams.set(plan.max_streams if plan.max_streams is not None else -1)
+        self.stream_demand.set(plan.demand)
+        bound = plan.workers * plan.utilisation
+        self.capacity_bound.set(bound if math.isfinite(bound) else -1)
+        self.engine_workers.set(plan.workers)
+        self.active_streams.set(plan.active)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

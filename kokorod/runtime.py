@@ -18,10 +18,21 @@ class EngineOptions:
     config: str | None = None
     device: str = "auto"
     threads: int | None = None
+    dequantize: str | None = None     # ONNX: "none" | "conv" (None: $KOKOROD_ONNX_DEQUANTIZE, else "none")
+    graph_cache: bool | None = None   # ONNX: cache the optimised graph (None: on unless $KOKOROD_ONNX_GRAPH_CACHE=0)
 
 
 def build_synthesizer(opts: EngineOptions) -> Synthesizer:
+    """The engine and voices now; the G2Ps on first use (the daemon's warm-up).
+
+    With the ONNX engine torch is never imported: spaCy's English pipeline is
+    loaded with torch blocked (``load_nlp(without_torch=True)``), the only way
+    it reached this process (spaCy → thinc → torch)."""
+    import functools
+
     from kokorod.engine import load_engine
+    from kokorod.text.g2p import G2PBank
+    from kokorod.text.g2p.english import load_nlp
 
     cache = resolve_cache_dir(opts.cache_dir)
     store = VoiceStore(cache / "voices")
@@ -33,5 +44,8 @@ def build_synthesizer(opts: EngineOptions) -> Synthesizer:
         config_path=Path(opts.config) if opts.config else None,
         device=opts.device,
         threads=opts.threads,
+        dequantize=opts.dequantize,
+        graph_cache=opts.graph_cache,
     )
-    return Synthesizer(engine, store)
+    g2p = G2PBank(nlp_loader=functools.partial(load_nlp, without_torch=engine.name != "torch"))
+    return Synthesizer(engine, store, g2p)

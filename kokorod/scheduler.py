@@ -1,17 +1,19 @@
-"""Shares one engine among every connection.
+"""Shares the engine workers among every connection.
 
-All model work (G2P and the acoustic model) runs on a single engine thread: on a
-small CPU box one synthesis at a time using every core finishes each chunk
-sooner than two fighting over the cores, which is what time-to-first-audio needs.
-Which job runs next is decided at dispatch time, not at submit time: the stream
+All model work (G2P and the acoustic model) runs on engine worker threads, each
+with its own engine session (``--engine-workers``; docs/operations.md has the
+measured trade-off between one worker using every core and one single-thread
+worker per core). Which job runs next is decided
+at dispatch time, not at submit time: whenever a worker is free, the stream
 whose listener will run out of audio soonest goes first, so a long paragraph on
 one connection cannot starve a fresh utterance on another.
 
 A job that is already running cannot be reordered, so a listener waiting for
-first audio could still sit behind another stream's multi-second lookahead
-chunk. When that other stream has plenty buffered, we preempt: terminate its run
-(ONNX stops mid-graph) and requeue it. Each job is preempted at most once, so the
-cost is bounded by one wasted partial chunk.
+first audio could still sit behind other streams' multi-second lookahead chunks.
+When every worker is busy and one of them runs a job for a stream with plenty
+buffered, we preempt it: terminate its run (ONNX stops mid-graph) and requeue
+it. Each job is preempted at most once, so the cost is bounded by one wasted
+partial chunk.
 """
 
 from __future__ import annotations
@@ -31,9 +33,20 @@ T = TypeVar("T")
 
 # Seconds of audio still queued for the listener; lower = closer to running dry.
 Urgency = Callable[[], float]
-# Preempt the running job only for a listener with nothing buffered, and only
+# Preempt a running job only for a listener with nothing buffered, and only
 # when the running job's listener has at least this much audio queued.
 PREEMPT_RUNNING_AHEAD_S = 1.5
+
+_worker = threading.local()
+
+
+def current_worker() -> int | None:
+    """The index of the engine worker this thread is (None: not an engine thread)."""
+    return getattr(_worker, "index", None)
+
+
+def _mark_worker(index: int) -> None:
+    _worker.index = index
 
 
 @dataclass(eq=False)
@@ -45,25 +58,36 @@ class _Job(Generic[T]):
     future: "asyncio.Future[T] | None" = None
     preempted: bool = False     # the current token fired to make room, not to cancel
     preemptions: int = 0
+    worker: int | None = None   # pinned to this worker (warm-up), else any
 
 
 class EngineScheduler:
-    """Runs submitted jobs one at a time on a dedicated thread, most urgent first."""
+    """Runs submitted jobs on ``workers`` dedicated threads, most urgent first."""
 
-    def __init__(self, *, thread_name: str = "kokorod-engine") -> None:
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=thread_name)
+    def __init__(self, *, workers: int = 1, thread_name: str = "kokorod-engine") -> None:
+        if workers < 1:
+            raise ValueError("workers must be at least 1")
+        self.workers = workers
+        # One single-thread executor per worker: a worker's thread is its own, so
+        # its engine session (and whatever else is thread-confined) stays on it.
+        self._executors = [
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix=thread_name if i == 0 else f"{thread_name}-{i}",
+                               initializer=_mark_worker, initargs=(i,))
+            for i in range(workers)
+        ]
         self._pending: list[_Job[object]] = []
         self._wakeup: asyncio.Event | None = None
         self._dispatcher: asyncio.Task[None] | None = None
         self._counter = itertools.count()
-        self._running: _Job[object] | None = None
+        self._running: dict[int, _Job[object]] = {}  # worker -> its job
+        self._runs: set[asyncio.Task[None]] = set()
         self.jobs_run = 0
         self.busy_s = 0.0
         self.preemptions = 0
 
     @property
     def queue_depth(self) -> int:
-        return len(self._pending) + (1 if self._running is not None else 0)
+        return len(self._pending) + len(self._running)
 
     def start(self) -> None:
         if self._dispatcher is None:
@@ -71,25 +95,40 @@ class EngineScheduler:
             self._dispatcher = asyncio.get_running_loop().create_task(self._dispatch_loop(), name="kokorod-dispatcher")
 
     async def aclose(self) -> None:
-        """Stop dispatching, interrupt in-flight work and join the engine thread."""
+        """Stop dispatching, interrupt in-flight work and join the engine threads."""
         for job in self._pending:
             if job.future is not None and not job.future.done():
                 job.future.cancel()
         self._pending.clear()
-        if self._running is not None:
-            self._running.token.cancel()
+        for job in list(self._running.values()):
+            job.token.cancel()
         if self._dispatcher is not None:
             self._dispatcher.cancel()
             await asyncio.wait([self._dispatcher])  # never swallows our own cancellation
             self._dispatcher = None
-        await asyncio.get_running_loop().run_in_executor(None, self._executor.shutdown, True)
+        if self._runs:
+            await asyncio.wait(list(self._runs))
+        for job in self._pending:  # requeued by a preemption while we waited
+            if job.future is not None and not job.future.done():
+                job.future.cancel()
+        self._pending.clear()
+        loop = asyncio.get_running_loop()
+        await asyncio.gather(*(loop.run_in_executor(None, ex.shutdown, True) for ex in self._executors))
 
     async def run_direct(self, fn: Callable[[], T]) -> T:
-        """Run ``fn`` on the engine thread outside the priority queue (warm-up,
-        readiness probes). It still never runs concurrently with a job."""
+        """Run ``fn`` on an engine thread ahead of the priority queue (loading,
+        readiness probes). It never runs concurrently with a job on that worker."""
         return await self.submit(lambda _token: fn(), urgency=lambda: float("-inf"))
 
-    async def submit(self, fn: Callable[[CancelToken], T], *, urgency: Urgency) -> T:
+    async def run_on_each(self, fn: Callable[[int], T]) -> list[T]:
+        """Run ``fn(worker index)`` on every worker at once, ahead of the queue
+        (warm-up: each worker's engine pays its first run, and is measured under
+        the load of all of them together)."""
+        return list(await asyncio.gather(*(
+            self.submit(lambda _token, i=i: fn(i), urgency=lambda: float("-inf"), worker=i)
+            for i in range(self.workers))))
+
+    async def submit(self, fn: Callable[[CancelToken], T], *, urgency: Urgency, worker: int | None = None) -> T:
         """Queue ``fn`` and wait for its result.
 
         If the awaiting task is cancelled, the job is dropped when still queued,
@@ -98,7 +137,7 @@ class EngineScheduler:
         """
         assert self._wakeup is not None, "EngineScheduler.start() was not called"
         loop = asyncio.get_running_loop()
-        job: _Job[T] = _Job(fn, urgency, next(self._counter))
+        job: _Job[T] = _Job(fn, urgency, next(self._counter), worker=worker)
         job.future = loop.create_future()
         self._pending.append(job)  # type: ignore[arg-type]
         self._wakeup.set()
@@ -112,21 +151,35 @@ class EngineScheduler:
             raise
 
     def _maybe_preempt(self, new: _Job[object]) -> None:
-        running = self._running
-        # Same urgency function = same session: its own jobs are already in order.
-        if running is None or running.preemptions >= 1 or running.urgency == new.urgency:
-            return
+        if len(self._running) < self.workers or new.worker is not None:
+            return  # a worker is free (or about to be handed this job): nothing to make room for
         try:
-            if new.urgency() > 0.0 or running.urgency() < PREEMPT_RUNNING_AHEAD_S:
+            if new.urgency() > 0.0:
                 return
         except Exception:
             return
-        running.preempted = True
-        running.preemptions += 1
+        # The running job whose listener has the most audio queued gives way.
+        victim: _Job[object] | None = None
+        victim_ahead = PREEMPT_RUNNING_AHEAD_S
+        for running in self._running.values():
+            # Same urgency function = same session: its own jobs are already in order.
+            if running.preemptions >= 1 or running.preempted or running.urgency == new.urgency:
+                continue
+            try:
+                ahead = running.urgency()
+            except Exception:
+                continue
+            if ahead >= victim_ahead:
+                victim, victim_ahead = running, ahead
+        if victim is None:
+            return
+        victim.preempted = True
+        victim.preemptions += 1
         self.preemptions += 1
-        running.token.cancel()
+        victim.token.cancel()
 
-    def _pick(self) -> _Job[object]:
+    def _pick(self, free: list[int]) -> tuple[_Job[object], int] | None:
+        """The most urgent pending job that can run on a free worker, and the worker."""
         def key(job: _Job[object]) -> tuple[float, int]:
             try:
                 return (job.urgency(), job.order)
@@ -134,43 +187,61 @@ class EngineScheduler:
                 log.exception("urgency function failed")
                 return (float("inf"), job.order)
 
-        job = min(self._pending, key=key)
+        runnable = [j for j in self._pending if j.worker is None or j.worker in free]
+        if not runnable:
+            return None
+        job = min(runnable, key=key)
         self._pending.remove(job)
-        return job
+        return job, job.worker if job.worker is not None else free[0]
 
     async def _dispatch_loop(self) -> None:
         assert self._wakeup is not None
         loop = asyncio.get_running_loop()
         while True:
-            if not self._pending:
-                self._wakeup.clear()
-                await self._wakeup.wait()
-                continue
-            job = self._pick()
-            if job.future is None or job.future.done():
-                continue
-            self._running = job
-            started = loop.time()
-            try:
-                result = await loop.run_in_executor(self._executor, _call, job)
-            except SynthesisCancelled:
-                if job.preempted and not job.future.done():
-                    # Made room for a more urgent listener: run it again later.
-                    job.preempted = False
-                    job.token = CancelToken()
-                    self._pending.append(job)
-                elif not job.future.done():
-                    job.future.cancel()
-            except Exception as exc:  # delivered to the submitter, never kills the loop
-                if not job.future.done():
-                    job.future.set_exception(exc)
-            else:
-                if not job.future.done():
-                    job.future.set_result(result)
-            finally:
-                self._running = None
-                self.jobs_run += 1
-                self.busy_s += loop.time() - started
+            # Clearing before looking is race-free: everything here runs on the
+            # loop, so a wakeup set after the scan arrives during the wait.
+            self._wakeup.clear()
+            while self._pending:
+                free = [i for i in range(self.workers) if i not in self._running]
+                if not free:
+                    break
+                picked = self._pick(free)
+                if picked is None:
+                    break
+                job, worker = picked
+                if job.future is None or job.future.done():
+                    continue
+                self._running[worker] = job
+                run = loop.create_task(self._run(job, worker), name=f"kokorod-engine-run-{worker}")
+                self._runs.add(run)
+                run.add_done_callback(self._runs.discard)
+            await self._wakeup.wait()
+
+    async def _run(self, job: _Job[object], worker: int) -> None:
+        assert job.future is not None and self._wakeup is not None
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        try:
+            result = await loop.run_in_executor(self._executors[worker], _call, job)
+        except SynthesisCancelled:
+            if job.preempted and not job.future.done():
+                # Made room for a more urgent listener: run it again later.
+                job.preempted = False
+                job.token = CancelToken()
+                self._pending.append(job)
+            elif not job.future.done():
+                job.future.cancel()
+        except Exception as exc:  # delivered to the submitter, never kills the scheduler
+            if not job.future.done():
+                job.future.set_exception(exc)
+        else:
+            if not job.future.done():
+                job.future.set_result(result)
+        finally:
+            self._running.pop(worker, None)
+            self.jobs_run += 1
+            self.busy_s += loop.time() - started
+            self._wakeup.set()
 
 
 def _call(job: _Job[T]) -> T:

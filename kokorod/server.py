@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import importlib.resources
 import logging
 import signal
@@ -17,23 +18,25 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from kokorod.admission import RtfEstimator, slope_from
 from kokorod.auth import AuthPolicy, load_token
 from kokorod.config import ServerConfig, limits_from_args
 from kokorod.errors import KokorodError
 from kokorod.metrics import Metrics
-from kokorod.protocol.codec import SUBPROTOCOLS, codec_for_subprotocol
-from kokorod.protocol.messages import LanguageInfo
+from kokorod.protocol.codec import SUBPROTOCOLS, Codec, codec_for_subprotocol
+from kokorod.protocol.messages import LanguageInfo, Ready
 from kokorod.scheduler import EngineScheduler
 from kokorod.session import Capacity, Services, Session
 from kokorod.synthesizer import Synthesizer
 from kokorod.text.languages import LANGUAGES
+from kokorod.workers import WorkerSynthesizers
 
 log = logging.getLogger("kokorod.server")
 STREAM_PATH = "/v1/stream"
@@ -50,6 +53,12 @@ _STATIC = {
     "/player-worklet.js": ("player-worklet.js", "text/javascript; charset=utf-8"),
     "/style.css": ("style.css", "text/css; charset=utf-8"),
 }
+# Warm-up: a first run on every worker pays ONNX's one-off costs (and builds the
+# voice's G2P); then a sentence of a typical first chunk's length at 1x and at
+# 2x measures the real-time factor and how it grows with speed. A single short
+# sentence would overstate the RTF (fixed per-run work dominates it).
+WARMUP_TEXT = "Ready."
+MEASURE_TEXT = "Members can borrow up to ten books at a time, for three weeks each."
 
 
 def language_catalog(voices: tuple[str, ...], synth: Synthesizer) -> tuple[LanguageInfo, ...]:
@@ -85,21 +94,28 @@ class Daemon:
     """
 
     config: ServerConfig
-    synth: Synthesizer | None = None
+    synth: Synthesizer | Sequence[Synthesizer] | None = None  # one per engine worker, or one for all
     metrics: Metrics = field(default_factory=Metrics)
-    scheduler: EngineScheduler = field(default_factory=EngineScheduler)
+    scheduler: EngineScheduler = None  # type: ignore[assignment]  # built from the config when not given
     sessions: set[Session] = field(default_factory=set)
     ready: bool = False
     draining: bool = False
     server: Server | None = None
 
     def __post_init__(self) -> None:
-        self.capacity = Capacity(self.config.limits.max_active_streams)
+        if self.scheduler is None:
+            self.scheduler = EngineScheduler(workers=self.config.engine_workers)
+        # The daemon's own measurement of its speed: seeded by the warm-up, then
+        # fed by every synthesis the workers complete.
+        self.estimator = RtfEstimator()
+        self.capacity = Capacity(self.config.limits.max_active_streams, estimator=self.estimator,
+                                 workers=self.scheduler.workers, utilisation=self.config.stream_utilisation)
+        self.workers: WorkerSynthesizers | None = None
         self.services: Services | None = None
         self.auth = AuthPolicy(self.config.token, self.config.allowed_origins, self.config.port,
                                bind_host=self.config.host, insecure=self.config.insecure)
 
-    async def start(self, loader: Callable[[], Synthesizer] | None = None) -> None:
+    async def start(self, loader: Callable[[], Synthesizer | Sequence[Synthesizer]] | None = None) -> None:
         await self.listen()
         await self.load(loader)
 
@@ -123,30 +139,79 @@ class Daemon:
             raise KokorodError(f"cannot listen on {self.config.host}:{self.config.port}: {exc.strerror or exc}",
                                "is another kokorod running? pick another --port") from None
 
-    async def load(self, loader: Callable[[], Synthesizer] | None = None) -> None:
-        """Load the model (on the engine thread, so the loop keeps answering
-        /healthz), then pay the first run's extra cost before a client does and
-        prove synthesis works: only then is the daemon ready."""
+    async def load(self, loader: Callable[[], Synthesizer | Sequence[Synthesizer]] | None = None) -> None:
+        """Load the model (on an engine thread, so the loop keeps answering
+        /healthz), then pay every worker's first run before a client does, measure
+        the engine's speed and prove synthesis works: only then is the daemon ready."""
         if loader is not None:
             self.synth = await self.scheduler.run_direct(loader)
-        synth = self.synth
-        assert synth is not None, "Daemon needs a synthesizer or a loader"
-        voices = tuple(synth.voices.names())
-        self.services = Services(self.config, self.scheduler, synth, self.metrics, self.capacity, voices,
-                                 language_catalog(voices, synth))
+        assert self.synth is not None, "Daemon needs a synthesizer or a loader"
+        synths = list(self.synth) if isinstance(self.synth, (list, tuple)) else [self.synth]
+        workers = self.workers = WorkerSynthesizers(synths, self.estimator)
+        voices = tuple(workers.voices.names())
+        self.services = Services(self.config, self.scheduler, workers, self.metrics, self.capacity,  # type: ignore[arg-type]
+                                 voices, language_catalog(voices, workers))  # type: ignore[arg-type]
         for info in self.services.languages:
             if not info.available:
                 log.warning("language %s unavailable: %s", info.code, info.fix)
         started = time.perf_counter()
         try:
-            await self.scheduler.run_direct(lambda: synth.synthesize("Ready.", voice=self.config.voice))
+            rtf_1x, rtf_2x = await self._warm_up(workers)
         except KokorodError:
             raise
         except Exception as exc:
             raise KokorodError(f"warm-up synthesis failed: {type(exc).__name__}: {exc}",
                                "run `kokorod doctor`; `kokorod fetch` repairs missing or corrupt assets") from exc
         self.ready = True
-        log.info("ready (warm-up synthesis %.2f s)", time.perf_counter() - started)
+        self._log_ready(time.perf_counter() - started, rtf_1x, rtf_2x)
+
+    async def _warm_up(self, workers: WorkerSynthesizers) -> tuple[float, float]:
+        """Every worker at once (so the figure is what they do together): a first
+        run, then MEASURE_TEXT at 1x and 2x. Seeds the estimator; returns the RTFs."""
+        voice = self.config.voice
+
+        def first(i: int) -> None:
+            workers.synths[i % len(workers.synths)].synthesize(WARMUP_TEXT, voice=voice)
+
+        def measure(i: int) -> list[tuple[float, float]]:
+            synth = workers.synths[i % len(workers.synths)]
+            out = []
+            for speed in (1.0, 2.0):
+                t = time.perf_counter()
+                chunk = synth.synthesize(MEASURE_TEXT, voice=voice, speed=speed)
+                out.append((time.perf_counter() - t, chunk.samples / chunk.sample_rate))
+            return out
+
+        await self.scheduler.run_on_each(first)
+        runs = await self.scheduler.run_on_each(measure)
+        engine_1x, audio_1x = sum(r[0][0] for r in runs), sum(r[0][1] for r in runs)
+        engine_2x, audio_2x = sum(r[1][0] for r in runs), sum(r[1][1] for r in runs)
+        rtf_1x = engine_1x / audio_1x if audio_1x > 0 else float("nan")
+        rtf_2x = engine_2x / audio_2x if audio_2x > 0 else float("nan")
+        self.estimator.seed(engine_1x, audio_1x, slope=slope_from(rtf_1x, rtf_2x))
+        return rtf_1x, rtf_2x
+
+    def _log_ready(self, warmup_s: float, rtf_1x: float, rtf_2x: float) -> None:
+        plan = self.capacity.plan()
+        threads = self.config.threads_per_worker()
+        fields = {
+            "warmup_s": round(warmup_s, 2), "rtf": round(rtf_1x, 3), "rtf_2x": round(rtf_2x, 3),
+            "speed_slope": round(self.estimator.slope, 3), "engine_workers": plan.workers,
+            "threads_per_worker": threads, "utilisation": plan.utilisation, "max_streams": plan.max_streams,
+            "max_active_streams": self.config.limits.max_active_streams,
+        }
+        log.info("ready (warm-up %.2f s): RTF %.3f at 1x, %.3f at 2x; %d engine worker%s x %s; "
+                 "admits %s stream%s at 1x (utilisation bound %g%s)",
+                 warmup_s, rtf_1x, rtf_2x, plan.workers, "" if plan.workers == 1 else "s",
+                 "default threads" if threads is None else f"{threads} thread{'' if threads == 1 else 's'}",
+                 plan.max_streams if plan.max_streams is not None else "any",
+                 "" if plan.max_streams == 1 else "s", plan.utilisation,
+                 "" if self.config.limits.max_active_streams is None else f", capped at {self.config.limits.max_active_streams}",
+                 extra={"event": "ready", "fields": fields})
+        if plan.rtf is not None and plan.rtf > plan.utilisation:
+            log.warning("this machine synthesizes a stream at RTF %.3f, above the %g bound: even a lone stream "
+                        "may underrun (a less busy or faster machine helps; docs/operations.md, Capacity)",
+                        plan.rtf, plan.utilisation)
 
     @property
     def port(self) -> int:
@@ -188,6 +253,7 @@ class Daemon:
                 return denied
             self.metrics.sample_runtime(queue_depth=self.scheduler.queue_depth, ready=self.ready,
                                         send_backlog_s=sum(s.outbox.audio_s for s in self.sessions))
+            self.metrics.sample_capacity(self.capacity.plan())
             return _response(200, self.metrics.render(), "text/plain; version=0.0.4; charset=utf-8")
         if path in _STATIC and "upgrade" not in request.headers.get("Connection", "").lower():
             name, ctype = _STATIC[path]
@@ -243,8 +309,9 @@ class Daemon:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKET_SEND_BUFFER_BYTES)
             except OSError:  # not fatal: only the slow-consumer bound gets looser
                 pass
-        codec = codec_for_subprotocol(connection.subprotocol, self.config.limits.max_message_bytes)
-        session = Session(self.services, codec, _Transport(connection), uuid.uuid4().hex[:12])
+        codec = _WithCapacity(codec_for_subprotocol(connection.subprotocol, self.config.limits.max_message_bytes),
+                              self.capacity)
+        session = Session(self.services, codec, _Transport(connection), uuid.uuid4().hex[:12])  # type: ignore[arg-type]
         activity = _Activity(asyncio.get_running_loop().time())
         self.sessions.add(session)
         self.metrics.connections.inc()
@@ -295,6 +362,22 @@ async def _frames(connection: ServerConnection, activity: _Activity) -> Any:
         return
 
 
+class _WithCapacity:
+    """A connection's codec that adds the daemon's capacity (measured here, not
+    known to the session) to the ``ready`` event it encodes."""
+
+    def __init__(self, codec: Codec, capacity: Capacity) -> None:
+        self._codec, self._capacity = codec, capacity
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._codec, name)
+
+    def encode(self, event: Any) -> bytes | str:
+        if isinstance(event, Ready) and event.capacity is None:
+            event = dataclasses.replace(event, capacity=self._capacity.info())
+        return self._codec.encode(event)
+
+
 class _Transport:
     def __init__(self, connection: ServerConnection) -> None:
         self._connection = connection
@@ -313,10 +396,12 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         allowed_origins=tuple(args.allow_origin), log_json=args.log_json, limits=limits_from_args(args),
         idle_timeout_s=args.idle_timeout_s, ping_interval_s=args.ping_interval_s,
         ping_timeout_s=args.ping_timeout_s, drain_timeout_s=args.drain_timeout_s,
+        engine_workers=args.engine_workers, engine_threads=args.engine_threads,
+        stream_utilisation=args.stream_utilisation,
     )
 
 
-async def serve_until_signalled(daemon: Daemon, loader: Callable[[], Synthesizer] | None = None) -> None:
+async def serve_until_signalled(daemon: Daemon, loader: Callable[[], Synthesizer | Sequence[Synthesizer]] | None = None) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -344,20 +429,22 @@ async def serve_until_signalled(daemon: Daemon, loader: Callable[[], Synthesizer
 def run_server(args: argparse.Namespace) -> int:
     from kokorod.auth import check_bind
     from kokorod.logs import setup_logging
-    from kokorod.runtime import EngineOptions, build_synthesizer
+    from kokorod.runtime import EngineOptions
+    from kokorod.workers import build_worker_synthesizers
 
     setup_logging(json_lines=args.log_json, verbose=getattr(args, "verbose", False))
     config = config_from_args(args)
     check_bind(config)
     options = EngineOptions(engine=args.engine, cache_dir=args.cache_dir, model=args.model,
-                            config=args.config, device=args.device)
+                            config=args.config, device=args.device, threads=config.threads_per_worker())
 
-    def load() -> Synthesizer:
+    def load() -> list[Synthesizer]:
         started = time.perf_counter()
-        synth = build_synthesizer(options)
-        synth.voices.parse(config.voice)
-        log.info("model loaded in %.1f s", time.perf_counter() - started)
-        return synth
+        synths = build_worker_synthesizers(options, config.engine_workers)
+        synths[0].voices.parse(config.voice)
+        log.info("model loaded in %.1f s (%d engine session%s)", time.perf_counter() - started, len(synths),
+                 "" if len(synths) == 1 else "s")
+        return synths
 
     daemon = Daemon(config)
     try:

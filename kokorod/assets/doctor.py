@@ -27,6 +27,7 @@ def fetch(cache_dir: Path, *, log: "callable[[str], None]" = print) -> None:
     """Make every asset available offline; idempotent."""
     path = model.ensure_model(cache_dir)
     log(f"model   {path} (sha256 verified)")
+    log(f"graph   {prepare_graph(cache_dir)}")
     voice_dir = cache_dir / "voices"
     store = voices.VoiceStore(voice_dir)
     if len(store.names()) < 54:
@@ -36,6 +37,22 @@ def fetch(cache_dir: Path, *, log: "callable[[str], None]" = print) -> None:
         log(f"voices  {len(store.names())} in {voice_dir}")
     found = nlp.find_pipeline() or nlp.install_pipeline()
     log(f"spacy   {found}")
+
+
+def prepare_graph(cache_dir: Path) -> str:
+    """Build onnxruntime's optimised graph for this machine now, so the first
+    start of the daemon loads it from the cache (a line for fetch's log)."""
+    from kokorod.engine import load_engine
+
+    try:
+        engine = load_engine("onnx", cache_dir=cache_dir)
+    except KokorodError as exc:
+        return f"not cached: {exc.message}"
+    cache = getattr(engine, "graph_cache", None)
+    if cache is None:
+        return "not cached ($KOKOROD_ONNX_GRAPH_CACHE=0)"
+    state = "already cached" if engine.loaded_from_cache else "optimised for this CPU"  # type: ignore[attr-defined]
+    return f"{cache.path} ({state})" if cache.path.is_file() else "not cached (cache directory not writable)"
 
 
 def doctor(cache_dir: Path) -> list[Check]:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
 from pathlib import Path
+from typing import Iterator
 
 from kokorod.engine.base import (
     MAX_PHONEMES,
@@ -15,6 +19,34 @@ from kokorod.engine.base import (
 )
 
 ENGINE_CHOICES = ("auto", "onnx", "torch")
+# Environment overrides for the ONNX engine's load options (no CLI flags yet).
+DEQUANTIZE_ENV = "KOKOROD_ONNX_DEQUANTIZE"    # none | conv
+GRAPH_CACHE_ENV = "KOKOROD_ONNX_GRAPH_CACHE"  # 0 turns the optimised-graph cache off
+SPINNING_ENV = "KOKOROD_ONNX_SPINNING"        # 1: intra-op threads spin-wait between operators (default: sleep)
+
+
+@contextlib.contextmanager
+def torch_blocked() -> Iterator[None]:
+    """Inside the block ``import torch`` raises ImportError, unless torch is
+    already imported (then nothing changes: the torch engine is unaffected).
+
+    The mechanism is the import system's documented one: a ``None`` entry in
+    ``sys.modules`` makes an import of that name raise ModuleNotFoundError.
+    Libraries that treat torch as optional (thinc: ``thinc/compat.py`` tries
+    ``import torch`` and sets ``has_torch = False`` on ImportError; thinc has no
+    environment variable or setting for this) then take their torch-free path,
+    and keep it: they decide once, at their own import. The entry is removed on
+    exit, so a torch engine loaded later in the same process imports torch as usual.
+    """
+    if "torch" in sys.modules:
+        yield
+        return
+    sys.modules["torch"] = None  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        if sys.modules.get("torch", 0) is None:
+            del sys.modules["torch"]
 
 
 def load_engine(
@@ -25,9 +57,17 @@ def load_engine(
     config_path: Path | None = None,
     device: str = "auto",
     threads: int | None = None,
+    dequantize: str | None = None,
+    graph_cache: bool | None = None,
+    spinning: bool | None = None,
 ) -> Engine:
     """``auto`` is the ONNX engine over the offline model unless a torch checkpoint
-    (``.pth``) is given; ``--model`` with an ``.onnx`` file runs that file."""
+    (``.pth``) is given; ``--model`` with an ``.onnx`` file runs that file.
+
+    ONNX only: ``dequantize`` ("none" or "conv", default $KOKOROD_ONNX_DEQUANTIZE
+    or "none"), ``graph_cache`` (keep onnxruntime's optimised graph under
+    ``cache_dir``; default on unless $KOKOROD_ONNX_GRAPH_CACHE=0) and
+    ``spinning`` (default off unless $KOKOROD_ONNX_SPINNING=1)."""
     from kokorod.errors import InputError
 
     if kind not in ENGINE_CHOICES:
@@ -38,9 +78,10 @@ def load_engine(
         from kokorod.engine.torch_engine import TorchEngine
 
         return TorchEngine(model_path=model_path, config_path=config_path, device=device)
-    from kokorod.assets.model import ensure_model
+    from kokorod.assets.model import MODEL_SHA256, ensure_model
     from kokorod.engine.onnx_engine import OnnxEngine
 
+    sha: str | None = None
     if model_path is not None:
         if not Path(model_path).is_file():
             from kokorod.errors import AssetError
@@ -48,11 +89,19 @@ def load_engine(
             raise AssetError(f"model file {model_path} not found", "pass an existing --model path, or omit it for the default")
         path = Path(model_path)
     else:
-        path = ensure_model(cache_dir)
-    return OnnxEngine(path, threads=threads)
+        path = ensure_model(cache_dir)  # verifies the sha256
+        sha = MODEL_SHA256
+    if dequantize is None:
+        dequantize = os.environ.get(DEQUANTIZE_ENV) or "none"
+    if graph_cache is None:
+        graph_cache = os.environ.get(GRAPH_CACHE_ENV, "1") != "0"
+    if spinning is None:
+        spinning = os.environ.get(SPINNING_ENV, "0") == "1"
+    return OnnxEngine(path, threads=threads, dequantize=dequantize, cache_dir=cache_dir if graph_cache else None,
+                      model_sha256=sha, spinning=spinning)
 
 
 __all__ = [
-    "CancelToken", "Engine", "EngineOutput", "SynthesisCancelled", "load_engine",
+    "CancelToken", "Engine", "EngineOutput", "SynthesisCancelled", "load_engine", "torch_blocked",
     "MAX_PHONEMES", "SAMPLE_RATE", "SAMPLES_PER_FRAME", "ENGINE_CHOICES",
 ]

@@ -19,7 +19,7 @@ import msgpack
 from .messages import (
     BYTES_PER_SAMPLE, DEFAULT_MAX_MESSAGE_BYTES, FORMATS, FRAME_MS_MAX, FRAME_MS_MIN, MODES, SAMPLE_RATES,
     SPEED_MAX, SPEED_MIN, UTTERANCE_ID_MAX_CHARS, UTTERANCE_ID_MIN_CHARS, VOICE_MAX_CHARS,
-    Audio, Cancel, Cancelled, Chunk, ClientMessage, Config, Configured, Done, Error, ErrorCode, LanguageInfo, Limits,
+    Audio, Cancel, Cancelled, CapacityInfo, Chunk, ClientMessage, Config, Configured, Done, Error, ErrorCode, LanguageInfo, Limits,
     Ready, ServerEvent, Speak, Warning, WordEvent,
 )
 
@@ -258,6 +258,20 @@ def _languages(d: dict[str, Any]) -> tuple[LanguageInfo, ...]:
     )
 
 
+def _optional(d: dict[str, Any], name: str, kind: type) -> Any:
+    return None if d.get(name) is None else _need(d, name, kind)
+
+
+def _capacity(d: dict[str, Any]) -> CapacityInfo | None:
+    raw = d.get("capacity")
+    if raw is None:
+        return None
+    if type(raw) is not dict:
+        _invalid("capacity", "must be a map", raw, None)
+    return CapacityInfo(_optional(raw, "rtf", _F), _optional(raw, "max_streams", _I), _need(raw, "active", _I),
+                        _optional(raw, "workers", _I) or 1, _optional(raw, "utilisation", _F))
+
+
 def event_from_map(d: dict[str, Any], pcm: bytes | None = None) -> ServerEvent:
     """Build a server event from its wire map; `pcm` comes from outside the map
     in JSON mode's binary frames."""
@@ -297,7 +311,7 @@ def event_from_map(d: dict[str, Any], pcm: bytes | None = None) -> ServerEvent:
             frame_ms=_need(d, "frame_ms", _I), voice=_need(d, "voice", _S), speed=_need(d, "speed", _F),
             voices=_need_list(d, "voices", _S), formats=_need_list(d, "formats", _S),
             sample_rates=_need_list(d, "sample_rates", _I), limits=limits,
-            languages=_languages(d), lang=_optional_str(d, "lang"),
+            languages=_languages(d), lang=_optional_str(d, "lang"), capacity=_capacity(d),
         )
     raise ProtocolError(ErrorCode.UNKNOWN_TYPE, f"unknown event type {_show(t)}")
 

@@ -185,6 +185,21 @@ class LanguageInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class CapacityInfo:
+    """How much this daemon serves, as measured (``ready.capacity``)."""
+
+    rtf: float | None          # engine seconds per second of audio at 1x; None: not measured
+    max_streams: int | None    # 1x streams admitted at once now; None: no bound
+    active: int                # streams admitted now (connections speaking or queued)
+    workers: int = 1           # engine workers
+    utilisation: float | None = None  # planned fraction of each worker; None: measured admission off
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"rtf": self.rtf, "max_streams": self.max_streams, "active": self.active, "workers": self.workers,
+                "utilisation": self.utilisation}
+
+
+@dataclass(frozen=True, slots=True)
 class Ready:
     version: str
     session: str
@@ -201,9 +216,10 @@ class Ready:
     protocol: str = PROTOCOL
     languages: tuple[LanguageInfo, ...] = ()
     lang: str | None = None  # the session's language; None = each voice's own
+    capacity: CapacityInfo | None = None  # optional: absent from older daemons
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        d = {
             "type": "ready",
             "protocol": self.protocol,
             "version": self.version,
@@ -221,6 +237,9 @@ class Ready:
             "languages": {info.code: info.to_dict() for info in self.languages},
             "lang": self.lang,
         }
+        if self.capacity is not None:
+            d["capacity"] = self.capacity.to_dict()
+        return d
 
 
 @dataclass(frozen=True, slots=True)

@@ -221,7 +221,7 @@ async def test_metrics_move_and_utterances_are_logged_as_json(secured: DaemonPro
     for name in ("kokorod_utterances_failed_total", "kokorod_engine_errors_total", "kokorod_underruns_total",
                  "kokorod_active_streams", "kokorod_engine_queue_depth", "kokorod_open_connections"):
         assert name in after, name
-    assert after["kokorod_ready"] == 1 and after["kokorod_engine_threads"] == 1
+    assert after["kokorod_ready"] == 1 and after["kokorod_engine_threads"] == after["kokorod_engine_workers"] >= 1
     assert after["kokorod_tasks"] > 0 and after["kokorod_threads"] >= 2
     assert after["process_resident_memory_bytes"] > 50e6
 
@@ -236,6 +236,44 @@ async def test_metrics_move_and_utterances_are_logged_as_json(secured: DaemonPro
     cancelled = [r for r in records if r["msg"] == "utterance" and r.get("utterance") == "stopped"]
     assert cancelled and cancelled[0]["outcome"] == "cancel"
     assert any(r["msg"] == "listening" and r["url"].endswith("/v1/stream") for r in records)
+
+
+async def test_ready_and_metrics_carry_the_measured_capacity(secured: DaemonProcess) -> None:
+    """The RTF the daemon measured and the capacity it implies: in ``ready`` (both
+    encodings), as /metrics gauges, and in the start-up log line."""
+    d = secured
+    peer = await Peer.connect(d.url, **bearer())
+    assert peer.ready is not None and peer.ready.capacity is not None
+    cap = peer.ready.capacity
+    metrics = scrape(d, TOKEN)
+    assert cap.rtf is not None and cap.rtf > 0
+    assert cap.max_streams == 1  # measured admission, capped by --max-active-streams 1
+    assert cap.active == 0 and cap.workers >= 1 and cap.utilisation == 0.8
+    assert metrics["kokorod_rtf_estimate"] == pytest.approx(cap.rtf, abs=0.0015)  # no job ran in between
+    assert metrics["kokorod_capacity_streams"] == 1
+    assert metrics["kokorod_engine_workers"] == cap.workers == metrics["kokorod_engine_threads"]
+    assert metrics["kokorod_capacity_bound_workers"] == pytest.approx(cap.workers * 0.8)
+    assert metrics["kokorod_stream_demand_workers"] == 0
+    async with websockets.connect(d.url + f"?token={TOKEN}", subprotocols=[Subprotocol("kokorod.v1.json")]) as ws:
+        wire = json.loads(await ws.recv())["capacity"]
+    assert set(wire) == {"rtf", "max_streams", "active", "workers", "utilisation"} and wire["max_streams"] == 1
+    # While a stream speaks, a new connection sees it counted, and its demand.
+    await peer.send(Speak("busy", LONG, final=True))
+    await peer.until(lambda e: isinstance(e, Audio))
+    other = await Peer.connect(d.url, **bearer())
+    assert other.ready is not None and other.ready.capacity is not None and other.ready.capacity.active == 1
+    assert scrape(d, TOKEN)["kokorod_stream_demand_workers"] > 0
+    await peer.send(Cancel(all=True))
+    await peer.utterance("busy")
+    await other.close()
+    await peer.close()
+    records = [json.loads(line) for line in d.log().splitlines() if line.strip()]
+    started = [r for r in records if r["msg"] == "ready"]
+    assert len(started) == 1, records[:10]
+    r = started[0]
+    assert r["rtf"] > 0 and r["max_streams"] == 1 and r["max_active_streams"] == 1
+    assert r["engine_workers"] == cap.workers and r["utilisation"] == 0.8 and 0 <= r["speed_slope"] <= 1
+    assert r["warmup_s"] > 0
 
 
 async def test_connection_limit_is_http_503(secured: DaemonProcess) -> None:

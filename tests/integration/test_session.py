@@ -12,6 +12,7 @@ from typing import Any, AsyncIterator
 
 import numpy as np
 
+from kokorod.admission import RtfEstimator
 from kokorod.config import Limits, ServerConfig
 from kokorod.engine.base import CancelToken
 from kokorod.errors import InputError
@@ -23,6 +24,7 @@ from kokorod.session import Capacity, Services, Session
 from kokorod.text.g2p import LanguageUnavailable
 from kokorod.text.languages import Language
 from kokorod.timing import SpeechChunk, Word
+from kokorod.workers import WorkerSynthesizers
 
 WORD_S = 0.3
 
@@ -312,3 +314,141 @@ async def test_missing_language_is_refused_with_its_fix() -> None:
     await peer.say(Speak("j", "more", final=True))  # refused ids stay refused
     assert (await peer.wait_for(lambda e: isinstance(e, Error) and e.code == "unknown_utterance")).utterance == "j"
     await stop(peer, task, sched)
+
+
+# -- measured admission ---------------------------------------------------------------
+
+class PacedSynth(FakeSynth):
+    """Takes at least ``rtf`` seconds per second of audio it makes."""
+
+    def __init__(self, rtf: float) -> None:
+        super().__init__()
+        self.rtf = rtf
+
+    def synthesize(self, text: str, **kwargs: Any) -> SpeechChunk:  # type: ignore[override]
+        words = [w for w in text.split() if not w.startswith("#")]
+        self.delay_s = self.rtf * WORD_S * len(words)
+        return super().synthesize(text, **kwargs)
+
+
+def seeded(rtf: float, *, slope: float = 0.0) -> RtfEstimator:
+    est = RtfEstimator(slope=slope)
+    est.seed(rtf * 10, 10.0)
+    return est
+
+
+async def test_a_slow_engine_refuses_the_second_stream() -> None:
+    """The estimate comes from the jobs the session runs; past it, a second
+    stream is refused while the first plays, and admitted once it is done."""
+    est = RtfEstimator()
+    capacity = Capacity(None, estimator=est, utilisation=0.8)
+    sched = EngineScheduler()
+    synth = WorkerSynthesizers([PacedSynth(rtf=0.6)], est)
+    _s1, p1, t1, _ = await start(synth, capacity=capacity, scheduler=sched)  # type: ignore[arg-type]
+    _s2, p2, t2, _ = await start(synth, capacity=capacity, scheduler=sched)  # type: ignore[arg-type]
+    await p1.say(Speak("first", "One two three four.", final=True))  # nothing measured yet: admitted
+    await p1.wait_for(lambda e: isinstance(e, Done) and e.utterance == "first")
+    assert est.observations >= 1 and est.rtf() >= 0.55  # measured, never below what the fake takes
+    await p1.say(Speak("a", "Sentence number one is here. " * 20, final=True))
+    await p1.wait_for(lambda e: isinstance(e, Audio) and e.utterance == "a")
+    await p2.say(Speak("b", "Me too.", final=True))
+    error = await p2.wait_for(lambda e: isinstance(e, Error))
+    assert error.code == "overloaded" and error.utterance == "b"
+    assert capacity.plan().max_streams == 1 and capacity.active == 1
+    await p1.say(Cancel())
+    await p1.wait_for(lambda e: isinstance(e, Cancelled))
+    await p2.say(Speak("c", "Now there is room.", final=True))
+    await p2.wait_for(lambda e: isinstance(e, Done) and e.utterance == "c")
+    await p1.close()
+    await p2.close()
+    await asyncio.gather(t1, t2)
+    await sched.aclose()
+
+
+async def test_a_fast_engine_admits_several_streams_at_once() -> None:
+    est = RtfEstimator()
+    capacity = Capacity(None, estimator=est, utilisation=0.8)
+    sched = EngineScheduler()
+    synth = WorkerSynthesizers([PacedSynth(rtf=0.01)], est)
+    started = [await start(synth, capacity=capacity, scheduler=sched) for _ in range(3)]  # type: ignore[arg-type]
+    await started[0][1].say(Speak("warm", "One two three four.", final=True))
+    await started[0][1].wait_for(lambda e: isinstance(e, Done))
+    for i, (_s, peer, _t, _) in enumerate(started):
+        await peer.say(Speak(f"u{i}", "Sentence number one is here. " * 6, final=True))
+    for i, (_s, peer, _t, _) in enumerate(started):
+        await peer.wait_for(lambda e, i=i: isinstance(e, Done) and e.utterance == f"u{i}", timeout=30)
+        assert not any(isinstance(e, Error) for e in peer.events)
+    for _s, peer, task, _ in started:
+        await peer.close()
+        await task
+    await sched.aclose()
+
+
+async def test_speed_counts_in_admission() -> None:
+    """With a measured slope of 1 (all cost per phoneme), a stream at 2x needs
+    twice the engine time of one at 1x; slow speech counts as 1x."""
+    capacity = Capacity(None, estimator=seeded(0.3, slope=1.0), utilisation=0.8)
+    sched = EngineScheduler()
+    synth = FakeSynth(delay_s=0.05)
+    peers = [await start(synth, capacity=capacity, scheduler=sched) for _ in range(3)]
+    (_a, pa, ta, _), (_b, pb, tb, _), (_c, pc, tc, _) = peers
+    await pa.say(Speak("fast", "Sentence number one is here. " * 20, speed=2.0, final=True))  # 0.6
+    await pa.wait_for(lambda e: isinstance(e, Audio))
+    await pb.say(Speak("b1", "At normal speed.", final=True))  # 0.6 + 0.3 > 0.8
+    assert (await pb.wait_for(lambda e: isinstance(e, Error))).code == "overloaded"
+    await pc.say(Speak("c1", "Slowly now.", speed=0.5, final=True))  # counted as 1x: refused too
+    assert (await pc.wait_for(lambda e: isinstance(e, Error))).code == "overloaded"
+    await pa.say(Cancel())
+    await pa.wait_for(lambda e: isinstance(e, Cancelled))
+    await pb.say(Speak("b2", "Sentence number one is here. " * 20, final=True))  # 0.3
+    await pb.wait_for(lambda e: isinstance(e, Audio) and e.utterance == "b2")
+    await pc.say(Speak("c2", "Slowly now.", speed=0.5, final=True))  # 0.3 + 0.3 fits
+    await pc.wait_for(lambda e: isinstance(e, Done) and e.utterance == "c2")
+    assert capacity.active == 1  # b2 still speaking
+    await pb.say(Cancel())
+    for peer, task in ((pa, ta), (pb, tb), (pc, tc)):
+        await peer.close()
+        await task
+    await sched.aclose()
+
+
+async def test_barge_in_keeps_the_connections_slot() -> None:
+    est = seeded(0.4)
+    capacity = Capacity(None, estimator=est, utilisation=0.8)  # two streams
+    sched = EngineScheduler()
+    synth = FakeSynth(delay_s=0.05)
+    (_a, pa, ta, _), (_b, pb, tb, _), (_c, pc, tc, _) = [await start(synth, capacity=capacity, scheduler=sched) for _ in range(3)]
+    for peer, uid in ((pa, "a1"), (pb, "b1")):
+        await peer.say(Speak(uid, "Sentence number one is here. " * 20, final=True))
+        await peer.wait_for(lambda e, uid=uid: isinstance(e, Audio) and e.utterance == uid)
+    est.seed(5.0, 10.0)  # the machine got busier: 0.5, only one stream would fit now
+    await pa.say(Speak("a2", "Actually, stop.", final=True))  # interrupt mode: replaces a1
+    await pa.wait_for(lambda e: isinstance(e, Done) and e.utterance == "a2")
+    assert not any(isinstance(e, Error) for e in pa.events)
+    await pc.say(Speak("c1", "Can I come in?", final=True))  # a newcomer is checked
+    assert (await pc.wait_for(lambda e: isinstance(e, Error))).code == "overloaded"
+    await pb.say(Cancel())
+    for peer, task in ((pa, ta), (pb, tb), (pc, tc)):
+        await peer.close()
+        await task
+    await sched.aclose()
+
+
+async def test_two_engine_workers_share_the_streams() -> None:
+    """Each worker synthesizes with its own synthesizer; capacity counts workers."""
+    capacity = Capacity(None, estimator=seeded(0.6), workers=2, utilisation=0.8)  # 1.6 / 0.6: two streams
+    sched = EngineScheduler(workers=2)
+    fakes = [FakeSynth(delay_s=0.05), FakeSynth(delay_s=0.05)]
+    synth = WorkerSynthesizers(fakes)
+    peers = [await start(synth, capacity=capacity, scheduler=sched) for _ in range(3)]  # type: ignore[arg-type]
+    for i, (_s, peer, _t, _) in enumerate(peers[:2]):
+        await peer.say(Speak(f"u{i}", "Sentence number one is here. " * 8, final=True))
+    await peers[2][1].say(Speak("x", "Room for me?", final=True))
+    assert (await peers[2][1].wait_for(lambda e: isinstance(e, Error))).code == "overloaded"
+    for i, (_s, peer, _t, _) in enumerate(peers[:2]):
+        await peer.wait_for(lambda e, i=i: isinstance(e, Done) and e.utterance == f"u{i}", timeout=30)
+    assert fakes[0].calls > 0 and fakes[1].calls > 0  # both engines worked
+    for _s, peer, task, _ in peers:
+        await peer.close()
+        await task
+    await sched.aclose()

@@ -14,13 +14,46 @@ from typing import Any
 from kokorod.assets.nlp import require_pipeline
 
 
-def load_nlp() -> Any:
-    import spacy
+# misaki reads only each token's text, whitespace and tag: the tagger (and the
+# tok2vec it listens to) is all it needs. Excluded components are never built
+# nor read from disk (``enable=`` would still load them, disabled).
+_UNUSED_COMPONENTS = ["parser", "senter", "attribute_ruler", "lemmatizer", "ner"]
 
-    with warnings.catch_warnings():
-        # The offline 3.6 pipeline runs fine under spaCy 3.8; its version warning is noise.
-        warnings.simplefilter("ignore")
-        return spacy.load(require_pipeline(), enable=["tok2vec", "tagger"])
+
+def load_nlp(*, without_torch: bool = False) -> Any:
+    """spaCy's small English pipeline, tagger only.
+
+    spaCy's ``Language()`` imports every installed ``spacy_factories`` plugin;
+    here that is spacy-curated-transformers (misaki[en] pulls it in for its
+    transformer pipeline), which imports torch and transformers (seconds, and
+    ~200 MB resident). The small pipeline uses none of them, so plugin factories are
+    skipped while it loads (catalogue's ``Registry.entry_points`` flag on
+    spaCy's factory registry, restored afterwards).
+
+    ``without_torch`` (the ONNX engine): spaCy imports thinc, whose
+    ``thinc/compat.py`` imports torch when it is installed; torch is blocked
+    while spaCy is imported (``kokorod.engine.torch_blocked``), so thinc settles
+    on ``has_torch = False`` and torch is never loaded.
+    """
+    import contextlib
+
+    from kokorod.engine import torch_blocked
+
+    with torch_blocked() if without_torch else contextlib.nullcontext():
+        import spacy
+
+        factories = getattr(spacy.util.registry, "_entry_point_factories", None)
+        saved = getattr(factories, "entry_points", None)
+        if saved is not None:
+            factories.entry_points = False
+        try:
+            with warnings.catch_warnings():
+                # The offline 3.6 pipeline runs fine under spaCy 3.8; its version warning is noise.
+                warnings.simplefilter("ignore")
+                return spacy.load(require_pipeline(), exclude=_UNUSED_COMPONENTS)
+        finally:
+            if saved is not None:
+                factories.entry_points = saved
 
 
 class EnglishG2P:

@@ -1,0 +1,144 @@
+"""How many streams the engine can feed at 1x: a measured real-time factor and
+the arithmetic that turns it into an admission decision.
+
+Units. RTF is engine seconds per second of audio *as produced*: a chunk of
+3 s of audio that took 1.2 s on an engine worker is 0.4. A listener plays audio
+at 1x whatever speed it was synthesized at, so a stream keeps up only if the
+engine makes one second of its audio per wall second: its demand on the engine
+is RTF(speed) engine seconds per wall second (a fraction of one worker). It is
+*not* ``speed x RTF(1x)``: speed 2 packs twice the text into each second of
+audio, but the audio itself is half as long, and Kokoro's cost is mostly per
+second of audio (the decoder), partly per phoneme (G2P, the text encoder, fixed
+per-run work). Hence a linear model per second of audio,
+
+    RTF(s) = RTF(1) * (1 + slope * (s - 1)),   0 <= slope <= 1,
+
+slope 0 when all the cost is per audio second, 1 when all of it is per phoneme
+(then demand grows with speed, as ``speed x RTF`` would say). The daemon
+measures the slope at start (the same sentence at 1x and 2x) instead of assuming
+it; it differs between machines (on a GPU the per-phoneme CPU work dominates).
+Slow speech (s < 1) is counted as 1x: per second of audio it has fewer phonemes,
+so it never costs more.
+
+Admission. A new stream is admitted while every stream, it included, fits:
+
+    sum(demand) <= workers * utilisation     and     demand(new) <= utilisation
+
+(a stream's chunks run one at a time, so one stream can never use more than one
+worker). A stream is always admitted when none is active: refusing it would
+help no one. See docs/operations.md (*Capacity*) for the choice of the
+utilisation bound.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass
+from typing import Iterable
+
+# The fraction of each worker's time admission may plan for. The rest absorbs
+# what the RTF does not see: the event loop (encoding, sockets) sharing the
+# cores, a new stream's first chunk synthesized ahead of everyone's steady
+# state, a preempted partial run, and the estimate's own noise on a shared box.
+DEFAULT_UTILISATION = 0.8
+# Observed chunks weigh by their audio; the estimate halves the weight of what
+# it learnt every this many seconds of audio produced (all streams together).
+DEFAULT_HALF_LIFE_AUDIO_S = 30.0
+# One observation moves the estimate by at most this factor either way: a run
+# slowed by a one-off (a language's G2P built on first use, a GC pause) must not
+# swing admission, while a real change of load still wins within a few chunks.
+MAX_STEP = 2.0
+MIN_AUDIO_S = 0.1  # shorter chunks are mostly fixed overhead: not representative
+_EPS = 1e-9
+
+
+def speed_factor(speed: float, slope: float) -> float:
+    """RTF(speed) / RTF(1x) under the linear model (slope clamped to [0, 1])."""
+    slope = min(1.0, max(0.0, slope))
+    return 1.0 + slope * (speed - 1.0)
+
+
+def slope_from(rtf_1x: float, rtf_2x: float) -> float:
+    """The model's slope from the RTF of the same text at 1x and at 2x."""
+    if not (rtf_1x > 0 and math.isfinite(rtf_1x) and math.isfinite(rtf_2x)):
+        return 0.0
+    return min(1.0, max(0.0, rtf_2x / rtf_1x - 1.0))
+
+
+class RtfEstimator:
+    """Engine seconds per second of audio, at 1x, learnt from the jobs the engine ran.
+
+    An exponentially weighted ratio of sums: each observation's engine seconds
+    (normalised to 1x by the speed model) and audio seconds are added to decayed
+    totals, so long chunks count for more than short ones and old ones fade.
+    Only completed runs are observed: a cancelled or preempted run made no audio
+    and says nothing about speed (its time shows in the scheduler's busy time).
+    Thread-safe: workers observe, the event loop reads.
+    """
+
+    def __init__(self, *, half_life_audio_s: float = DEFAULT_HALF_LIFE_AUDIO_S, slope: float = 0.0) -> None:
+        self.half_life_audio_s = half_life_audio_s
+        self.slope = min(1.0, max(0.0, slope))
+        self.observations = 0
+        self._engine = 0.0  # decayed engine seconds, normalised to 1x
+        self._audio = 0.0   # decayed audio seconds
+        self._lock = threading.Lock()
+
+    def seed(self, engine_s: float, audio_s: float, *, slope: float | None = None) -> None:
+        """Start from a measurement (the warm-up), forgetting anything before."""
+        with self._lock:
+            if slope is not None:
+                self.slope = min(1.0, max(0.0, slope))
+            self._engine, self._audio = 0.0, 0.0
+            if audio_s > 0 and engine_s > 0:
+                self._engine, self._audio = engine_s, audio_s
+
+    def observe(self, engine_s: float, audio_s: float, speed: float = 1.0) -> None:
+        if not (math.isfinite(engine_s) and math.isfinite(audio_s)) or engine_s <= 0 or audio_s < MIN_AUDIO_S:
+            return
+        with self._lock:
+            rtf = engine_s / audio_s / speed_factor(speed, self.slope)
+            if self._audio > 0:
+                current = self._engine / self._audio
+                rtf = min(current * MAX_STEP, max(current / MAX_STEP, rtf))
+            keep = 0.5 ** (audio_s / self.half_life_audio_s)
+            self._engine = self._engine * keep + rtf * audio_s
+            self._audio = self._audio * keep + audio_s
+            self.observations += 1
+
+    def rtf(self, speed: float = 1.0) -> float | None:
+        """Estimated RTF of a stream at ``speed`` (None: nothing measured yet)."""
+        with self._lock:
+            if self._audio <= 0:
+                return None
+            return self._engine / self._audio * speed_factor(max(1.0, speed), self.slope)
+
+
+def fits(active: Iterable[float], new: float, *, workers: int, utilisation: float) -> bool:
+    """Whether a stream of demand ``new`` may join streams of demands ``active``."""
+    active = list(active)
+    if not active:
+        return True
+    return new <= utilisation + _EPS and sum(active) + new <= workers * utilisation + _EPS
+
+
+def max_streams(rtf: float | None, *, workers: int, utilisation: float, cap: int | None = None) -> int | None:
+    """How many 1x streams fit (at least 1, the lone stream); None when unbounded
+    (nothing measured and no cap)."""
+    if rtf is None or rtf <= 0 or math.isinf(utilisation):
+        return cap
+    n = 1 if rtf > utilisation + _EPS else max(1, math.floor(workers * utilisation / rtf + _EPS))
+    return n if cap is None else min(n, cap)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What admission looks like now (for ``ready``, /metrics and the log)."""
+
+    rtf: float | None       # estimated RTF at 1x
+    max_streams: int | None  # 1x streams that fit (None: no bound)
+    active: int
+    demand: float           # sum of the active streams' demands, in workers
+    workers: int
+    utilisation: float
