@@ -44,7 +44,9 @@ A cut point is judged only once the next non-whitespace character has arrived
   >= ``min_chunk`` characters (short sentences are merged).  Their size
   limit ramps up: ``ramp[k-1]`` for the k-th later segment, then
   ``max_chunk`` (the next segment must be synthesised while the previous,
-  short one plays).  Over the limit, cut at the last sentence point within
+  short one plays).  With a ``pace`` (see below) the limit is also kept
+  small enough for the engine to make each segment while the ones before it
+  play.  Over the limit, cut at the last sentence point within
   it, else the last clause point, else the last word gap ('forced').
 - Safety valve: a segment with no usable point (one giant token) is cut
   'forced' after ``2 * max_chunk`` characters, even mid-token.
@@ -150,6 +152,10 @@ class Segmenter:
     ) -> None:
         """``profile`` defaults to English; the other keywords override its
         numbers (``first_min_words`` sets ``first_min`` whatever its unit)."""
+        # Planning real-time factor (engine seconds per second of audio) of the
+        # stream these segments feed, or None for the profile's ramp alone. Set
+        # by the owner at any time; it applies to the cuts made after that.
+        self.pace: float | None = None
         names = ("first_min", "first_max", "max_chunk", "min_chunk", "ramp")
         given = (first_min_words, first_max_words, max_chunk_chars, min_chunk_chars, ramp_chars)
         prof = replace(profile or SegmentProfile(), **{n: v for n, v in zip(names, given) if v is not None})
@@ -178,6 +184,8 @@ class Segmenter:
         self._out: list[Segment] = []
         self._index = 0
         self._spoken = 0  # emitted segments with something to say
+        self._spoken_chars = 0  # their spoken characters, all of them
+        self._later_chars = 0   # ... and those of all but the first
         self._content_at: int | None = None  # first non-space offset of the current segment
         self._seg_words = 0  # self._words at the start of the current segment
         self._seg_code = False
@@ -554,9 +562,19 @@ class Segmenter:
 
     def _limit(self) -> int:
         k = self._spoken
-        if k == 0 or k > len(self._ramp):
-            return self.profile.max_chunk
-        return self._ramp[k - 1]
+        static = self.profile.max_chunk if k == 0 or k > len(self._ramp) else self._ramp[k - 1]
+        if k == 0 or self.pace is None or not self.pace > 0:
+            return static
+        # Segment k+1 is synthesised while segments 1..k play, so it must not
+        # take the engine longer than their audio: pace * (later + next) <=
+        # everything spoken so far (characters stand in for audio seconds). On a
+        # slow engine (pace 0.6) this grows chunks ~1.7x per segment instead of
+        # jumping from a short first clause to a 100-character second chunk,
+        # which left the listener waiting for it. Never below min_chunk or the
+        # first segment: smaller runs would only add per-run overhead.
+        budget = self._spoken_chars / self.pace - self._later_chars
+        floor = max(self.profile.min_chunk, self._spoken_chars - self._later_chars)
+        return int(min(static, max(floor, budget)))
 
     def _decide(self, p: _Point, kind: str) -> None:
         while self._content_at is not None and p.pos > self._content_at:
@@ -619,6 +637,10 @@ class Segmenter:
                 spoken += self.profile.full_stop  # a heading or list item should sound finished
         self._out.append(Segment(self._index, text, spoken, boundary, spans, dropped, self._seg_code))
         self._index += 1
+        if spoken:
+            if self._spoken:
+                self._later_chars += len(spoken)
+            self._spoken_chars += len(spoken)
         self._spoken += bool(spoken)
         self._buf = self._buf[end - self._base:]
         self._base = end

@@ -363,3 +363,50 @@ def test_ends_with_sentence_for_stalled_streams(buffered: str, complete: bool) -
     seg = Segmenter()
     seg.feed(buffered)
     assert seg.ends_with_sentence() is complete
+
+
+# -- pace: chunk sizes the engine can make while earlier chunks play ----------
+
+PARAGRAPH = ("Okay, here we go now, with a story. " + "The river ran on past the mill, and the children watched it go by. " * 14)
+
+
+def paced(pace: float | None, splits: list[int] | None = None) -> list[Segment]:
+    seg = Segmenter()
+    seg.pace = pace
+    out: list[Segment] = []
+    prev = 0
+    for k in [*(splits or []), len(PARAGRAPH)]:
+        out += seg.feed(PARAGRAPH[prev:k])
+        prev = k
+    return out + seg.flush()
+
+
+@pytest.mark.parametrize("pace", [0.3, 0.6, 0.9])
+def test_paced_chunks_keep_up_with_playback(pace: float) -> None:
+    # Each later chunk, made at `pace`, is ready before the chunks before it
+    # have played (characters standing in for audio), once past the floor.
+    segs = paced(pace)
+    assert "".join(s.text for s in segs) == PARAGRAPH
+    sizes = [len(s.spoken) for s in segs]
+    floor = max(Segmenter().profile.min_chunk, sizes[0])
+    for k in range(1, len(sizes) - 1):  # the last one is whatever was left
+        budget = sum(sizes[:k]) / pace - sum(sizes[1:k])
+        # A cut lands at the last usable point within the limit, so a chunk
+        # may exceed the budget only when the floor allowed it.
+        assert sizes[k] <= max(budget, floor) + 1, (k, sizes)
+
+
+def test_slower_pace_means_smaller_chunks_and_no_pace_is_the_static_ramp() -> None:
+    fast, slow, none = paced(0.15), paced(0.7), paced(None)
+    assert [s.text for s in fast] == [s.text for s in none]  # a fast engine: the ramp decides
+    assert len(slow) > len(fast)
+    assert len(slow[1].spoken) < len(fast[1].spoken)
+    assert slow[0].text == fast[0].text  # the first chunk does not depend on pace
+
+
+def test_paced_output_does_not_depend_on_fragmentation() -> None:
+    rng = random.Random(7)
+    whole = [s.text for s in paced(0.6)]
+    for _ in range(20):
+        splits = sorted(rng.sample(range(1, len(PARAGRAPH)), 25))
+        assert [s.text for s in paced(0.6, splits)] == whole
