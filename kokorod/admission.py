@@ -34,8 +34,11 @@ from __future__ import annotations
 
 import math
 import threading
+import weakref
 from dataclasses import dataclass
 from typing import Iterable
+
+from kokorod.protocol.messages import CapacityInfo
 
 # The fraction of each worker's time admission may plan for. The rest absorbs
 # what the RTF does not see: the event loop (encoding, sockets) sharing the
@@ -142,3 +145,105 @@ class Plan:
     demand: float           # sum of the active streams' demands, in workers
     workers: int
     utilisation: float
+
+
+# Chunks are sized for an engine this much slower than measured (Capacity.pace).
+PACE_MARGIN = 1.25
+
+
+class Capacity:
+    """Daemon-wide admission of streams: connections with an utterance queued or
+    speaking. A connection synthesizes one utterance at a time (queued ones wait
+    for their turn), so it holds one slot however many it has queued. Past what
+    the engine can feed at 1x new work is refused up front instead of letting
+    every stream underrun.
+
+    With an ``estimator`` (the daemon's), admission is measured (``auto``): a
+    stream is admitted while all of them fit the engine workers at 1x with
+    headroom (kokorod.admission); ``max_active`` then only caps that. Without
+    one it is a plain count bounded by ``max_active`` (None: unbounded).
+
+    Holders are sessions: one holds its slot while ``holder.utterances`` is
+    non-empty, and ``release()`` (the session's last utterance retired) frees the
+    slot of every holder left with none. Each slot remembers the speed it was
+    taken at, because demand depends on it. A holder that let go of its slot
+    gets it back unchecked while no other stream was admitted since (a barge-in
+    replaces the connection's stream, it does not add one): a live conversation
+    is not refused because the estimate moved a little.
+    """
+
+    def __init__(self, max_active: int | None = None, *, estimator: RtfEstimator | None = None, workers: int = 1,
+                 utilisation: float = DEFAULT_UTILISATION) -> None:
+        self.max_active = max_active
+        self.estimator = estimator
+        self.workers = max(1, workers)
+        self.utilisation = utilisation
+        self._held: dict[object, float] = {}  # holder -> speed
+        # Released since the last admission -> its speed (weak: a closed session is forgotten).
+        self._returning: weakref.WeakKeyDictionary[object, float] = weakref.WeakKeyDictionary()
+
+    @property
+    def active(self) -> int:
+        return len(self._held)
+
+    def _demand(self, speed: float) -> float:
+        rtf = self.estimator.rtf(speed) if self.estimator is not None else None
+        return 0.0 if rtf is None else rtf
+
+    def try_acquire(self, holder: object | None = None, speed: float = 1.0) -> bool:
+        holder = holder if holder is not None else _Anonymous()
+        self._held.pop(holder, None)
+        self._prune()
+        if self.max_active is not None and len(self._held) >= self.max_active:
+            return False
+        returning = holder in self._returning and self._demand(speed) <= self._demand(self._returning[holder])
+        if self.estimator is not None and self.estimator.rtf() is not None and not returning:
+            active = [self._demand(s) for s in self._held.values()]
+            if not fits(active, self._demand(speed), workers=self.workers, utilisation=self.utilisation):
+                return False
+        self._returning.clear()
+        self._held[holder] = speed
+        return True
+
+    def release(self, holder: object | None = None) -> None:
+        if holder is not None:
+            self._held.pop(holder, None)
+            return
+        if not self._prune():
+            anonymous = next((h for h in self._held if isinstance(h, _Anonymous)), None)
+            if anonymous is not None:
+                del self._held[anonymous]
+
+    def _prune(self) -> int:
+        idle = [h for h in self._held if not isinstance(h, _Anonymous) and not getattr(h, "utterances", True)]
+        for h in idle:
+            self._returning[h] = self._held.pop(h)
+        return len(idle)
+
+    def pace(self, speed: float) -> float | None:
+        """The real-time factor a stream at ``speed`` should plan its chunk sizes
+        for (Segmenter.pace): its own, or its share of every admitted stream's
+        demand when that is higher, with a margin for the estimate's noise and
+        the event loop's share of the cores. None: nothing measured yet."""
+        own = self.estimator.rtf(speed) if self.estimator is not None else None
+        if own is None:
+            return None
+        share = sum(self._demand(s) for s in self._held.values()) / self.workers
+        return PACE_MARGIN * max(own, share)
+
+    def plan(self) -> Plan:
+        rtf = self.estimator.rtf() if self.estimator is not None else None
+        return Plan(rtf, max_streams(rtf, workers=self.workers, utilisation=self.utilisation, cap=self.max_active),
+                    self.active, sum(self._demand(s) for s in self._held.values()), self.workers, self.utilisation)
+
+    def info(self) -> CapacityInfo:
+        """For ``ready``."""
+        p = self.plan()
+        return CapacityInfo(None if p.rtf is None else round(p.rtf, 3), p.max_streams, p.active, p.workers,
+                            p.utilisation if math.isfinite(p.utilisation) else None)
+
+
+class _Anonymous:
+    """A slot taken without naming its holder (released by a bare ``release()``)."""
+
+    utterances = ()

@@ -25,7 +25,7 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from kokorod.admission import RtfEstimator, slope_from
+from kokorod.admission import RtfEstimator
 from kokorod.auth import AuthPolicy, load_token
 from kokorod.config import ServerConfig, limits_from_args
 from kokorod.errors import KokorodError
@@ -33,9 +33,11 @@ from kokorod.metrics import Metrics
 from kokorod.protocol.codec import SUBPROTOCOLS, Codec, codec_for_subprotocol
 from kokorod.protocol.messages import LanguageInfo, Ready
 from kokorod.scheduler import EngineScheduler
-from kokorod.session import Capacity, Services, Session
+from kokorod.admission import Capacity
+from kokorod.session import Services, Session
 from kokorod.synthesizer import Synthesizer
 from kokorod.text.languages import LANGUAGES
+from kokorod.warmup import Probe, measure_slope, warm_up
 from kokorod.workers import WorkerSynthesizers
 
 log = logging.getLogger("kokorod.server")
@@ -53,12 +55,6 @@ _STATIC = {
     "/player-worklet.js": ("player-worklet.js", "text/javascript; charset=utf-8"),
     "/style.css": ("style.css", "text/css; charset=utf-8"),
 }
-# Warm-up: a first run on every worker pays ONNX's one-off costs (and builds the
-# voice's G2P); then a sentence of a typical first chunk's length at 1x and at
-# 2x measures the real-time factor and how it grows with speed. A single short
-# sentence would overstate the RTF (fixed per-run work dominates it).
-WARMUP_TEXT = "Ready."
-MEASURE_TEXT = "Members can borrow up to ten books at a time, for three weeks each."
 
 
 def language_catalog(voices: tuple[str, ...], synth: Synthesizer) -> tuple[LanguageInfo, ...]:
@@ -111,6 +107,7 @@ class Daemon:
         self.capacity = Capacity(self.config.limits.max_active_streams, estimator=self.estimator,
                                  workers=self.scheduler.workers, utilisation=self.config.stream_utilisation)
         self.workers: WorkerSynthesizers | None = None
+        self._slope_task: asyncio.Task[float] | None = None
         self.services: Services | None = None
         self.auth = AuthPolicy(self.config.token, self.config.allowed_origins, self.config.port,
                                bind_host=self.config.host, insecure=self.config.insecure)
@@ -154,55 +151,31 @@ class Daemon:
         for info in self.services.languages:
             if not info.available:
                 log.warning("language %s unavailable: %s", info.code, info.fix)
-        started = time.perf_counter()
         try:
-            rtf_1x, rtf_2x = await self._warm_up(workers)
+            probe = await warm_up(self.scheduler, workers, self.estimator, self.config.voice)
         except KokorodError:
             raise
         except Exception as exc:
             raise KokorodError(f"warm-up synthesis failed: {type(exc).__name__}: {exc}",
                                "run `kokorod doctor`; `kokorod fetch` repairs missing or corrupt assets") from exc
         self.ready = True
-        self._log_ready(time.perf_counter() - started, rtf_1x, rtf_2x)
+        self._log_ready(probe)
+        # The speed slope is measured after ready, behind every listener's job.
+        self._slope_task = asyncio.create_task(
+            measure_slope(self.scheduler, workers, self.estimator, self.config.voice, probe), name="kokorod-measure-slope")
 
-    async def _warm_up(self, workers: WorkerSynthesizers) -> tuple[float, float]:
-        """Every worker at once (so the figure is what they do together): a first
-        run, then MEASURE_TEXT at 1x and 2x. Seeds the estimator; returns the RTFs."""
-        voice = self.config.voice
-
-        def first(i: int) -> None:
-            workers.synths[i % len(workers.synths)].synthesize(WARMUP_TEXT, voice=voice)
-
-        def measure(i: int) -> list[tuple[float, float]]:
-            synth = workers.synths[i % len(workers.synths)]
-            out = []
-            for speed in (1.0, 2.0):
-                t = time.perf_counter()
-                chunk = synth.synthesize(MEASURE_TEXT, voice=voice, speed=speed)
-                out.append((time.perf_counter() - t, chunk.samples / chunk.sample_rate))
-            return out
-
-        await self.scheduler.run_on_each(first)
-        runs = await self.scheduler.run_on_each(measure)
-        engine_1x, audio_1x = sum(r[0][0] for r in runs), sum(r[0][1] for r in runs)
-        engine_2x, audio_2x = sum(r[1][0] for r in runs), sum(r[1][1] for r in runs)
-        rtf_1x = engine_1x / audio_1x if audio_1x > 0 else float("nan")
-        rtf_2x = engine_2x / audio_2x if audio_2x > 0 else float("nan")
-        self.estimator.seed(engine_1x, audio_1x, slope=slope_from(rtf_1x, rtf_2x))
-        return rtf_1x, rtf_2x
-
-    def _log_ready(self, warmup_s: float, rtf_1x: float, rtf_2x: float) -> None:
+    def _log_ready(self, probe: Probe) -> None:
         plan = self.capacity.plan()
         threads = self.config.threads_per_worker()
         fields = {
-            "warmup_s": round(warmup_s, 2), "rtf": round(rtf_1x, 3), "rtf_2x": round(rtf_2x, 3),
+            "warmup_s": round(probe.warmup_s, 2), "rtf": round(probe.rtf, 3),
             "speed_slope": round(self.estimator.slope, 3), "engine_workers": plan.workers,
             "threads_per_worker": threads, "utilisation": plan.utilisation, "max_streams": plan.max_streams,
             "max_active_streams": self.config.limits.max_active_streams,
         }
-        log.info("ready (warm-up %.2f s): RTF %.3f at 1x, %.3f at 2x; %d engine worker%s x %s; "
+        log.info("ready (warm-up %.2f s): RTF %.3f at 1x; %d engine worker%s x %s; "
                  "admits %s stream%s at 1x (utilisation bound %g%s)",
-                 warmup_s, rtf_1x, rtf_2x, plan.workers, "" if plan.workers == 1 else "s",
+                 probe.warmup_s, probe.rtf, plan.workers, "" if plan.workers == 1 else "s",
                  "default threads" if threads is None else f"{threads} thread{'' if threads == 1 else 's'}",
                  plan.max_streams if plan.max_streams is not None else "any",
                  "" if plan.max_streams == 1 else "s", plan.utilisation,
@@ -228,6 +201,9 @@ class Daemon:
         await asyncio.gather(*(s.transport.close(1001, "kokorod is shutting down") for s in sessions), return_exceptions=True)
         if self.server is not None:
             await self.server.wait_closed()
+        if self._slope_task is not None:
+            self._slope_task.cancel()
+            await asyncio.wait([self._slope_task])  # never swallows our own cancellation
         await self.scheduler.aclose()
 
     # -- HTTP ----------------------------------------------------------------

@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
-import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, AsyncIterable, Protocol
 
 from kokorod import __version__
-from kokorod.admission import DEFAULT_UTILISATION, Plan, RtfEstimator, fits, max_streams
+from kokorod.admission import Capacity
 from kokorod.config import ServerConfig
 from kokorod.errors import InputError
 from kokorod.logs import kv
@@ -25,7 +23,7 @@ from kokorod.metrics import Metrics
 from kokorod.outbox import Outbox
 from kokorod.protocol.codec import Codec, ProtocolError
 from kokorod.protocol.messages import (
-    Audio, Cancel, Cancelled, CancelReason, CapacityInfo, Config, Configured, Error, ErrorCode, LanguageInfo, Limits, Ready, Speak,
+    Audio, Cancel, Cancelled, CancelReason, Config, Configured, Error, ErrorCode, LanguageInfo, Limits, Ready, Speak,
     Warning, WarningCode,
 )
 from kokorod.scheduler import EngineScheduler
@@ -44,93 +42,6 @@ _ENDED_IDS_KEPT = 4096  # remembered to refuse reuse; bounded so long sessions d
 class Transport(Protocol):
     async def send(self, frame: bytes | str) -> None: ...
     async def close(self, code: int = 1000, reason: str = "") -> None: ...
-
-
-class Capacity:
-    """Daemon-wide admission of streams: connections with an utterance queued or
-    speaking. A connection synthesizes one utterance at a time (queued ones wait
-    for their turn), so it holds one slot however many it has queued. Past what
-    the engine can feed at 1x new work is refused up front instead of letting
-    every stream underrun.
-
-    With an ``estimator`` (the daemon's), admission is measured (``auto``): a
-    stream is admitted while all of them fit the engine workers at 1x with
-    headroom (kokorod.admission); ``max_active`` then only caps that. Without
-    one it is a plain count bounded by ``max_active`` (None: unbounded).
-
-    Holders are sessions: one holds its slot while ``holder.utterances`` is
-    non-empty, and ``release()`` (the session's last utterance retired) frees the
-    slot of every holder left with none. Each slot remembers the speed it was
-    taken at, because demand depends on it. A holder that let go of its slot
-    gets it back unchecked while no other stream was admitted since (a barge-in
-    replaces the connection's stream, it does not add one): a live conversation
-    is not refused because the estimate moved a little.
-    """
-
-    def __init__(self, max_active: int | None = None, *, estimator: RtfEstimator | None = None, workers: int = 1,
-                 utilisation: float = DEFAULT_UTILISATION) -> None:
-        self.max_active = max_active
-        self.estimator = estimator
-        self.workers = max(1, workers)
-        self.utilisation = utilisation
-        self._held: dict[object, float] = {}  # holder -> speed
-        # Released since the last admission -> its speed (weak: a closed session is forgotten).
-        self._returning: weakref.WeakKeyDictionary[object, float] = weakref.WeakKeyDictionary()
-
-    @property
-    def active(self) -> int:
-        return len(self._held)
-
-    def _demand(self, speed: float) -> float:
-        rtf = self.estimator.rtf(speed) if self.estimator is not None else None
-        return 0.0 if rtf is None else rtf
-
-    def try_acquire(self, holder: object | None = None, speed: float = 1.0) -> bool:
-        holder = holder if holder is not None else _Anonymous()
-        self._held.pop(holder, None)
-        self._prune()
-        if self.max_active is not None and len(self._held) >= self.max_active:
-            return False
-        returning = holder in self._returning and self._demand(speed) <= self._demand(self._returning[holder])
-        if self.estimator is not None and self.estimator.rtf() is not None and not returning:
-            active = [self._demand(s) for s in self._held.values()]
-            if not fits(active, self._demand(speed), workers=self.workers, utilisation=self.utilisation):
-                return False
-        self._returning.clear()
-        self._held[holder] = speed
-        return True
-
-    def release(self, holder: object | None = None) -> None:
-        if holder is not None:
-            self._held.pop(holder, None)
-            return
-        if not self._prune():
-            anonymous = next((h for h in self._held if isinstance(h, _Anonymous)), None)
-            if anonymous is not None:
-                del self._held[anonymous]
-
-    def _prune(self) -> int:
-        idle = [h for h in self._held if not isinstance(h, _Anonymous) and not getattr(h, "utterances", True)]
-        for h in idle:
-            self._returning[h] = self._held.pop(h)
-        return len(idle)
-
-    def plan(self) -> Plan:
-        rtf = self.estimator.rtf() if self.estimator is not None else None
-        return Plan(rtf, max_streams(rtf, workers=self.workers, utilisation=self.utilisation, cap=self.max_active),
-                    self.active, sum(self._demand(s) for s in self._held.values()), self.workers, self.utilisation)
-
-    def info(self) -> CapacityInfo:
-        """For ``ready``."""
-        p = self.plan()
-        return CapacityInfo(None if p.rtf is None else round(p.rtf, 3), p.max_streams, p.active, p.workers,
-                            p.utilisation if math.isfinite(p.utilisation) else None)
-
-
-class _Anonymous:
-    """A slot taken without naming its holder (released by a bare ``release()``)."""
-
-    utterances = ()
 
 
 @dataclass
@@ -323,6 +234,8 @@ class Session:
             if msg.final:  # still honour the end of the utterance
                 utt.add_text("", True)
             return
+        # Chunk sizes follow what the engine can make while earlier chunks play.
+        utt.segmenter.pace = self.s.capacity.pace(utt.speed)
         utt.add_text(msg.text, msg.final)
         if msg.text and not msg.final:
             self._loop.call_later(self.s.config.stall_flush_s, self._flush_if_stalled, utt, utt.chars)

@@ -20,7 +20,8 @@ from kokorod.metrics import Metrics
 from kokorod.protocol.codec import MsgpackCodec
 from kokorod.protocol.messages import Audio, Cancel, Cancelled, Done, Error, Ready, Speak, Warning, WordEvent
 from kokorod.scheduler import EngineScheduler
-from kokorod.session import Capacity, Services, Session
+from kokorod.admission import Capacity
+from kokorod.session import Services, Session
 from kokorod.text.g2p import LanguageUnavailable
 from kokorod.text.languages import Language
 from kokorod.timing import SpeechChunk, Word

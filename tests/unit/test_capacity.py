@@ -18,7 +18,7 @@ from kokorod.config import ServerConfig, add_server_args, limits_from_args
 from kokorod.engine.base import SynthesisCancelled
 from kokorod.protocol.codec import JsonCodec, MsgpackCodec
 from kokorod.protocol.messages import CapacityInfo, Limits, Ready
-from kokorod.session import Capacity
+from kokorod.admission import Capacity
 from kokorod.timing import SpeechChunk
 from kokorod.workers import WorkerSynthesizers
 
