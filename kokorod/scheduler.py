@@ -120,12 +120,14 @@ class EngineScheduler:
         readiness probes). It never runs concurrently with a job on that worker."""
         return await self.submit(lambda _token: fn(), urgency=lambda: float("-inf"))
 
-    async def run_on_each(self, fn: Callable[[int], T]) -> list[T]:
-        """Run ``fn(worker index)`` on every worker at once, ahead of the queue
-        (warm-up: each worker's engine pays its first run, and is measured under
-        the load of all of them together)."""
+    async def run_on_each(self, fn: Callable[[int], T], *, urgency: float = float("-inf")) -> list[T]:
+        """Run ``fn(worker index)`` on every worker at once, by default ahead of
+        the queue (warm-up: each worker's engine pays its first run, and is
+        measured under the load of all of them together); ``urgency=inf`` puts
+        it behind every listener's job instead (and makes it the first to be
+        preempted)."""
         return list(await asyncio.gather(*(
-            self.submit(lambda _token, i=i: fn(i), urgency=lambda: float("-inf"), worker=i)
+            self.submit(lambda _token, i=i: fn(i), urgency=lambda: urgency, worker=i)
             for i in range(self.workers))))
 
     async def submit(self, fn: Callable[[CancelToken], T], *, urgency: Urgency, worker: int | None = None) -> T:
