@@ -23,7 +23,9 @@ PARAGRAPH = (
 
 @pytest.fixture(scope="module")
 def daemon():  # type: ignore[no-untyped-def]
-    d = DaemonProcess()
+    # Several streams at once whatever this CPU can feed: these tests are about
+    # fairness and correctness, measured admission has its own (test_ops).
+    d = DaemonProcess("--stream-utilisation", "inf")
     yield d
     assert d.stop() == 0, d.log()[-3000:]
 

@@ -20,7 +20,8 @@ SHORT = "A short reply."
 
 
 async def test_sigterm_mid_stream_drains_and_exits_zero() -> None:
-    daemon = DaemonProcess()
+    # Streams in flight at SIGTERM, however many this CPU could feed at 1x.
+    daemon = DaemonProcess("--stream-utilisation", "inf")
     try:
         long_peer = await Peer.connect(daemon.url)
         short_peer = await Peer.connect(daemon.url)
