@@ -7,11 +7,15 @@ windowed decode's time over the full run's, and how close the audio is:
 waveform correlation and SNR against the full model's audio (whole chunk and
 worst window), log-spectral distance, the largest sample jump at window edges
 over the largest elsewhere, DNSMOS (speechmos) and the recogniser's WER/CER
-(tests/asr_support.py) on both. Full and windowed runs alternate, so load from
-other processes hits both alike; compare the ratios, not the seconds.
+(tests/asr_support.py) on both, and ``stall_s``: how long playback started at the
+first piece would wait for later ones. Full and windowed runs alternate, so load
+from other processes hits both alike; compare the ratios, not the seconds.
+``--baseline FILE`` also runs another copy of the module (e.g. the previous
+version), interleaved with the others, and prints its rows prefixed ``old``.
 
     .venv/bin/python bench/windowed_bench.py
     .venv/bin/python bench/windowed_bench.py --reps 3 --threads 2 --first 40 --no-asr
+    .venv/bin/python bench/windowed_bench.py --threads 2 --baseline /tmp/windowed_old.py
 """
 
 from __future__ import annotations
@@ -121,15 +125,43 @@ def heard_error(audio: np.ndarray, text: str, lang: str) -> float:
     return error_rate(text, transcribe_lang(audio, 24000, lang)[0], lang)
 
 
+def load_decoder(path: Path, model: Path, threads: int | None) -> Any:
+    """``WindowedOnnxDecoder`` (default layout) from another copy of the module."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("windowed_baseline", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module.WindowedOnnxDecoder(model, threads=threads)
+
+
+def windowed_run(decoder: Any, ids: list[int], style: np.ndarray) -> tuple[list[np.ndarray], float, float, float, Any]:
+    """Pieces, time to the first, total time, playback stall, and the state."""
+    t0 = time.perf_counter()
+    _durations, state = decoder.front(ids, style, 1.0)
+    pieces, stamps = [], []
+    for piece in decoder.decode(state):
+        stamps.append(time.perf_counter() - t0)
+        pieces.append(piece)
+    stall, ends = 0.0, stamps[0]  # playback starts at the first piece
+    for stamp, piece in zip(stamps, pieces):
+        stall += max(0.0, stamp - ends)
+        ends = max(ends, stamp) + len(piece) / 24000
+    return pieces, stamps[0], stamps[-1], stall, state
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--reps", type=int, default=2, help="timed repetitions per sentence (median reported)")
     ap.add_argument("--threads", type=int, default=None)
-    for name in ("first", "tail", "islands", "island", "margin", "island_margin", "crossfade", "largest"):
+    for name in ("first", "tail", "islands", "island", "margin", "island_margin", "crossfade", "largest", "windowed"):
         ap.add_argument(f"--{name}", type=int, help="window layout, in steps (crossfade: samples); default: the decoder's")
     ap.add_argument("--growth", type=float)
     ap.add_argument("--no-asr", action="store_true", help="skip WER/CER and DNSMOS")
     ap.add_argument("--json", type=Path, help="also write the rows here")
+    ap.add_argument("--baseline", type=Path, help="another copy of windowed.py to run alongside (default layout)")
     args = ap.parse_args()
 
     from kokorod.engine.windowed import STEP, WindowedOnnxDecoder
@@ -139,48 +171,60 @@ def main() -> None:
     from kokorod.assets.paths import resolve_cache_dir
 
     model_path = resolve_cache_dir(None) / "kokoro-v1.0.int8.onnx"
-    names = ("first", "tail", "islands", "island", "margin", "island_margin", "crossfade", "largest", "growth")
+    names = ("first", "tail", "islands", "island", "margin", "island_margin", "crossfade", "largest", "growth", "windowed")
     layout = {k: getattr(args, k) for k in names if getattr(args, k) is not None}
     decoder = WindowedOnnxDecoder(model_path, threads=args.threads, **layout)
+    decoders = {"": decoder}
+    if args.baseline:
+        decoders["old"] = load_decoder(args.baseline, model_path, args.threads)
     full = full_session(model_path, args.threads)
     print(f"cpu: {cpu_model()}  threads: {args.threads or 'default'}  layout: {decoder._layout} crossfade {decoder._fade}")
-    rows = []
+    rows: dict[str, list[dict[str, Any]]] = {name: [] for name in decoders}
     for lang, voice, text in SENTENCES:
         ids, style = ids_and_style(synth, text, voice, lang)
         feed = {"tokens": np.asarray([ids], np.int64), "style": np.asarray(style, np.float32).reshape(1, -1),
                 "speed": np.asarray([1.0], np.float32)}
-        t_full, t_first, t_total = [], [], []
+        t_full: list[float] = []
+        timed: dict[str, list[tuple[float, float, float]]] = {name: [] for name in decoders}
+        results: dict[str, Any] = {}
         for _ in range(args.reps):
             t0 = time.perf_counter()
             ref = full.run(["audio"], feed)[0].reshape(-1)
             t_full.append(time.perf_counter() - t0)
-            t0 = time.perf_counter()
-            durations, state = decoder.front(ids, style, 1.0)
-            pieces = []
-            for piece in decoder.decode(state):
-                if not pieces:
-                    t_first.append(time.perf_counter() - t0)
-                pieces.append(piece)
-            t_total.append(time.perf_counter() - t0)
-        out = np.concatenate(pieces)
-        assert len(out) == int(durations.sum()) * 2 * STEP == len(ref), (len(out), len(ref))
-        plan = decoder.plan(state)
-        edges = [e * STEP for _s, e in [plan.head, *plan.middle]] if plan.tail else []
-        row: dict[str, Any] = {"lang": lang, "voice": voice, "seconds": len(ref) / 24000, "windows": len(pieces),
-                               "full_s": statistics.median(t_full), "first_s": statistics.median(t_first),
-                               "total_s": statistics.median(t_total)}
-        row["first_over_full"] = statistics.median(f / r for f, r in zip(t_first, t_full))
-        row["total_over_full"] = statistics.median(t / r for t, r in zip(t_total, t_full))
-        row.update(compare(ref, out, edges))
-        if not args.no_asr:
-            (row["dnsmos_full"], row["p808_full"]), (row["dnsmos_win"], row["p808_win"]) = dnsmos(ref), dnsmos(out)
-            row["err_full"], row["err_win"] = heard_error(ref, text, lang), heard_error(out, text, lang)
-        rows.append(row)
-        print(" ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()), flush=True)
-    keys = ["first_over_full", "total_over_full", "corr", "snr_db", "lsd_db", "edge_jump_ratio"]
+            for name, dec in decoders.items():
+                pieces, first, total, stall, state = windowed_run(dec, ids, style)
+                timed[name].append((first, total, stall))
+                results[name] = (pieces, state)
+        ref_dnsmos = dnsmos(ref) if not args.no_asr else (0.0, 0.0)
+        ref_err = heard_error(ref, text, lang) if not args.no_asr else 0.0
+        for name, dec in decoders.items():
+            pieces, state = results[name]
+            out = np.concatenate(pieces)
+            assert len(out) == len(ref), (len(out), len(ref))
+            edges = [e * STEP for e in dec.plan(state).edges]
+            first_s, total_s, stall_s = (statistics.median(t[j] for t in timed[name]) for j in range(3))
+            row: dict[str, Any] = {"lang": lang, "voice": voice, "seconds": len(ref) / 24000, "windows": len(pieces),
+                                   "full_s": statistics.median(t_full), "first_s": first_s, "total_s": total_s,
+                                   "stall_s": stall_s}
+            row["first_over_full"] = statistics.median(t[0] / r for t, r in zip(timed[name], t_full))
+            row["total_over_full"] = statistics.median(t[1] / r for t, r in zip(timed[name], t_full))
+            row.update(compare(ref, out, edges))
+            if not args.no_asr:
+                (row["dnsmos_full"], row["p808_full"]), (row["dnsmos_win"], row["p808_win"]) = ref_dnsmos, dnsmos(out)
+                row["dnsmos_diff"] = row["dnsmos_win"] - row["dnsmos_full"]
+                row["err_full"], row["err_win"] = ref_err, heard_error(out, text, lang)
+            rows[name].append(row)
+            print((name + " " if name else "") + " ".join(
+                f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()), flush=True)
+    keys = ["first_over_full", "total_over_full", "stall_s", "corr", "snr_db", "lsd_db", "edge_jump_ratio"]
     if not args.no_asr:
         keys += ["dnsmos_full", "dnsmos_win", "p808_full", "p808_win", "err_full", "err_win"]
-    print("median: " + " ".join(f"{k}={statistics.median(r[k] for r in rows):.3f}" for k in keys))
+    for name, table in rows.items():
+        print((name + " " if name else "") + "median: " + " ".join(
+            f"{k}={statistics.median(r[k] for r in table):.3f}" for k in keys))
+        if not args.no_asr:
+            print((name + " " if name else "") + "worst dnsmos_diff: "
+                  f"{min(r['dnsmos_diff'] for r in table):.3f}  max edge_jump_ratio: {max(r['edge_jump_ratio'] for r in table):.3f}")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))
 

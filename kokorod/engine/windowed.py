@@ -9,20 +9,26 @@ The graph is split in memory into
   iSTFT), the rest of the cost, run over windows of its 80 Hz input ("steps",
   300 samples each) with a few steps of context either side.
 
-The generator's 44 AdaIN instance norms take mean/variance over *time*. A window
-normalised by its own statistics sounds different from the full decode (DNSMOS
-down 0.1-0.2 when we measured it): the BOS/EOS silence at the chunk's two ends
-carries a large share of the variance. The full chunk's statistics are not known
-before all of it is decoded, so they are *estimated* and refined as decoding goes:
-* the first run (the "probe") decodes, concatenated, the first window, the chunk's
-  last steps and short islands sampled from the middle, with every norm's
+The generator's 44 AdaIN instance norms take mean/variance over *time*, so a
+window's audio depends on the whole chunk. Normalised by its own statistics a
+window sounds different (DNSMOS down 0.1-0.2: the BOS/EOS silence carries much of
+the variance); normalised by *estimates* of the chunk's statistics, as this module
+once did for every window, levels drifted ±20-28% per window and DNSMOS OVRL fell
+0.15-0.25 on 2 of 5 bench sentences. So only the start is windowed:
+* the first run (the "probe") decodes, concatenated, the head (first window), the
+  chunk's last steps and short islands sampled from the middle, with every norm's
   mean/variance replaced by a weighted mean over that concatenation (a clean
   position weighs its share of the chunk, positions near a junction zero); each
-  layer's estimate is made from activations normalised by the estimates above it;
-* every later window is normalised with the current estimate and reports its own
-  moments, which replace the islands' guess for its part of the chunk, so the
-  estimate tends to the full chunk's statistics as decoding proceeds.
-The seams between windows normalised slightly differently get a short cross-fade.
+  layer's estimate is made from activations normalised by the estimates above it.
+  Its head is the first audio; it reports the head's moments per norm;
+* optional middle windows (``windowed`` > ``first``) are normalised with those
+  moments plus the probe's estimate for the steps not decoded yet, and report theirs;
+* the rest of the chunk is decoded in one run whose norms pool its own positions
+  with the decoded steps' moments: those are most of the chunk and exact, so its
+  statistics, hence its audio, are nearly the full decode's (the int8 dynamic
+  quantisation of a shorter run still differs: ~16 dB SNR against it).
+The cost: later pieces come only after that run (the bench's ``stall_s``).
+Seams get a short cross-fade.
 """
 
 from __future__ import annotations
@@ -69,25 +75,28 @@ class DecodeState:
 @dataclass(frozen=True)
 class WindowPlan:
     """In steps. ``probe``: the first run's (span, clean span, weight) triples;
-    ``tail`` is None when the chunk is decoded in one run (no windows)."""
+    ``middle``: the windows normalised with estimated statistics after the head;
+    ``rest`` (from the last window's end to the chunk's end) is decoded in one run
+    with the pooled statistics; None when the whole chunk is one run (no windows)."""
 
     probe: list[tuple[tuple[int, int], tuple[int, int], float]]
     head: tuple[int, int]
-    tail: tuple[int, int] | None
     middle: Spans
+    rest: tuple[int, int] | None
 
     @property
     def edges(self) -> list[int]:
-        """Where one window's audio meets the next's, in steps."""
-        return [e for _s, e in [self.head, *self.middle]] if self.tail else []
+        """Where one piece's audio meets the next's, in steps."""
+        return [e for _s, e in [self.head, *self.middle]] if self.rest else []
 
 
 def plan_windows(steps: int, *, first: int, tail: int, islands: int, island: int, margin: int,
-                 island_margin: int, growth: float, largest: int) -> WindowPlan:
-    """First window ``first`` steps; later ones grow by ``growth`` up to ``largest``."""
+                 island_margin: int, growth: float, largest: int, windowed: int) -> WindowPlan:
+    """First window ``first`` steps; then windows growing by ``growth`` up to ``largest``
+    until ``windowed`` steps are covered; the rest in one run."""
     if steps <= 2 * (first + tail) + islands * (island + 2 * island_margin):
         # Too short to gain anything: one run over the whole chunk, i.e. the full decode.
-        return WindowPlan([((0, steps), (0, steps), 1.0)], (0, steps), None, [])
+        return WindowPlan([((0, steps), (0, steps), 1.0)], (0, steps), [], None)
     end = steps - tail
     probe = [((0, first + margin), (0, first), 1.0)]
     gap = (end - first) / islands
@@ -97,13 +106,13 @@ def plan_windows(steps: int, *, first: int, tail: int, islands: int, island: int
         probe.append(((c - island_margin, c + island + island_margin), (c, c + island), share))
     probe.append(((end - margin, steps), (end, steps), 1.0))
     middle: Spans = []
-    size, s = float(first), first
-    while s < end:
+    size, s, split = float(first), first, min(max(windowed, first), end)
+    while s < split:
         size = min(size * growth, float(largest))
-        e = end if end - (s + int(size)) < size / 2 else s + int(size)  # no stub at the end
+        e = split if split - (s + int(size)) < size / 2 else s + int(size)  # no stub at the end
         middle.append((s, e))
         s = e
-    return WindowPlan(probe, (0, first), (end, steps), middle)
+    return WindowPlan(probe, (0, first), middle, (s, steps))
 
 
 @dataclass(frozen=True)
@@ -159,6 +168,10 @@ def _mask(rate: tuple[int, int]) -> str:
     return "/windowed/mask_{}x{}".format(*rate)
 
 
+def _frac(rate: tuple[int, int]) -> str:
+    return "/windowed/frac_{}x{}".format(*rate)
+
+
 def _combine(parts: list[Moments]) -> Moments:
     """Pooled count, mean and squared deviations of disjoint parts (Chan et al.)."""
     n = sum(p[0] for p in parts)
@@ -176,7 +189,8 @@ class WindowedOnnxDecoder:
 
     def __init__(self, model_path: Path, *, threads: int | None = None, spinning: bool = True,
                  first: int = 40, tail: int = 32, islands: int = 6, island: int = 4, margin: int = 4,
-                 island_margin: int = 2, crossfade: int = 240, growth: float = 2.0, largest: int = 240) -> None:
+                 island_margin: int = 2, crossfade: int = 240, growth: float = 2.0, largest: int = 240,
+                 windowed: int = 40) -> None:
         import onnx
         import onnx.utils
         import onnxruntime as ort
@@ -190,7 +204,8 @@ class WindowedOnnxDecoder:
             raise AssetError(f"cannot read ONNX model {model_path}: {exc}", "delete it and run: kokorod fetch") from exc
         self._ort = ort
         self._layout: dict[str, Any] = dict(first=first, tail=tail, islands=islands, island=island, margin=margin,
-                                            island_margin=island_margin, growth=growth, largest=largest)
+                                            island_margin=island_margin, growth=growth, largest=largest,
+                                            windowed=windowed)
         self._fade = crossfade
         self._lock = threading.Lock()
         self._options = ort.SessionOptions()
@@ -248,7 +263,40 @@ class WindowedOnnxDecoder:
         window.graph.input.extend(stat(t) for t in sorted(given))
         with_moments(window)
         _prune(window.graph)
-        self._front, self._probe, self._window = (self._session(m) for m in (front, probe, window))
+        # The rest graph: each norm pools its own clean positions (mask scaled to
+        # ReduceMean(x * w) = sum / n over the whole chunk) with what is known of the
+        # steps before them: their mean and m2 / n, and the share ``frac`` of the
+        # chunk's positions they are. Var = own + known m2 / n + frac (known mean - mean)^2.
+        rest = onnx.ModelProto()
+        rest.CopyFrom(generator)
+        norm_of = {t: n for n in self._norms for t in (n.mean, n.var)}
+        nodes = []
+        for n in rest.graph.node:
+            out = n.output[0]
+            if not (n.op_type == "ReduceMean" and out in norm_of):
+                nodes.append(n)
+                continue
+            norm, rate, x = norm_of[out], rate_of[out], n.input[0]
+            known, m2, frac = norm.mean + "/windowed/known", norm.mean + "/windowed/known_m2", _frac(rate)
+            n.input[0], n.output[0] = x + "/windowed/weighted", out + "/windowed/own"
+            nodes += [helper.make_node("Mul", [x, _weights(rate)], [n.input[0]]), n]
+            if out == norm.mean:
+                nodes += [helper.make_node("Mul", [frac, known], [out + "/windowed/fk"]),
+                          helper.make_node("Add", [n.output[0], out + "/windowed/fk"], [out])]
+            else:
+                t = out + "/windowed/"
+                nodes += [helper.make_node("Sub", [known, norm.mean], [t + "d"]),
+                          helper.make_node("Mul", [t + "d", t + "d"], [t + "d2"]),
+                          helper.make_node("Mul", [frac, t + "d2"], [t + "fd2"]),
+                          helper.make_node("Add", [n.output[0], t + "fd2"], [t + "sum"]),
+                          helper.make_node("Add", [t + "sum", m2], [out])]
+        del rest.graph.node[:]
+        rest.graph.node.extend(nodes)
+        rest.graph.input.extend(series(_weights(r)) for r in rates)
+        rest.graph.input.extend(helper.make_tensor_value_info(_frac(r), TensorProto.FLOAT, [1, 1, 1]) for r in rates)
+        rest.graph.input.extend(stat(n.mean + "/windowed/" + k) for n in self._norms for k in ("known", "known_m2"))
+        sessions = [self._session(m) for m in (front, probe, window, rest)]
+        self._front, self._probe, self._window, self._rest = sessions
 
     def _session(self, model: Any, options: Any = None) -> Any:
         return self._ort.InferenceSession(model.SerializeToString(), options or self._options, providers=["CPUExecutionProvider"])
@@ -334,55 +382,58 @@ class WindowedOnnxDecoder:
         return parts
 
     def decode(self, state: DecodeState, cancel: CancelToken | None = None) -> Iterator[npt.NDArray[np.float32]]:
-        """Yield the chunk's audio window by window: the first piece after the probe
-        run, then one per window. Raises SynthesisCancelled when cancelled."""
+        """Yield the chunk's audio: the head after the probe run, one piece per middle
+        window, then the rest. Raises SynthesisCancelled when cancelled."""
         plan = self.plan(state)
         spans = [r for r, _c, _w in plan.probe]
         pos = [np.arange(a, z) for a, z in spans]
         raw = np.concatenate([np.where((p >= c0) & (p < c1), w, 0.0) for p, (_r, (c0, c1), w) in zip(pos, plan.probe)])
-        ends = np.concatenate([np.where((p >= c0) & (p < c1) & (j in (0, len(pos) - 1)), 1.0, 0.0)  # head, tail
-                               for j, (p, (_r, (c0, c1), _w)) in enumerate(zip(pos, plan.probe))])
-        audio, *out = self._run(self._probe, self._inputs(state, spans, {"weights": raw / raw.mean(), "mask": ends}), cancel)
+        head = np.concatenate([np.where((p < plan.head[1]) & (j == 0), 1.0, 0.0) for j, p in enumerate(pos)])
+        audio, *out = self._run(self._probe, self._inputs(state, spans, {"weights": raw / raw.mean(), "mask": head}), cancel)
         audio = audio.reshape(-1)
-        if plan.tail is None:
+        if plan.rest is None:
             yield audio.astype(np.float32)
             return
-        k = len(self._norms)  # outputs: audio, (mean, var) per norm, then (dev, sq) moments per norm
+        k, steps = len(self._norms), state.steps  # outputs: audio, (mean, var) per norm, (dev, sq) moments per norm
         centers = [out[2 * i].reshape(-1).astype(np.float64) for i in range(k)]
-        known = self._region(out[2 * k:], centers, ends)  # head and tail
-        # The islands: everything the weights counted beyond head and tail, rescaled.
-        share, interior = plan.probe[1][2], plan.tail[0] - plan.head[1]
-        islands = []
-        for i, (a, b) in enumerate(self._rate):
-            var = out[2 * i + 1].reshape(-1).astype(np.float64)
-            n_isl = a * sum(c1 - c0 for _r, (c0, c1), _w in plan.probe[1:-1])
-            s1 = -(known[i][0] * (known[i][1] - centers[i])) / share
-            s2 = (var * (a * len(raw) + b) * raw.mean() - known[i][2] - known[i][0] * (known[i][1] - centers[i]) ** 2) / share
-            islands.append((np.full_like(var, n_isl), centers[i] + s1 / n_isl, np.maximum(s2 - s1 ** 2 / n_isl, 0.0)))
-        decoded: list[list[Moments]] = [[] for _ in range(k)]
-        remaining = interior
+        variances = [out[2 * i + 1].reshape(-1).astype(np.float64) for i in range(k)]
+        known = [[part] for part in self._region(out[2 * k:], centers, head)]  # exact-ish moments, per norm
         half, margin = self._fade // 2, int(self._layout["margin"])
         held = yield from self._emit(None, audio[:plan.head[1] * STEP + half])
-        tail = audio[-(plan.tail[1] - plan.tail[0]) * STEP - half:]
+        done = plan.head[1]
         for s, e in plan.middle:
+            # Normalised with what is known, the steps not decoded yet standing at the probe's estimate.
             feed_stats, means = {}, []
             for i, norm in enumerate(self._norms):
-                n_rest, (n_isl, mean_isl, m2_isl) = self._rate[i][0] * remaining, islands[i]
-                guess = (np.full_like(n_isl, n_rest), mean_isl, m2_isl * n_rest / n_isl)  # the islands stand for the rest
-                n, mean, m2 = _combine([known[i], *decoded[i], guess])
+                a, b = self._rate[i]
+                n_left = np.full_like(centers[i], a * (steps - done) + b)
+                n, mean, m2 = _combine([*known[i], (n_left, centers[i], variances[i] * n_left)])
                 feed_stats[norm.mean] = mean.astype(np.float32).reshape(1, -1, 1)
                 feed_stats[norm.var] = (m2 / n).astype(np.float32).reshape(1, -1, 1)
                 means.append(mean)
-            a0, z0 = max(0, s - margin), min(state.steps, e + margin)
+            a0, z0 = max(0, s - margin), min(steps, e + margin)
             mask = ((np.arange(a0, z0) >= s) & (np.arange(a0, z0) < e)).astype(np.float64)
             feed = self._inputs(state, [(a0, z0)], {"mask": mask})
             feed.update(feed_stats)
             piece, *moments = self._run(self._window, feed, cancel)
             for i, part in enumerate(self._region(moments, means, mask)):
-                decoded[i].append(part)
-            remaining -= e - s
+                known[i].append(part)
+            done = e
             held = yield from self._emit(held, piece.reshape(-1)[(s - a0) * STEP - half:(e - a0) * STEP + half])
-        yield from self._emit(held, tail, last=True)
+        # The rest in one run: its norms' statistics are its own positions' (most of
+        # the chunk) pooled with the decoded steps', so they are nearly the full decode's.
+        a0 = done - margin
+        feed = self._inputs(state, [(a0, steps)], {"weights": (np.arange(a0, steps) >= done).astype(np.float64)})
+        for a, b in set(self._rate):
+            feed[_weights((a, b))] *= (a * (steps - a0) + b) / (a * steps + b)
+            feed[_frac((a, b))] = np.full((1, 1, 1), a * done / (a * steps + b), np.float32)
+        for i, norm in enumerate(self._norms):
+            n, mean, m2 = _combine(known[i])
+            a, b = self._rate[i]
+            feed[norm.mean + "/windowed/known"] = mean.astype(np.float32).reshape(1, -1, 1)
+            feed[norm.mean + "/windowed/known_m2"] = (m2 / (a * steps + b)).astype(np.float32).reshape(1, -1, 1)
+        piece = self._run(self._rest, feed, cancel)[0].reshape(-1)
+        yield from self._emit(held, piece[(done - a0) * STEP - half:], last=True)
 
     def _emit(self, held: np.ndarray | None, piece: np.ndarray, last: bool = False
               ) -> Iterator[npt.NDArray[np.float32]]:
