@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import importlib.resources
 import logging
@@ -18,7 +19,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from typing import Any, Callable, Sequence
+from typing import Any, AsyncIterator, Callable, Sequence
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
@@ -29,6 +30,7 @@ from kokorod.admission import RtfEstimator
 from kokorod.auth import AuthPolicy, load_token
 from kokorod.config import ServerConfig, limits_from_args
 from kokorod.errors import KokorodError
+from kokorod.frontends.local import LocalPeer
 from kokorod.metrics import Metrics
 from kokorod.protocol.codec import SUBPROTOCOLS, Codec, codec_for_subprotocol
 from kokorod.protocol.messages import LanguageInfo, Ready
@@ -185,6 +187,21 @@ class Daemon:
             log.warning("this machine synthesizes a stream at RTF %.3f, above the %g bound: even a lone stream "
                         "may underrun (a less busy or faster machine helps; docs/operations.md, Capacity)",
                         plan.rtf, plan.utilisation)
+
+    @contextlib.asynccontextmanager
+    async def local_peer(self) -> AsyncIterator[LocalPeer]:
+        """An in-process session for a front-end adapter (OpenAI HTTP, Wyoming),
+        counted and drained like a WebSocket connection."""
+        assert self.services is not None, "local_peer() before load()"
+        peer = LocalPeer(self.services)
+        self.sessions.add(peer.session)
+        self.metrics.connections.inc()
+        try:
+            async with peer:
+                yield peer
+        finally:
+            self.sessions.discard(peer.session)
+            self.metrics.connections.dec()
 
     @property
     def port(self) -> int:
