@@ -156,9 +156,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--reps", type=int, default=2, help="timed repetitions per sentence (median reported)")
     ap.add_argument("--threads", type=int, default=None)
-    for name in ("first", "tail", "islands", "island", "margin", "island_margin", "crossfade", "largest", "windowed"):
+    for name in ("first", "tail", "islands", "island", "margin", "island_margin", "crossfade"):
         ap.add_argument(f"--{name}", type=int, help="window layout, in steps (crossfade: samples); default: the decoder's")
-    ap.add_argument("--growth", type=float)
     ap.add_argument("--no-asr", action="store_true", help="skip WER/CER and DNSMOS")
     ap.add_argument("--json", type=Path, help="also write the rows here")
     ap.add_argument("--baseline", type=Path, help="another copy of windowed.py to run alongside (default layout)")
@@ -171,7 +170,7 @@ def main() -> None:
     from kokorod.assets.paths import resolve_cache_dir
 
     model_path = resolve_cache_dir(None) / "kokoro-v1.0.int8.onnx"
-    names = ("first", "tail", "islands", "island", "margin", "island_margin", "crossfade", "largest", "growth", "windowed")
+    names = ("first", "tail", "islands", "island", "margin", "island_margin", "crossfade")
     layout = {k: getattr(args, k) for k in names if getattr(args, k) is not None}
     decoder = WindowedOnnxDecoder(model_path, threads=args.threads, **layout)
     decoders = {"": decoder}
