@@ -30,7 +30,6 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -42,6 +41,7 @@ from typing import Any
 import websockets
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import cpu_info, describe  # noqa: E402
 from soak import scrape, start_daemon  # noqa: E402
 from stream_bench import PARAGRAPHS, VOICE, Player, pct, play_until_end  # noqa: E402
 
@@ -63,30 +63,6 @@ class TracingPlayer(Player):
         super().on_audio(frame, now)
         if self.underruns > before:
             self.underrun_at_s.append(round(frame.offset / frame.sample_rate, 2))
-FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8")
-
-
-def cpu_info() -> dict[str, Any]:
-    model: str | None = None
-    flags: set[str] = set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name" and model is None:
-                model = value.strip()
-            elif key.strip() == "flags" and not flags:
-                flags = set(value.split())
-    except OSError:  # not Linux: no flags
-        pass
-    model = model or platform.processor() or platform.machine()
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:
-        cpus = os.cpu_count() or 0
-    return {"model": model, "cpus": cpus, "flags": {f: f in flags for f in FLAGS},
-            "load_avg_1m": round(os.getloadavg()[0], 2)}
-
-
 async def read_ready(url: str) -> Ready:
     codec = MsgpackCodec()
     async with websockets.connect(url, max_size=None, compression=None, proxy=None) as ws:
@@ -280,9 +256,7 @@ def main() -> int:
     daemon_args = argv[argv.index("--") + 1:] if "--" in argv else []
     args = parser.parse_args(argv[:argv.index("--")] if "--" in argv else argv)
     cpu = cpu_info()
-    print(f"CPU: {cpu['model']} ({cpu['cpus']} cpus), "
-          + ", ".join(f"{f} {'yes' if v else 'no'}" for f, v in cpu["flags"].items())
-          + f"; load average {cpu['load_avg_1m']}", flush=True)
+    print(describe(cpu), flush=True)
     if args.layouts:
         result, ok = layouts(args.rounds, max(2, cpu["cpus"]))
         print(json.dumps({"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "cpu": cpu, **result}, indent=1))

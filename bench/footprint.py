@@ -32,7 +32,6 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import re
 import shutil
 import signal
@@ -45,34 +44,15 @@ import time
 import urllib.request
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import cpu_info, describe  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
 TEXTS = [
     "The quick brown fox jumps over the lazy dog near the river bank.",
     "Please call me tomorrow morning before nine, and bring the report.",
     "She sells fresh bread and warm coffee at the little shop downtown, and the line goes around the corner.",
 ]
-ISA = ("avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx_vnni", "amx_tile")
-
-
-def cpu_description() -> dict[str, object]:
-    model, flags = platform.processor() or platform.machine(), set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name") and model in ("", platform.machine(), platform.processor()):
-                model = line.partition(":")[2].strip()
-            elif line.startswith("flags") and not flags:
-                flags = set(line.partition(":")[2].split())
-    except OSError:
-        pass
-    import onnxruntime
-
-    return {
-        "model": model, "cores": os.cpu_count(), "isa": [f for f in ISA if f in flags],
-        "python": platform.python_version(), "onnxruntime": onnxruntime.__version__,
-        "loadavg_start": list(os.getloadavg()),
-    }
-
-
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -252,16 +232,15 @@ def main() -> int:
                         help="with --rtf: also this tree's engine with a load option (dequantize=conv, threads=1, spinning=1)")
     args = parser.parse_args()
     if args.rtf:
-        cpu0 = cpu_description()
-        print(f"CPU: {cpu0['model']}, {cpu0['cores']} cores, ISA {' '.join(cpu0['isa'])}; "  # type: ignore[arg-type]
-              f"onnxruntime {cpu0['onnxruntime']}; load average {cpu0['loadavg_start']}")
+        cpu0 = cpu_info()
+        print(describe(cpu0))
         report = engine_rtf(args.before.resolve(), args.rtf, args.rtf_variant)
         print(f"{'engine':24s} {'text':9s} {'phon':>4s} {'audio_s':>7s} {'wall_s':>7s} {'cpu_s':>7s} {'RTFwall':>7s} {'RTFcpu':>7s}")
         for row in report["rows"]:  # type: ignore[union-attr]
             print(f"{row['engine']:24s} {row['text']:9s} {row['phonemes']:4d} {row['audio_s']:7.2f} {row['wall_s']:7.3f} "
                   f"{row['cpu_s']:7.3f} {row['rtf_wall']:7.3f} {row['rtf_cpu']:7.3f}")
-        cpu0["loadavg_end"] = list(os.getloadavg())
-        print(f"load average at end: {cpu0['loadavg_end']}")
+        cpu0["load_avg_1m_end"] = list(os.getloadavg())
+        print(f"load average at end: {cpu0['load_avg_1m_end']}")
         if args.json:
             args.json.parent.mkdir(parents=True, exist_ok=True)
             args.json.write_text(json.dumps({"cpu": cpu0, **report}, indent=1) + "\n")
@@ -269,9 +248,8 @@ def main() -> int:
 
     from kokorod.assets.paths import default_cache_dir
 
-    cpu = cpu_description()
-    print(f"CPU: {cpu['model']}, {cpu['cores']} cores, ISA {' '.join(cpu['isa'])}; "  # type: ignore[arg-type]
-          f"python {cpu['python']}, onnxruntime {cpu['onnxruntime']}; load average {cpu['loadavg_start']}")
+    cpu = cpu_info()
+    print(describe(cpu))
     trees = {"before": args.before.resolve(), "after": args.after.resolve()}
     for spec in args.tree:
         name, _, path = spec.partition("=")
@@ -294,7 +272,7 @@ def main() -> int:
                 row["repeat"] = r
                 results.append(row)
                 print(json.dumps(row), flush=True)
-    cpu["loadavg_end"] = list(os.getloadavg())
+    cpu["load_avg_1m_end"] = list(os.getloadavg())
 
     def med(label: str, key: str) -> float:
         return statistics.median(float(row[key]) for row in results if row["tree"] == label)  # type: ignore[arg-type]
@@ -318,7 +296,7 @@ def main() -> int:
     cold_rows = [row for row in results if row["tree"] == "after-cold"]
     if cold_rows:
         print(f"after, first start with an empty graph cache: ready in {cold_rows[0]['ready_s']:.2f} s")
-    print(f"load average at end: {cpu['loadavg_end']}")
+    print(f"load average at end: {cpu['load_avg_1m_end']}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"cpu": cpu, "runs": results, "summary": summary}, indent=1) + "\n")

@@ -28,6 +28,9 @@ import websockets
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from machine import cpu_info, describe  # noqa: E402
 
 from kokorod.protocol.codec import MsgpackCodec  # noqa: E402
 from kokorod.protocol.messages import Audio, Cancelled, Done, Error, Speak  # noqa: E402
@@ -228,6 +231,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="2 runs, for a smoke check")
     args = parser.parse_args()
     runs = 2 if args.quick else args.runs
+    cpu = cpu_info()
+    print(describe(cpu), flush=True)
     port = free_port()
     proc = start_daemon(port)
     try:
@@ -242,7 +247,7 @@ def main() -> None:
     ko_p50 = pct(ref["kokoro_onnx_ttfa_s"], 0.5)
     result = {
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": {"cpus": os.cpu_count()},
+        "machine": cpu | {"load_avg_1m_end": round(os.getloadavg()[0], 2)},
         "runs_per_text": runs,
         "ttfa_final_paragraph_ms": summary(daemon["ttfa_final_s"]),
         "ttfa_token_stream_20wps_ms": summary(daemon["ttfa_stream_s"]),
