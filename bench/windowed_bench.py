@@ -6,7 +6,7 @@ time to the first windowed piece (front + first run), their ratio, the whole
 windowed decode's time over the full run's, and how close the audio is:
 waveform correlation and SNR against the full model's audio (whole chunk and
 worst window), log-spectral distance, the largest sample jump at window edges
-over the largest elsewhere, DNSMOS (speechmos) and the recogniser's WER/CER
+over the largest elsewhere (and over the full decode's largest), DNSMOS (speechmos) and the recogniser's WER/CER
 (tests/asr_support.py) on both, and ``stall_s``: how long playback started at the
 first piece would wait for later ones. Full and windowed runs alternate, so load
 from other processes hits both alike; compare the ratios, not the seconds.
@@ -105,6 +105,8 @@ def compare(ref: np.ndarray, out: np.ndarray, edges: list[int]) -> dict[str, flo
         "corr": corr, "snr_db": snr, "worst_window_snr_db": min(per) if per else float("nan"),
         "lsd_db": log_spectral_distance(out, ref),
         "edge_jump_ratio": float(jump[near].max() / jump[~near].max()) if edges else 0.0,
+        # against the full decode's largest jump anywhere: > 1 would be a seam it does not have
+        "edge_jump_over_full": float(jump[near].max() / np.abs(np.diff(ref)).max()) if edges else 0.0,
     }
 
 
@@ -215,15 +217,18 @@ def main() -> None:
             rows[name].append(row)
             print((name + " " if name else "") + " ".join(
                 f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()), flush=True)
-    keys = ["first_over_full", "total_over_full", "stall_s", "corr", "snr_db", "lsd_db", "edge_jump_ratio"]
+    keys = ["first_over_full", "total_over_full", "stall_s", "corr", "snr_db", "lsd_db", "edge_jump_ratio",
+            "edge_jump_over_full"]
     if not args.no_asr:
         keys += ["dnsmos_full", "dnsmos_win", "p808_full", "p808_win", "err_full", "err_win"]
     for name, table in rows.items():
         print((name + " " if name else "") + "median: " + " ".join(
             f"{k}={statistics.median(r[k] for r in table):.3f}" for k in keys))
         if not args.no_asr:
-            print((name + " " if name else "") + "worst dnsmos_diff: "
-                  f"{min(r['dnsmos_diff'] for r in table):.3f}  max edge_jump_ratio: {max(r['edge_jump_ratio'] for r in table):.3f}")
+            worst = max((r["dnsmos_diff"] for r in table), key=abs)
+            print((name + " " if name else "") + f"largest |dnsmos_diff|: {worst:+.3f}  max edge_jump_ratio: "
+                  f"{max(r['edge_jump_ratio'] for r in table):.3f}  max edge_jump_over_full: "
+                  f"{max(r['edge_jump_over_full'] for r in table):.3f}")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))
 

@@ -1,5 +1,12 @@
 """Windowed decoding of the Kokoro-82M int8 ONNX model: audio out before a chunk is done.
 
+EXPERIMENTAL, not used by the daemon: it does not yet pay. A window decoded with
+estimated statistics does not hold quality (below), and the version that does
+(estimate only a 0.3 s head, then decode the whole chunk exactly) gives a first
+piece that is mostly the chunk's leading silence and finishes later than a plain
+run (bench/windowed_bench.py: whole decode 1.2-1.7x a full run). Kept with its
+bench and tests as the measured record of what was tried.
+
 The graph is split in memory into
 * a *front* (text encoder, durations, F0/energy, the decoder's 40/80 Hz AdaIN
   blocks and the harmonic sine source), run once over the whole chunk, so
@@ -159,7 +166,7 @@ class WindowedOnnxDecoder:
 
     Sizes are in steps (12.5 ms). ``first`` = 24 (0.3 s): the head is then mostly the
     BOS silence, whose estimate is nearly exact; heads of 32 and 40 steps carry more
-    estimated speech (bench, Spanish sentence: DNSMOS OVRL -0.050 and -0.038 against
+    estimated speech (the bench's Spanish sentence: DNSMOS OVRL -0.050 and -0.038 against
     +0.031). Use from one thread at a time; ``CancelToken.cancel`` may come from
     another and stops the run in flight."""
 
