@@ -24,7 +24,7 @@ from kokorod.outbox import Outbox
 from kokorod.protocol.codec import Codec, ProtocolError
 from kokorod.protocol.messages import (
     Audio, Cancel, Cancelled, CancelReason, Config, Configured, Error, ErrorCode, LanguageInfo, Limits, Ready, Speak,
-    Warning, WarningCode,
+    Warning, WarningCode, format_rate_problem,
 )
 from kokorod.scheduler import EngineScheduler
 from kokorod.synthesizer import Synthesizer
@@ -192,16 +192,23 @@ class Session:
                 self._error(ErrorCode.UNKNOWN_VOICE, exc.message)
                 return
             voice = msg.voice
+        fmt = OutputFormat(
+            msg.format or self.fmt.format,
+            msg.sample_rate or self.fmt.sample_rate,
+            msg.frame_ms or self.fmt.frame_ms,
+        )
+        problem = format_rate_problem(fmt.format, fmt.sample_rate)
+        if problem is not None:  # e.g. format opus while the session's rate is 16000
+            field = "sample_rate" if msg.sample_rate else "format"
+            self._error(ErrorCode.INVALID_FIELD, f"invalid field '{field}': {problem}; the session's sample_rate "
+                        f"would be {fmt.sample_rate} (send sample_rate 24000 with it)")
+            return
         self.voice = voice
         if msg.lang is not None:
             self.lang = languages.resolve(msg.lang) if msg.lang else None
         self.speed = msg.speed if msg.speed is not None else self.speed
         self.mode = msg.on_new_utterance or self.mode
-        self.fmt = OutputFormat(
-            msg.format or self.fmt.format,
-            msg.sample_rate or self.fmt.sample_rate,
-            msg.frame_ms or self.fmt.frame_ms,
-        )
+        self.fmt = fmt
         self.outbox.put(Configured(self.voice, self.speed, self.fmt.format, self.fmt.sample_rate, self.fmt.frame_ms,
                                    self.mode, self.lang.code if self.lang else None))
 
@@ -330,14 +337,14 @@ class Session:
                     continue
                 utt.chunks += 1
                 self.s.metrics.rtf.observe(rendered.synth_s / (rendered.chunk.samples / 24000))
-                self._emit(utt, utt.timeline.render(segment.text, rendered.chunk))
+                self._emit(utt, await utt.render(segment.text, rendered.chunk))
             if utt.timeline.pos_24k == 0:
                 # Never a bare `done` for text that made no sound: say so.
                 self._fail(utt, ErrorCode.NOTHING_TO_SPEAK,
                            f"nothing in this utterance's text can be spoken as {utt.lang.name}"
                            + (" (see its warnings)" if utt.warned else ""))
                 return
-            self._emit(utt, utt.timeline.finish())
+            self._emit(utt, await utt.finish())
             self._retire(utt, State.DONE)
         except asyncio.CancelledError:
             raise
@@ -419,6 +426,7 @@ class Session:
 
     def _retire(self, utt: Utterance, state: State, reason: str | None = None) -> None:
         utt.state = state
+        utt.timeline.close()  # a compressed format's encoder: discarded unless finished
         self.utterances.pop(utt.id, None)
         self._remember_ended(utt.id)
         if not self.utterances:  # its last one: the connection's stream slot is free

@@ -65,6 +65,20 @@ class Utterance:
             self.final = True
         self.changed.set()
 
+    async def render(self, text: str, chunk: SpeechChunk) -> list[Any]:
+        """The timeline's events for one chunk. A compressed format's encoder
+        costs ~10-20 ms per second of audio: that runs on a worker thread so the
+        event loop (every connection's cancels and frames) never waits for it."""
+        if not self.timeline.compressed:
+            return self.timeline.render(text, chunk)
+        return await asyncio.to_thread(self.timeline.render, text, chunk)
+
+    async def finish(self) -> list[Any]:
+        """The timeline's last events, ending with ``done`` (encoder flushed)."""
+        if not self.timeline.compressed:
+            return self.timeline.finish()
+        return await asyncio.to_thread(self.timeline.finish)
+
     @property
     def pending_chars(self) -> int:
         return self.segmenter.pending_chars + sum(len(s.text) for s in self.segments)

@@ -1,7 +1,9 @@
 """Wire sample formats: float32 model audio <-> the bytes a client receives.
 
 Formats (see docs/protocol.md): ``pcm_s16le``, ``pcm_f32le``, ``mulaw``, ``alaw``.
-All are mono, little-endian where that matters.
+All are mono, little-endian where that matters. The compressed wire formats
+(``opus``, ``mp3``) are not sample formats: they go through a stateful encoder
+per utterance (kokorod/audio/compressed.py); only their names live here.
 
 Every format goes through the same 16-bit quantisation first (except
 ``pcm_f32le``), so a G.711 client hears exactly what a 16-bit client would hear,
@@ -27,6 +29,18 @@ MULAW: Final = "mulaw"
 ALAW: Final = "alaw"
 
 FORMATS: Final[tuple[str, ...]] = (PCM_S16LE, PCM_F32LE, MULAW, ALAW)
+
+OPUS: Final = "opus"
+MP3: Final = "mp3"
+# Wire formats made by an encoder per utterance; both carry 24 kHz only (Opus
+# encodes 24 kHz natively, and the model's rate needs no resampling for MP3).
+COMPRESSED_FORMATS: Final[tuple[str, ...]] = (OPUS, MP3)
+COMPRESSED_SAMPLE_RATE: Final = 24000
+
+
+def is_compressed(fmt: str) -> bool:
+    return fmt in COMPRESSED_FORMATS
+
 
 _BYTES_PER_SAMPLE: Final[dict[str, int]] = {PCM_S16LE: 2, PCM_F32LE: 4, MULAW: 1, ALAW: 1}
 

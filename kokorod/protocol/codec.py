@@ -174,7 +174,7 @@ def _cancel(d: dict[str, Any], utt: str | None) -> Cancel:
 
 
 def _config(d: dict[str, Any], utt: str | None) -> Config:
-    return Config(
+    config = Config(
         voice=_str(d, "voice", utt, min_len=1, max_len=VOICE_MAX_CHARS),
         speed=_float(d, "speed", utt, lo=SPEED_MIN, hi=SPEED_MAX),
         format=_str(d, "format", utt, choices=FORMATS),  # type: ignore[arg-type]
@@ -183,6 +183,10 @@ def _config(d: dict[str, Any], utt: str | None) -> Config:
         on_new_utterance=_str(d, "on_new_utterance", utt, choices=MODES),  # type: ignore[arg-type]
         lang=_lang(d, utt, allow_reset=True),
     )
+    # Whether format and sample_rate fit together (opus and mp3 carry 24000 only)
+    # depends on the session's current settings too: Session checks it
+    # (messages.format_rate_problem), so one rule lives in one place.
+    return config
 
 
 _CLIENT_PARSERS: Final[dict[str, Callable[[dict[str, Any], str | None], ClientMessage]]] = {
@@ -289,7 +293,8 @@ def event_from_map(d: dict[str, Any], pcm: bytes | None = None) -> ServerEvent:
         if pcm is None:
             pcm = bytes(_need(d, "pcm", bytes))
         ev = Audio(*(_need(d, n, k) for n, k in (("utterance", _S), ("seq", _I), ("offset", _I),
-                                                  ("samples", _I), ("sample_rate", _I), ("format", _S))), pcm=pcm)
+                                                  ("samples", _I), ("sample_rate", _I), ("format", _S))), pcm=pcm,
+                   lead=_optional(d, "lead", _I))
         width = BYTES_PER_SAMPLE.get(ev.format)
         if width is not None and len(pcm) != ev.samples * width:
             _invalid("pcm", f"must hold {ev.samples} {ev.format} samples", f"{len(pcm)} bytes", None)

@@ -23,10 +23,16 @@ else:  # pragma: no cover - Python 3.10 has no StrEnum
 
 PROTOCOL: Final = "kokorod.v1"
 
-FORMATS: Final = ("pcm_s16le", "pcm_f32le", "mulaw", "alaw")
+FORMATS: Final = ("pcm_s16le", "pcm_f32le", "mulaw", "alaw", "opus", "mp3")
 # Consumers need this to size frames and to check `samples` against `pcm`.
+# The compressed formats have no fixed size per sample, so they are not here.
 BYTES_PER_SAMPLE: Final = {"pcm_s16le": 2, "pcm_f32le": 4, "mulaw": 1, "alaw": 1}
+# Ogg Opus pages / MP3 frames, one encoder per utterance (docs/protocol.md, *Compressed audio*).
+COMPRESSED_FORMATS: Final = ("opus", "mp3")
 SAMPLE_RATES: Final = (8000, 16000, 22050, 24000, 44100, 48000)
+# The only rate each compressed format carries: Opus encodes 24 kHz natively, and
+# MP3 at the model's rate needs no resampling.
+FORMAT_SAMPLE_RATES: Final = {"opus": (24000,), "mp3": (24000,)}
 MODES: Final = ("interrupt", "queue")
 
 FRAME_MS_MIN: Final = 10
@@ -41,8 +47,16 @@ VOICE_MAX_CHARS: Final = 256
 
 DEFAULT_MAX_MESSAGE_BYTES: Final = 262144
 
-Format = Literal["pcm_s16le", "pcm_f32le", "mulaw", "alaw"]
+Format = Literal["pcm_s16le", "pcm_f32le", "mulaw", "alaw", "opus", "mp3"]
 Mode = Literal["interrupt", "queue"]
+
+
+def format_rate_problem(fmt: str, sample_rate: int) -> str | None:
+    """Why ``fmt`` cannot carry ``sample_rate`` (None: it can)."""
+    rates = FORMAT_SAMPLE_RATES.get(fmt)
+    if rates is None or sample_rate in rates:
+        return None
+    return f"format {fmt!r} carries only {' or '.join(map(str, rates))} Hz audio"
 
 
 class ErrorCode(StrEnum):
@@ -305,8 +319,13 @@ class WordEvent:
 
 @dataclass(frozen=True, slots=True)
 class Audio:
-    """One frame of PCM. `pcm` may also be a bytearray/memoryview: the encoders
-    read it in place, which saves a copy on the hot path."""
+    """One frame of audio. `pcm` may also be a bytearray/memoryview: the encoders
+    read it in place, which saves a copy on the hot path.
+
+    For the compressed formats (`opus`, `mp3`) `pcm` holds the encoder's bytes
+    (Ogg pages, MP3 frames), `offset`/`samples` are the timeline samples those
+    bytes complete, and `lead` is what a decoder outputs before timeline sample 0
+    (None, and absent on the wire, for PCM formats)."""
 
     utterance: str
     seq: int
@@ -315,6 +334,7 @@ class Audio:
     sample_rate: int
     format: str
     pcm: bytes
+    lead: int | None = None
 
     def header(self) -> dict[str, Any]:
         """The wire map without `pcm` (the JSON-mode binary frame header)."""
@@ -326,6 +346,7 @@ class Audio:
             "samples": self.samples,
             "sample_rate": self.sample_rate,
             "format": self.format,
+            **({} if self.lead is None else {"lead": self.lead}),
         }
 
     def to_dict(self) -> dict[str, Any]:

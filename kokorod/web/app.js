@@ -3,9 +3,17 @@
 // Data flow:
 //   WebSocket (subprotocol kokorod.v1.json)
 //     text frames   -> JSON events (ready, chunk, word, done, cancelled, error)
-//     binary frames -> [u32 header length][JSON header][PCM]  -> float32
+//     binary frames -> [u32 header length][JSON header][audio bytes]
+//       pcm_s16le: the bytes are PCM                      -> float32
+//       opus:      Ogg pages -> packets -> WebCodecs AudioDecoder (48 kHz)
+//                  -> pre-skip dropped -> halfband decimation to 24 kHz -> float32
 //   float32 frames -> AudioWorklet ring buffer (player-worklet.js) -> speakers
 //   worklet        -> {utterance, played, at} about every 20 ms -> word highlight
+//
+// The page asks for Opus (about a tenth of the bytes) when this browser's
+// WebCodecs can decode it and the AudioContext runs at 24 kHz; otherwise it
+// stays on PCM and says why (#format, window.kokorodTest.formatReason).
+// `?format=pcm_s16le` or `?format=opus` on the page URL overrides the choice.
 //
 // The highlight follows the audio clock (samples the worklet has actually
 // output, corrected by the output latency), never the arrival time of `word`
@@ -35,6 +43,8 @@ const ui = {
   conn: $("conn"),
   state: $("state"),
   latency: $("latency"),
+  format: $("format"),
+  bytes: $("bytes"),
   message: $("message"),
 };
 
@@ -50,6 +60,12 @@ const test = {
   underruns: 0,          // gaps: the ring buffer ran dry mid-utterance
   buffered: 0,           // samples queued in the worklet
   firstAudioMs: null,
+  format: null,          // audio format asked of the daemon: "opus" or "pcm_s16le"
+  formatReason: "",      // why that one
+  audioBytes: 0,         // audio payload bytes received for the current utterance
+  pcmBytes: 0,           // what 16-bit PCM would have taken for the same samples
+  decodedSamples: 0,     // samples of the current utterance handed to the worklet
+  capture: null,         // set to [] to keep those samples (arrays of numbers), per utterance
   ctxTime: () => (player.ctx ? player.ctx.currentTime : 0),
 };
 window.kokorodTest = test;
@@ -77,7 +93,7 @@ const player = {
       this.ctx = new AudioContext({ sampleRate: MODEL_RATE, latencyHint: "interactive" });
     } catch {
       // A browser that cannot run at 24 kHz: use its own rate and let the
-      // daemon resample (see negotiateRate).
+      // daemon resample (see negotiateAudio).
       this.ctx = new AudioContext({ latencyHint: "interactive" });
     }
     await this.ctx.audioWorklet.addModule(new URL("player-worklet.js", import.meta.url));
@@ -112,8 +128,9 @@ const player = {
   },
 };
 
-// pcm_s16le is the session default; pcm_f32le is accepted too in case a
-// future config asks for it. Other formats are not requested by this page.
+// PCM frames. pcm_s16le is the session default; pcm_f32le is accepted too in case a
+// future config asks for it. Opus goes through OpusStream; mulaw, alaw and mp3
+// are never requested by this page.
 function toFloat32(format, buf, offset) {
   if (format === "pcm_s16le") {
     // 4 + H is a multiple of 4 by the protocol, so this view is aligned.
@@ -124,6 +141,236 @@ function toFloat32(format, buf, offset) {
   }
   if (format === "pcm_f32le") return new Float32Array(buf.slice(offset));
   return null;
+}
+
+// ---------------------------------------------------------------------------
+// Opus: Ogg pages in, 24 kHz float32 out (docs/protocol.md, *Compressed audio*)
+
+const OPUS_CONFIG = { codec: "opus", sampleRate: MODEL_RATE, numberOfChannels: 1 };
+const OPUS_RATE = 48000; // Ogg granules and Opus packet durations are counted at 48 kHz
+
+// Which format to ask for, decided once per page: {format, reason}.
+const formatChoice = (async () => {
+  const forced = new URL(location.href).searchParams.get("format");
+  if (forced === "pcm_s16le" || forced === "pcm") return { format: "pcm_s16le", reason: "asked for by ?format=" };
+  if (typeof AudioDecoder === "undefined" || typeof EncodedAudioChunk === "undefined") {
+    return {
+      format: "pcm_s16le",
+      reason: isSecureContext ? "this browser has no WebCodecs AudioDecoder" : "WebCodecs needs a secure context (https or localhost)",
+    };
+  }
+  try {
+    const support = await AudioDecoder.isConfigSupported(OPUS_CONFIG);
+    if (!support.supported) return { format: "pcm_s16le", reason: "WebCodecs here cannot decode Opus" };
+  } catch (err) {
+    return { format: "pcm_s16le", reason: `the Opus check failed: ${err}` };
+  }
+  return { format: "opus", reason: forced === "opus" ? "asked for by ?format=" : "WebCodecs decodes Opus here" };
+})();
+let opusBroken = null; // set (a reason) if decoding ever failed: later utterances use PCM
+
+// Ogg pages -> packets (RFC 3533). Bytes may end mid-page; a packet may span pages.
+class OggDemuxer {
+  constructor() {
+    this.buf = new Uint8Array(0);
+    this.partial = []; // segments of a packet continued on the next page
+  }
+
+  push(bytes) {
+    if (this.buf.length) {
+      const joined = new Uint8Array(this.buf.length + bytes.length);
+      joined.set(this.buf);
+      joined.set(bytes, this.buf.length);
+      bytes = joined;
+    }
+    const packets = [];
+    let pos = 0;
+    while (bytes.length - pos >= 27) {
+      if (bytes[pos] !== 0x4f || bytes[pos + 1] !== 0x67 || bytes[pos + 2] !== 0x67 || bytes[pos + 3] !== 0x53) {
+        throw new Error("lost Ogg page sync");
+      }
+      const segments = bytes[pos + 26];
+      if (bytes.length - pos < 27 + segments) break;
+      const lacing = bytes.subarray(pos + 27, pos + 27 + segments);
+      const bodyLength = lacing.reduce((a, b) => a + b, 0);
+      if (bytes.length - pos < 27 + segments + bodyLength) break;
+      let at = pos + 27 + segments;
+      for (const size of lacing) {
+        this.partial.push(bytes.subarray(at, at + size));
+        at += size;
+        if (size < 255) { // a lacing value below 255 ends a packet
+          const length = this.partial.reduce((a, b) => a + b.length, 0);
+          const packet = new Uint8Array(length);
+          let o = 0;
+          for (const piece of this.partial) { packet.set(piece, o); o += piece.length; }
+          packets.push(packet);
+          this.partial = [];
+        }
+      }
+      // Keep copies of a spanning packet's pieces: `bytes` is about to go.
+      this.partial = this.partial.map((piece) => piece.slice());
+      pos = at;
+    }
+    this.buf = bytes.slice(pos);
+    return packets;
+  }
+}
+
+// Samples (at 48 kHz) in one Opus packet, from its TOC byte (RFC 6716, 3.1).
+function opusPacketSamples(packet) {
+  const toc = packet[0];
+  const config = toc >> 3;
+  const frame = config < 12 ? [480, 960, 1920, 2880][config & 3]
+    : config < 16 ? [480, 960][config & 1]
+    : [120, 240, 480, 960][config & 3];
+  const code = toc & 3;
+  const count = code === 0 ? 1 : code === 3 ? packet[1] & 0x3f : 2;
+  return frame * count;
+}
+
+// 48 kHz -> 24 kHz: a linear-phase halfband lowpass (65-tap Blackman-windowed
+// sinc, cutoff 12 kHz), centred, so output sample m is input sample 2m and no
+// sample moves in time. Opus coded from 24 kHz audio has nothing above 12 kHz.
+const HALFBAND_D = 32;
+const HALFBAND = (() => {
+  const n = 2 * HALFBAND_D + 1;
+  const h = new Float32Array(n);
+  let sum = 0;
+  for (let k = 0; k < n; k++) {
+    const x = (k - HALFBAND_D) / 2;
+    const sinc = x === 0 ? 1 : Math.sin(Math.PI * x) / (Math.PI * x);
+    const w = 0.42 - 0.5 * Math.cos((2 * Math.PI * k) / (n - 1)) + 0.08 * Math.cos((4 * Math.PI * k) / (n - 1));
+    h[k] = sinc * w;
+    sum += h[k];
+  }
+  for (let k = 0; k < n; k++) h[k] /= sum;
+  return h;
+})();
+
+class Decimator2 {
+  constructor() {
+    // Input history from absolute index `base`; starts with D zeros (before sample 0).
+    this.x = new Float32Array(HALFBAND_D);
+    this.base = -HALFBAND_D;
+    this.inputs = 0;  // input samples pushed
+    this.next = 0;    // next output index
+  }
+
+  push(input) {
+    const keep = this.x.subarray(Math.max(0, 2 * this.next - HALFBAND_D - this.base));
+    const x = new Float32Array(keep.length + input.length);
+    x.set(keep);
+    x.set(input, keep.length);
+    this.base += this.x.length - keep.length;
+    this.x = x;
+    this.inputs += input.length;
+    return this.drain();
+  }
+
+  drain() {
+    const out = [];
+    while (2 * this.next + HALFBAND_D < this.base + this.x.length) {
+      const c = 2 * this.next - this.base; // index of the centre tap's input
+      let acc = 0;
+      for (let k = 0; k < HALFBAND.length; k++) acc += HALFBAND[k] * this.x[c + HALFBAND_D - k];
+      out.push(acc);
+      this.next++;
+    }
+    return Float32Array.from(out);
+  }
+}
+
+// One utterance's Opus stream: push() the frames' bytes, get 24 kHz float32
+// through onSamples, in timeline order; end() after `done`; close() on cancel.
+class OpusStream {
+  constructor(onSamples, onError) {
+    this.onSamples = onSamples;
+    this.onError = onError;
+    this.ogg = new OggDemuxer();
+    this.decoder = null;
+    this.packets = 0;      // packets seen (the first two are OpusHead and OpusTags)
+    this.preSkip = 0;      // from OpusHead, at 48 kHz
+    this.toDrop = null;    // decoded samples still to drop (null: not known yet)
+    this.firstPacket = 0;  // samples in the first audio packet (48 kHz)
+    this.timestamp = 0;    // 48 kHz samples decoded so far
+    this.decimator = null;
+    this.closed = false;
+  }
+
+  push(bytes) {
+    if (this.closed) return;
+    for (const packet of this.ogg.push(bytes)) this.packet(packet);
+  }
+
+  packet(packet) {
+    const n = this.packets++;
+    if (n === 0) {
+      const magic = new TextDecoder().decode(packet.subarray(0, 8));
+      if (magic !== "OpusHead") throw new Error("not an Ogg Opus stream");
+      this.preSkip = packet[10] | (packet[11] << 8);
+      this.decoder = new AudioDecoder({
+        output: (data) => this.output(data),
+        error: (err) => { if (!this.closed) this.onError(err); },
+      });
+      // With the OpusHead as description, Chromium drops the pre-skip itself;
+      // output() checks whether it did.
+      this.decoder.configure({ ...OPUS_CONFIG, description: packet });
+      return;
+    }
+    if (n === 1) return; // OpusTags
+    const samples = opusPacketSamples(packet);
+    if (n === 2) this.firstPacket = samples;
+    this.decoder.decode(new EncodedAudioChunk({
+      type: "key",
+      timestamp: Math.round((this.timestamp * 1e6) / OPUS_RATE),
+      duration: Math.round((samples * 1e6) / OPUS_RATE),
+      data: packet,
+    }));
+    this.timestamp += samples;
+  }
+
+  output(data) {
+    if (this.closed) { data.close(); return; }
+    const rate = data.sampleRate;
+    let pcm = new Float32Array(data.numberOfFrames);
+    try {
+      data.copyTo(pcm, { planeIndex: 0, format: "f32-planar" });
+    } catch {
+      data.copyTo(pcm, { planeIndex: 0 }); // mono f32: plane 0 is the samples
+    }
+    data.close();
+    if (this.toDrop === null) {
+      // A decoder that applied the pre-skip gives a first output shorter than the first packet.
+      const whole = Math.round((this.firstPacket * rate) / OPUS_RATE);
+      this.toDrop = pcm.length < whole ? 0 : Math.round((this.preSkip * rate) / OPUS_RATE);
+    }
+    if (this.toDrop > 0) {
+      const drop = Math.min(this.toDrop, pcm.length);
+      pcm = pcm.subarray(drop);
+      this.toDrop -= drop;
+    }
+    if (!pcm.length) return;
+    if (rate === MODEL_RATE) this.onSamples(pcm);
+    else if (rate === 2 * MODEL_RATE) {
+      if (!this.decimator) this.decimator = new Decimator2();
+      const out = this.decimator.push(pcm);
+      if (out.length) this.onSamples(out);
+    } else throw new Error(`the Opus decoder gave ${rate} Hz audio`);
+  }
+
+  async end() {
+    if (this.closed || !this.decoder) return;
+    await this.decoder.flush();
+    if (this.decimator && !this.closed) {
+      const tail = this.decimator.push(new Float32Array(HALFBAND_D + 1));
+      if (tail.length) this.onSamples(tail);
+    }
+  }
+
+  close() {
+    this.closed = true;
+    if (this.decoder && this.decoder.state !== "closed") this.decoder.close();
+  }
 }
 
 // ---------------------------------------------------------------------------
@@ -149,6 +396,10 @@ function newUtterance() {
     cancelled: false,
     finished: false,
     sentAt: performance.now(),
+    opus: null,         // OpusStream, for an utterance that comes as Opus
+    pushed: 0,          // decoded samples handed to the worklet (Opus)
+    bytes: 0,           // audio payload bytes received
+    frameSamples: 0,    // samples the audio frames completed (for the PCM comparison)
   };
   utterances.set(u.id, u);
   current = u;
@@ -157,7 +408,12 @@ function newUtterance() {
   test.wordsHighlighted = [];
   test.playedSamples = 0;
   test.firstAudioMs = null;
+  test.audioBytes = 0;
+  test.pcmBytes = 0;
+  test.decodedSamples = 0;
+  if (test.capture) test.capture = [];
   ui.latency.textContent = "…";
+  ui.bytes.textContent = "…";
   setState("speaking");
   return u;
 }
@@ -249,6 +505,13 @@ function followAudioClock(u) {
   if (u.totalSamples !== null && heard >= u.totalSamples) finish(u);
 }
 
+// Stop an utterance on this side: nothing more of it is played or decoded.
+function abandon(u) {
+  u.cancelled = true;
+  if (u.opus) u.opus.close();
+  u.opus = null;
+}
+
 function finish(u) {
   u.finished = true;
   claimRest(u);
@@ -277,7 +540,8 @@ let ws = null;
 let retryMs = 500;
 let voiceDefault = null;
 let sampleRates = [MODEL_RATE];
-let negotiatedRate = null;
+let serverFormats = ["pcm_s16le"];
+let negotiated = null; // {format, sample_rate} last asked of the daemon on this connection
 
 // ws(s)://<this host>/v1/stream. A `?token=` on the page is passed on as a
 // subprotocol entry (keeps it out of server access logs); a token with
@@ -312,7 +576,7 @@ function connect() {
   ws.onclose = (event) => {
     // The daemon drops a closed session's utterances; so do we.
     stopDemo();
-    if (current && !current.finished) current.cancelled = true;
+    if (current && !current.finished) abandon(current);
     player.flush();
     setControls(false);
     setState("disconnected");
@@ -338,7 +602,8 @@ function onEvent(msg) {
     case "ready":
       voiceDefault = msg.voice;
       sampleRates = msg.sample_rates || sampleRates;
-      negotiatedRate = null;
+      serverFormats = msg.formats || ["pcm_s16le"];
+      negotiated = null;
       fillVoices(msg.voices || [], msg.voice, msg.languages);
       ui.speed.min = msg.limits?.speed_min ?? 0.5;
       ui.speed.max = msg.limits?.speed_max ?? 2;
@@ -356,15 +621,21 @@ function onEvent(msg) {
     case "done":
       if (u && !u.cancelled) {
         u.totalSamples = msg.samples;
-        player.end(u.id);
-        followAudioClock(u); // an utterance with no audio at all ends here
+        const ended = () => {
+          if (u.cancelled) return;
+          player.end(u.id);
+          followAudioClock(u); // an utterance with no audio at all ends here
+        };
+        // Opus: the decoder still holds the last packets; play them first.
+        if (u.opus) u.opus.end().then(ended, (err) => opusFailed(u, err));
+        else ended();
       }
       break;
     case "cancelled":
       // Our own cancels (Stop, barge-in) were handled when we sent them;
       // this is the daemon stopping one on its own (overload, shutdown…).
       if (u && !u.cancelled && !u.finished) {
-        u.cancelled = true;
+        abandon(u);
         player.flush();
         setState("idle");
         showMessage(`The daemon stopped this utterance (${msg.reason}).`, true);
@@ -375,7 +646,7 @@ function onEvent(msg) {
       // These two leave the utterance going; any other error ends it.
       if (u && !u.finished && msg.code !== "text_too_long" && msg.code !== "rate_limited") {
         stopDemo();
-        u.cancelled = true;
+        abandon(u);
         player.flush();
         setState("idle");
       }
@@ -392,31 +663,98 @@ function onAudioFrame(buf) {
   const head = JSON.parse(utf8.decode(new Uint8Array(buf, 4, headerLength)));
   const u = utterances.get(head.utterance);
   if (!u || u.cancelled) return; // in flight when we cancelled it: never play it
-  const samples = toFloat32(head.format, buf, 4 + headerLength);
-  if (!samples) {
-    showMessage(`Unsupported audio format ${head.format}`, true);
-    return;
-  }
   if (test.firstAudioMs === null && u === current) {
     test.firstAudioMs = Math.round(performance.now() - u.sentAt);
     ui.latency.textContent = `${test.firstAudioMs} ms`;
   }
   u.sampleRate = head.sample_rate;
+  countBytes(u, buf.byteLength - 4 - headerLength, head.samples);
+  if (head.format === "opus") {
+    if (!u.opus) {
+      u.opus = new OpusStream((samples) => playDecoded(u, samples), (err) => opusFailed(u, err));
+    }
+    try {
+      u.opus.push(new Uint8Array(buf, 4 + headerLength));
+    } catch (err) {
+      opusFailed(u, err);
+    }
+    return;
+  }
+  const samples = toFloat32(head.format, buf, 4 + headerLength);
+  if (!samples) {
+    showMessage(`Unsupported audio format ${head.format}`, true);
+    return;
+  }
+  if (u === current) {
+    test.decodedSamples += samples.length; // (before the push detaches it)
+    if (test.capture) test.capture.push(Array.from(samples));
+  }
   player.push(u.id, head.offset, samples);
 }
 
-// If the browser would not give us a 24 kHz context, ask the daemon for the
-// context's rate (it resamples seamlessly). Done once per connection, before
-// the first utterance, since config only affects utterances created later.
-function negotiateRate() {
+// Decoded Opus, in timeline order, never past the samples the frames so far
+// complete (their `samples` add up to `done.samples`): the last packet is
+// decoded whole, past the stream's end granule, and that tail is cut here.
+function playDecoded(u, samples) {
+  if (u.cancelled) return;
+  samples = samples.subarray(0, Math.max(0, u.frameSamples - u.pushed));
+  if (!samples.length) return;
+  const offset = u.pushed;
+  u.pushed += samples.length; // before the push: transferring detaches the buffer
+  player.push(u.id, offset, samples.slice()); // its own buffer, transferred to the worklet
+  if (u === current) {
+    test.decodedSamples = u.pushed;
+    if (test.capture) test.capture.push(Array.from(samples));
+  }
+}
+
+function opusFailed(u, err) {
+  if (u.cancelled) return;
+  opusBroken = `Opus decoding failed (${err && err.message ? err.message : err})`;
+  showMessage(`${opusBroken}; the next utterance uses PCM.`, true);
+  abandon(u);
+  player.flush();
+  setState("idle");
+}
+
+function countBytes(u, bytes, samples) {
+  u.bytes += bytes;
+  u.frameSamples += samples;
+  if (u !== current) return;
+  test.audioBytes = u.bytes;
+  test.pcmBytes = 2 * u.frameSamples;
+  const kb = (n) => (n >= 10240 ? `${(n / 1024).toFixed(0)} kB` : `${(n / 1024).toFixed(1)} kB`);
+  const share = test.pcmBytes ? ` (${((100 * u.bytes) / test.pcmBytes).toFixed(0)}% of 16-bit PCM)` : "";
+  ui.bytes.textContent = kb(u.bytes) + (negotiated && negotiated.format !== "pcm_s16le" ? share : "");
+}
+
+// Format and rate for the next utterance, asked once per connection (config
+// only affects utterances created afterwards). Opus needs the AudioContext at
+// 24 kHz (the decoder's 48 kHz is halved here); otherwise PCM, at the
+// context's rate if the browser would not give us 24 kHz (the daemon resamples).
+async function negotiateAudio() {
   const rate = player.ctx.sampleRate;
-  if (rate === MODEL_RATE || negotiatedRate === rate) return true;
-  if (!sampleRates.includes(rate)) {
+  let choice = await formatChoice;
+  if (choice.format === "opus") {
+    if (opusBroken) choice = { format: "pcm_s16le", reason: opusBroken };
+    else if (!serverFormats.includes("opus")) choice = { format: "pcm_s16le", reason: "the daemon does not offer opus" };
+    else if (rate !== MODEL_RATE) choice = { format: "pcm_s16le", reason: `the AudioContext runs at ${rate} Hz, not 24000` };
+  }
+  const want = { format: choice.format, sample_rate: choice.format === "opus" ? MODEL_RATE : rate };
+  if (!sampleRates.includes(want.sample_rate)) {
     showMessage(`This browser plays audio at ${rate} Hz, which kokorod cannot produce.`, true);
     return false;
   }
-  send({ type: "config", sample_rate: rate });
-  negotiatedRate = rate;
+  test.format = want.format;
+  test.formatReason = choice.reason;
+  ui.format.textContent = want.format === "opus" ? "Opus (WebCodecs)" : want.format === "pcm_s16le" ? "PCM 16-bit" : want.format;
+  ui.format.title = `${want.format} at ${want.sample_rate} Hz: ${choice.reason}`;
+  if (negotiated && negotiated.format === want.format && negotiated.sample_rate === want.sample_rate) return true;
+  // The session starts at pcm_s16le / 24000: nothing to ask in that case.
+  if (negotiated || want.format !== "pcm_s16le" || want.sample_rate !== MODEL_RATE) {
+    send({ type: "config", format: want.format, sample_rate: want.sample_rate });
+  }
+  negotiated = want;
   return true;
 }
 
@@ -499,11 +837,11 @@ function speechOptions() {
 // Everything needed before sending the first fragment of a new utterance.
 async function beginUtterance() {
   await player.start();
-  if (!negotiateRate()) return null;
+  if (!(await negotiateAudio())) return null;
   // Barge-in: the daemon cancels the old utterance when the new speak
   // arrives; its audio already here is dropped right now.
   stopDemo();
-  if (current && !current.finished) current.cancelled = true;
+  if (current && !current.finished) abandon(current);
   player.flush();
   showMessage("");
   return newUtterance();
@@ -562,7 +900,7 @@ function stopDemo() {
 function stopAll() {
   stopDemo();
   send({ type: "cancel", all: true });
-  if (current && !current.finished) current.cancelled = true;
+  if (current && !current.finished) abandon(current);
   player.flush(); // don't wait for the daemon: silence now
   if (current) for (const w of current.words) w.el.classList.remove("current");
   if (test.state === "speaking") setState("idle");
