@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 class Metrics:
     def __init__(self) -> None:
         r = self.registry = CollectorRegistry()
-        self.connections = Gauge("kokorod_open_connections", "Open WebSocket connections", registry=r)
+        self.connections = Gauge("kokorod_open_connections", "Open sessions: WebSocket connections and in-process front-end sessions (OpenAI HTTP, Wyoming)", registry=r)
         self.connections_total = Counter("kokorod_connections_total", "Accepted WebSocket connections", registry=r)
         self.connections_refused = Counter("kokorod_connections_refused_total", "Connections refused", ["reason"], registry=r)
         self.idle_closed = Counter("kokorod_idle_disconnects_total", "Connections closed by the idle timeout", registry=r)

@@ -30,7 +30,9 @@ from kokorod.admission import RtfEstimator
 from kokorod.auth import AuthPolicy, load_token
 from kokorod.config import ServerConfig, limits_from_args
 from kokorod.errors import KokorodError
+from kokorod.frontends.http_sniff import sniffing_connection
 from kokorod.frontends.local import LocalPeer
+from kokorod.frontends.openai import OpenAIFrontend
 from kokorod.metrics import Metrics
 from kokorod.protocol.codec import SUBPROTOCOLS, Codec, codec_for_subprotocol
 from kokorod.protocol.messages import LanguageInfo, Ready
@@ -113,6 +115,8 @@ class Daemon:
         self.services: Services | None = None
         self.auth = AuthPolicy(self.config.token, self.config.allowed_origins, self.config.port,
                                bind_host=self.config.host, insecure=self.config.insecure)
+        # The OpenAI-compatible HTTP API on the same port (docs/openai.md).
+        self.http = OpenAIFrontend(self, plain=lambda request: self._process_request(None, request))  # type: ignore[arg-type]
 
     async def start(self, loader: Callable[[], Synthesizer | Sequence[Synthesizer]] | None = None) -> None:
         await self.listen()
@@ -133,6 +137,7 @@ class Daemon:
                 ping_interval=self.config.ping_interval_s or None,
                 ping_timeout=self.config.ping_timeout_s or None,
                 max_queue=32,
+                create_connection=sniffing_connection(self.http.protocol),
             )
         except OSError as exc:
             raise KokorodError(f"cannot listen on {self.config.host}:{self.config.port}: {exc.strerror or exc}",
@@ -213,6 +218,7 @@ class Daemon:
         self.ready, self.draining = False, True
         if self.server is not None:
             self.server.close(close_connections=False)
+        self.http.close_idle()
         sessions = list(self.sessions)
         await asyncio.gather(*(s.drain(self.config.drain_timeout_s) for s in sessions), return_exceptions=True)
         await asyncio.gather(*(s.transport.close(1001, "kokorod is shutting down") for s in sessions), return_exceptions=True)
