@@ -74,6 +74,10 @@ class ServerConfig:
     # Fraction of each worker's time measured admission plans for (inf: off,
     # only --max-active-streams counts). See kokorod.admission.
     stream_utilisation: float = DEFAULT_UTILISATION
+    # Wyoming server for Home Assistant (kokorod.frontends.wyoming): off unless
+    # a URI is given; a non-loopback host also needs --insecure (no auth in Wyoming).
+    wyoming_uri: str | None = None      # "tcp://127.0.0.1:10200" or "unix:///path"
+    zeroconf: str | None = None         # advertise _wyoming._tcp under this name (None: off)
 
     def threads_per_worker(self) -> int | None:
         if self.engine_threads is not None or self.engine_workers == 1:
@@ -113,6 +117,24 @@ def _utilisation(text: str) -> float:
     return value
 
 
+def _wyoming_uri(text: str) -> str:
+    """``tcp://HOST:PORT`` (or ``unix:///path``), checked here so a typo fails
+    before the model loads. Whether the host may be non-loopback is decided
+    with --insecure (kokorod.frontends.wyoming.check_wyoming_config)."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(text.strip())
+        port = parts.port
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"bad URI {text!r}: {exc}") from None
+    if parts.scheme == "unix" and parts.path:
+        return text.strip()
+    if parts.scheme != "tcp" or not parts.hostname or port is None:
+        raise argparse.ArgumentTypeError(f"expected tcp://HOST:PORT (e.g. tcp://127.0.0.1:10200) or unix:///path, got {text!r}")
+    return text.strip()
+
+
 def add_server_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default=os.environ.get("KOKOROD_HOST", "127.0.0.1"), help="bind address (default loopback)")
     p.add_argument("--port", type=int, default=int(os.environ.get("KOKOROD_PORT", "8765")))
@@ -141,6 +163,13 @@ def add_server_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stream-utilisation", type=_utilisation, default=ServerConfig.stream_utilisation, metavar="U",
                    help="fraction of each engine worker's time admission plans streams for; the rest is headroom "
                         f"(default {ServerConfig.stream_utilisation}; inf: admit by --max-active-streams alone)")
+    p.add_argument("--wyoming-uri", type=_wyoming_uri, default=None, metavar="tcp://HOST:PORT",
+                   help="also serve the Wyoming protocol (Home Assistant) here, e.g. tcp://127.0.0.1:10200; "
+                        "off by default. Wyoming has no authentication: a non-loopback host also needs --insecure "
+                        "(docs/home-assistant.md)")
+    p.add_argument("--zeroconf", nargs="?", const="kokorod", default=None, metavar="NAME",
+                   help="advertise the Wyoming server over mDNS as _wyoming._tcp (Home Assistant discovers it), "
+                        "under NAME (default kokorod); needs a tcp:// --wyoming-uri")
 
 
 def limits_from_args(args: argparse.Namespace) -> Limits:

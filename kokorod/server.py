@@ -112,6 +112,7 @@ class Daemon:
                                  workers=self.scheduler.workers, utilisation=self.config.stream_utilisation)
         self.workers: WorkerSynthesizers | None = None
         self._slope_task: asyncio.Task[float] | None = None
+        self.wyoming: Any = None  # kokorod.frontends.wyoming.WyomingFrontend when --wyoming-uri is given
         self.services: Services | None = None
         self.auth = AuthPolicy(self.config.token, self.config.allowed_origins, self.config.port,
                                bind_host=self.config.host, insecure=self.config.insecure)
@@ -142,6 +143,17 @@ class Daemon:
         except OSError as exc:
             raise KokorodError(f"cannot listen on {self.config.host}:{self.config.port}: {exc.strerror or exc}",
                                "is another kokorod running? pick another --port") from None
+        if self.config.wyoming_uri:
+            # Before the model loads, so a busy port fails at once; its clients
+            # are told `not_ready` until the daemon is.
+            from kokorod.frontends.wyoming import start_wyoming  # wyoming and zeroconf load only when asked for
+
+            try:
+                self.wyoming = await start_wyoming(self, self.config)
+            except BaseException:
+                self.server.close()
+                await self.server.wait_closed()
+                raise
 
     async def load(self, loader: Callable[[], Synthesizer | Sequence[Synthesizer]] | None = None) -> None:
         """Load the model (on an engine thread, so the loop keeps answering
@@ -224,6 +236,9 @@ class Daemon:
         await asyncio.gather(*(s.transport.close(1001, "kokorod is shutting down") for s in sessions), return_exceptions=True)
         if self.server is not None:
             await self.server.wait_closed()
+        if self.wyoming is not None:  # its sessions were drained above with the others
+            await self.wyoming.aclose()
+            self.wyoming = None
         if self._slope_task is not None:
             self._slope_task.cancel()
             await asyncio.wait([self._slope_task])  # never swallows our own cancellation
@@ -396,7 +411,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         idle_timeout_s=args.idle_timeout_s, ping_interval_s=args.ping_interval_s,
         ping_timeout_s=args.ping_timeout_s, drain_timeout_s=args.drain_timeout_s,
         engine_workers=args.engine_workers, engine_threads=args.engine_threads,
-        stream_utilisation=args.stream_utilisation,
+        stream_utilisation=args.stream_utilisation, wyoming_uri=args.wyoming_uri, zeroconf=args.zeroconf,
     )
 
 
@@ -427,6 +442,7 @@ async def serve_until_signalled(daemon: Daemon, loader: Callable[[], Synthesizer
 
 def run_server(args: argparse.Namespace) -> int:
     from kokorod.auth import check_bind
+    from kokorod.frontends.wyoming import check_wyoming_config
     from kokorod.logs import setup_logging
     from kokorod.runtime import EngineOptions
     from kokorod.workers import build_worker_synthesizers
@@ -434,6 +450,7 @@ def run_server(args: argparse.Namespace) -> int:
     setup_logging(json_lines=args.log_json, verbose=getattr(args, "verbose", False))
     config = config_from_args(args)
     check_bind(config)
+    check_wyoming_config(config)
     options = EngineOptions(engine=args.engine, cache_dir=args.cache_dir, model=args.model,
                             config=args.config, device=args.device, threads=config.threads_per_worker())
 
