@@ -13,10 +13,17 @@ https://github.com/a   "H T T P S colon slash..."   github dot com slash a
 a.b@example.com        "A B at example com"         a dot b at example dot com
 file.txt, node.js      pause inside ("file. T X T") file dot txt
 +1 555 123 4567        "five hundred fifty five..." plus 1, 5 5 5, 1 2 3, 4 5 6 7
+Call 555-2187          "five hundred fifty five.."  5 5 5, 2 1 8 7 (cue: call, tel...)
+1-800-555-0199         "one eight hundred five.."   1, 800, 5 5 5, 0 1 9 9
+ZIP 94103, 94103-1234  "ninety four thousand..."    9 4 1 0 3, 1 2 3 4
+4111 1111 1111 1111    "forty one eleven eleven.."  4 1 1 1, 1 1 1 1, ...
+order 1234-5678        "twelve thirty four fifty.." order 1 2 3 4, 5 6 7 8
 2024-05-01, 12/25/2024 digit soup                   May 1st, 2024
-v2.0, 2.0.1            "vee two zero", "two zero 1" version 2 point 0
+v2.0, 2.0.1            "vee two zero", "two zero 1" version 2 point 0, 2 point 0 point 1
+Python 3.12, iOS 17.2  "three point one two"        Python 3 point 12
+192.168.1.1:8080       "..one, eight thousand 80"   192 dot 168 dot 1 dot 1 colon 8080
 3/4                    "three four"                 three quarters
-2023–2024, 10-20       "two thousand twenty three.." 2023 to 2024
+2023–2024, pages 10-12 "two thousand twenty three.." 2023 to 2024, pages 10 to 12
 $5M, $1.2B, 5k, 65M    "five M dollars", "five K"   $5 million, 5 thousand
 € 5                    drops the "€"                €5
 10x                    "ten ex"                     10 times
@@ -35,6 +42,14 @@ CJK / Arabic / Hangul  "Chinese letter" x N         dropped (en voice can't say 
 « » ¿ ¡ [ ]            not in Kokoro's vocabulary   “ ” (dropped) ( )
 control, zero-width    swallow neighbouring words   a space (joiners: dropped)
 =====================  ===========================  ============================
+
+Numbers that are not quantities (phones, ZIP codes, card / account / order
+numbers, IP addresses, versions) and the ranges they must not be taken for are
+``numbers_en``'s: its docstring has the rules, both sides of each ("Call
+555-2187" is a phone number, "pages 10-12" and "Sold 555-2187 units" are
+ranges; "ZIP 94103" digits, "94103 people" a number; "Python 3.12" a
+version, "Pi is 3.14" a decimal), and why 0 is "zero", never "oh".  Those
+rules look at the words before the number (``apply_context_rule``).
 
 misaki only emits its unknown marker '❓' when neither its lexicon nor the
 espeak fallback produces phonemes; with the fallback on we could not make it
@@ -57,6 +72,7 @@ import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from kokorod.text import numbers_en
 from kokorod.text.markdown import Piece, strip_markdown
 
 
@@ -104,10 +120,17 @@ def normalize(text: str) -> Normalized:
     # so an emoji sequence is reported as it was written.
     pieces = apply_rule(strip_markdown(text), UNSPEAKABLE_EN, drop)
     pieces = apply_rule(pieces, _MODIFIERS, lambda m: "")
-    has_digit = _DIGIT.search(text) is not None
-    for rules in (_RULES, _DIGIT_RULES if has_digit else (), _LATE_RULES):
-        for pattern, repl in rules:
+    for pattern, repl in _RULES:
+        pieces = apply_rule(pieces, pattern, repl)
+    if _DIGIT.search(text) is not None:  # digit rules: skipped for text without one (speed)
+        for pattern, repl in _DATE_RULES:
             pieces = apply_rule(pieces, pattern, repl)
+        for pattern, context_repl in numbers_en.RULES:
+            pieces = apply_context_rule(pieces, pattern, context_repl)
+        for pattern, repl in _DIGIT_RULES:
+            pieces = apply_rule(pieces, pattern, repl)
+    for pattern, repl in _LATE_RULES:
+        pieces = apply_rule(pieces, pattern, repl)
     return assemble(pieces, dropped)
 
 
@@ -115,22 +138,33 @@ _DIGIT = re.compile(r"\d")
 
 
 def apply_rule(pieces: list[Piece], pattern: re.Pattern[str], repl: Repl) -> list[Piece]:
+    """Rewrite every match of ``pattern`` in the pieces not yet rewritten."""
+    return apply_context_rule(pieces, pattern, lambda m, _before: repl(m))
+
+
+def apply_context_rule(pieces: list[Piece], pattern: re.Pattern[str], repl: numbers_en.ContextRepl) -> list[Piece]:
+    """``apply_rule`` for a rule that decides from the words before a match:
+    ``repl(match, before)`` gets the spoken text before it, across pieces
+    ("**Call** 555-2187" still sees "Call"; deleted syntax adds nothing)."""
     out: list[Piece] = []
+    said = ""  # the tail of the spoken text of the pieces before
+    keep = numbers_en.CONTEXT_CHARS
     for spoken, written in pieces:
-        if written is not None:  # already rewritten (or deleted syntax): final
+        if written is None:
+            pos = 0
+            for m in pattern.finditer(spoken):
+                new = repl(m, (said + spoken[max(0, m.start() - keep):m.start()])[-keep:])
+                if new is None or new == m.group():
+                    continue
+                if m.start() > pos:
+                    out.append((spoken[pos:m.start()], None))
+                out.append((new, m.group()))
+                pos = m.end()
+            if pos < len(spoken):
+                out.append((spoken[pos:] if pos else spoken, None))
+        else:
             out.append((spoken, written))
-            continue
-        pos = 0
-        for m in pattern.finditer(spoken):
-            new = repl(m)
-            if new is None or new == m.group():
-                continue
-            if m.start() > pos:
-                out.append((spoken[pos:m.start()], None))
-            out.append((new, m.group()))
-            pos = m.end()
-        if pos < len(spoken):
-            out.append((spoken[pos:] if pos else spoken, None))
+        said = (said + spoken)[-keep:]
     return out
 
 
@@ -182,12 +216,6 @@ def _say_email(m: re.Match[str]) -> str:
     return " ".join(local.split()) + " at " + " dot ".join(domain.split("."))
 
 
-def _say_phone(m: re.Match[str]) -> str:
-    groups = re.findall(r"\+?\d+", m.group())
-    said = [("plus " if g[0] == "+" else "") + " ".join(g.lstrip("+")) for g in groups]
-    return ", ".join(said)
-
-
 def _ordinal(n: int) -> str:
     suffix = "th" if 11 <= n % 100 <= 13 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
     return f"{n}{suffix}"
@@ -208,16 +236,6 @@ def _slash_date(m: re.Match[str]) -> str | None:
     if int(a) > 12 >= int(b):  # 25/12/2024: day first
         a, b = b, a
     return _date(y, a, b)
-
-
-def _version(m: re.Match[str]) -> str:
-    prefixed = m.group(1) or m.group(2)
-    if prefixed is not None:
-        said = " point ".join(prefixed.split("."))
-        return said if re.search(r"(?i)version\s*$", m.string[:m.start()]) else "version " + said
-    parts = m.group(3).split(".")
-    sep = " dot " if len(parts) == 4 and all(int(p) <= 255 for p in parts) else " point "  # IPv4
-    return sep.join(parts)
 
 
 _NUMS = "zero one two three four five six seven eight nine".split()
@@ -372,15 +390,14 @@ _RULES: list[Rule] = [
     (FILE_RE, lambda m: f"{m.group(1)} dot {m.group(2)}"),
 ]
 # Rules that only match around a digit: skipped for text without one (speed).
-_DIGIT_RULES: list[Rule] = [
-    (re.compile(r"(?<![\w+])(?:(?:\+1[ .-]?)?(?:\(\d{3}\) ?|\d{3}[ .-])\d{3}[ .-]\d{4}"
-                r"|\+\d{1,3}(?:[ .-]\(?\d{1,4}\)?){2,5})(?![\w-]|[.,]\d)"), _say_phone),
+# Dates first (2024-05-01 is no range) ...
+_DATE_RULES: list[Rule] = [
     (re.compile(r"(?<![\w.-])(\d{4})-(\d{2})-(\d{2})(?![\w-]|\.\d)"), lambda m: _date(*m.groups())),
     (re.compile(r"(?<![\w/.])(\d{1,2})/(\d{1,2})/(\d{4})(?![\w/])"), _slash_date),
-    (re.compile(r"(?<![\w.])(?:v(\d+(?:\.\d+)*)|V(\d+(?:\.\d+)+)|(\d+(?:\.\d+){2,}))(?!\w|\.\d)"),
-     _version),
-    (re.compile(r"(?<![\w.,/-])(\d+(?:[.,]\d+)?)(?:\s?[–—]\s?|-)(\d+(?:[.,]\d+)?)(?![\w/-]|[.,]\d)"),
-     lambda m: f"{m.group(1)} to {m.group(2)}"),
+]
+# Then numbers_en.RULES (phones, ZIP codes, digit groups, IPs, versions, ranges),
+# then the quantities.
+_DIGIT_RULES: list[Rule] = [
     (re.compile(r"(?<![\w/.,])([1-9])/(10|[2-9])(?![\w/]|[.,]\d)"), _fraction),
     (re.compile(r"(?<=[$€£¥])\s+(?=\d)"), lambda m: ""),  # misaki drops the symbol in "€ 5"
     (re.compile(rf"([$€£¥])\s?({_NUM})\s?(K|k|M|m|B|bn|T)\b"),

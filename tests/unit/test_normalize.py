@@ -213,6 +213,7 @@ TRICKY = [
     "It is 37.5°C, 1.5km away, 3 mm wide, 10 ms late and 10x faster — wow -- really?",
     "Add 3/4 cup, $5M raised, 2023–2024 range, Henry VIII, St. Mary's, Acme Inc. and John Jr. too.",
     "- **Bold** [tomato](/təmˈeɪtoʊ/) `code` ![alt](x.png) [1] <br> | a | b |",
+    "Call 555-2187 or 1-800-555-0199, ZIP 94103-1234, card 4111 1111 1111 1111, 192.168.1.1:8080, Python 3.12.",
     "«Bonjour» ¿qué? ¡sí! 你好。こんにちは 😀👍🏽 :) zero\u200bwidth a\x00b ＦＵＬＬ ~5 a -> b 5 < 6 x^2",
 ]
 
