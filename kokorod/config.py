@@ -78,6 +78,8 @@ class ServerConfig:
     # a URI is given; a non-loopback host also needs --insecure (no auth in Wyoming).
     wyoming_uri: str | None = None      # "tcp://127.0.0.1:10200" or "unix:///path"
     zeroconf: str | None = None         # advertise _wyoming._tcp under this name (None: off)
+    # Pronunciation lexicon file (TOML or JSON, docs/pronunciation.md); reloaded on SIGHUP.
+    lexicon_path: str | None = None
 
     def threads_per_worker(self) -> int | None:
         if self.engine_threads is not None or self.engine_workers == 1:
@@ -135,6 +137,19 @@ def _wyoming_uri(text: str) -> str:
     return text.strip()
 
 
+def _lexicon_file(text: str) -> str:
+    """A lexicon file, validated now (every entry, against the model's phoneme
+    vocabulary), so a bad one fails before the model loads: argparse prints
+    the one-line reason (file:line: entry ...) and exits with status 2."""
+    from kokorod.text.lexicon import LexiconError, load_lexicon_file
+
+    try:
+        load_lexicon_file(text)
+    except LexiconError as exc:
+        raise argparse.ArgumentTypeError(exc.message) from None
+    return text
+
+
 def add_server_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default=os.environ.get("KOKOROD_HOST", "127.0.0.1"), help="bind address (default loopback)")
     p.add_argument("--port", type=int, default=int(os.environ.get("KOKOROD_PORT", "8765")))
@@ -167,6 +182,9 @@ def add_server_args(p: argparse.ArgumentParser) -> None:
                    help="also serve the Wyoming protocol (Home Assistant) here, e.g. tcp://127.0.0.1:10200; "
                         "off by default. Wyoming has no authentication: a non-loopback host also needs --insecure "
                         "(docs/home-assistant.md)")
+    p.add_argument("--lexicon", type=_lexicon_file, default=None, metavar="PATH",
+                   help="pronunciation lexicon, TOML or JSON (word = phonemes, per language); checked at start, "
+                        "reloaded on SIGHUP (docs/pronunciation.md)")
     p.add_argument("--zeroconf", nargs="?", const="kokorod", default=None, metavar="NAME",
                    help="advertise the Wyoming server over mDNS as _wyoming._tcp (Home Assistant discovers it), "
                         "under NAME (default kokorod); needs a tcp:// --wyoming-uri")

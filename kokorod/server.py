@@ -33,6 +33,7 @@ from kokorod.errors import KokorodError
 from kokorod.frontends.http_sniff import sniffing_connection
 from kokorod.frontends.local import LocalPeer
 from kokorod.frontends.openai import OpenAIFrontend
+from kokorod.lexicon_service import install_lexicon, on_sighup
 from kokorod.metrics import Metrics
 from kokorod.protocol.codec import SUBPROTOCOLS, Codec, codec_for_subprotocol
 from kokorod.protocol.messages import LanguageInfo, Ready
@@ -167,6 +168,8 @@ class Daemon:
         voices = tuple(workers.voices.names())
         self.services = Services(self.config, self.scheduler, workers, self.metrics, self.capacity,  # type: ignore[arg-type]
                                  voices, language_catalog(voices, workers))  # type: ignore[arg-type]
+        # The --lexicon file, validated now (a bad one is a one-line error); SIGHUP reloads it.
+        install_lexicon(self)
         for info in self.services.languages:
             if not info.available:
                 log.warning("language %s unavailable: %s", info.code, info.fix)
@@ -412,6 +415,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         ping_timeout_s=args.ping_timeout_s, drain_timeout_s=args.drain_timeout_s,
         engine_workers=args.engine_workers, engine_threads=args.engine_threads,
         stream_utilisation=args.stream_utilisation, wyoming_uri=args.wyoming_uri, zeroconf=args.zeroconf,
+        lexicon_path=args.lexicon,
     )
 
 
@@ -423,6 +427,10 @@ async def serve_until_signalled(daemon: Daemon, loader: Callable[[], Synthesizer
             loop.add_signal_handler(sig, stop.set)
         except (NotImplementedError, RuntimeError):  # not on the main thread / Windows
             pass
+    try:  # SIGHUP: reload the --lexicon file without dropping a stream
+        loop.add_signal_handler(signal.SIGHUP, on_sighup, daemon)
+    except (NotImplementedError, RuntimeError, AttributeError):  # no SIGHUP on Windows
+        pass
     await daemon.listen()
     where = {"url": f"ws://{daemon.config.host}:{daemon.port}{STREAM_PATH}", "page": f"http://{daemon.config.host}:{daemon.port}/"}
     if daemon.config.log_json:  # keep the output machine-readable end to end

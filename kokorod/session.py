@@ -23,8 +23,8 @@ from kokorod.metrics import Metrics
 from kokorod.outbox import Outbox
 from kokorod.protocol.codec import Codec, ProtocolError
 from kokorod.protocol.messages import (
-    Audio, Cancel, Cancelled, CancelReason, Config, Configured, Error, ErrorCode, LanguageInfo, Limits, Ready, Speak,
-    Warning, WarningCode, format_rate_problem,
+    Audio, Cancel, Cancelled, CancelReason, Config, Configured, Error, ErrorCode, LanguageInfo, Limits, PhonemeWord,
+    Phonemes, Phonemize, Ready, Speak, Warning, WarningCode, format_rate_problem,
 )
 from kokorod.scheduler import EngineScheduler
 from kokorod.synthesizer import Synthesizer
@@ -37,6 +37,7 @@ from kokorod.utterance import Rendered, State, Utterance, describe, render_segme
 
 log = logging.getLogger("kokorod.session")
 _ENDED_IDS_KEPT = 4096  # remembered to refuse reuse; bounded so long sessions don't grow
+_PHONEMIZE_IN_FLIGHT = 4  # `phonemize` requests a connection may have waiting for the engine
 
 
 class Transport(Protocol):
@@ -82,6 +83,8 @@ class Session:
         cfg = services.config
         self.voice, self.speed, self.mode = cfg.voice, 1.0, "interrupt"
         self.lang: Language | None = None  # None: each utterance speaks its voice's language
+        self.lexicon: Any = None  # the session's pronunciation lexicon (kokorod.text.lexicon.Lexicon)
+        self._phonemizing: set[asyncio.Task[None]] = set()
         self.fmt = OutputFormat()
         self.utterances: OrderedDict[str, Utterance] = OrderedDict()  # queued or speaking, in play order
         self._ended: OrderedDict[str, None] = OrderedDict()
@@ -107,6 +110,8 @@ class Session:
             async for frame in incoming:
                 self.on_frame(frame)
         finally:
+            for task in list(self._phonemizing):
+                task.cancel()
             await self.close_utterances(None)
             await self._stop_writer()
 
@@ -175,6 +180,8 @@ class Session:
                 self._on_cancel(message)
             elif isinstance(message, Config):
                 self._on_config(message)
+            elif isinstance(message, Phonemize):
+                self._on_phonemize(message)
         except Exception:  # a bug in one handler must not end the connection
             log.exception("session %s: handler failed", self.id)
             self._error(ErrorCode.ENGINE_ERROR, "internal error handling the message")
@@ -209,8 +216,55 @@ class Session:
         self.speed = msg.speed if msg.speed is not None else self.speed
         self.mode = msg.on_new_utterance or self.mode
         self.fmt = fmt
+        if msg.lexicon is not None:  # validated by the codec; replaces the whole lexicon ({} clears it)
+            self.lexicon = msg.lexicon if len(msg.lexicon) else None
         self.outbox.put(Configured(self.voice, self.speed, self.fmt.format, self.fmt.sample_rate, self.fmt.frame_ms,
-                                   self.mode, self.lang.code if self.lang else None))
+                                   self.mode, self.lang.code if self.lang else None,
+                                   len(self.lexicon) if self.lexicon is not None else 0))
+
+    def _on_phonemize(self, msg: Phonemize) -> None:
+        voice = msg.voice or self.voice
+        if msg.voice is not None:
+            try:
+                self.s.synth.voices.parse(msg.voice)
+            except InputError as exc:
+                self.outbox.put(Error(ErrorCode.UNKNOWN_VOICE, exc.message, id=msg.id))
+                return
+        lang = languages.resolve(msg.lang) if msg.lang else self.lang or languages.for_voice(voice)
+        missing = self.s.synth.g2p.unavailable(lang)
+        if missing is not None:
+            self.outbox.put(Error(ErrorCode.LANGUAGE_UNAVAILABLE, str(missing), id=msg.id))
+            return
+        if len(self._phonemizing) >= _PHONEMIZE_IN_FLIGHT:
+            self.outbox.put(Error(ErrorCode.OVERLOADED, f"at most {_PHONEMIZE_IN_FLIGHT} phonemize requests may "
+                                  "wait at once; send the next after a phonemes event", id=msg.id))
+            return
+        task = asyncio.create_task(self._phonemize(msg, lang, self.lexicon), name=f"kokorod-phonemize-{self.id}")
+        self._phonemizing.add(task)
+        task.add_done_callback(self._phonemizing.discard)
+
+    async def _phonemize(self, msg: Phonemize, lang: Language, lexicon: Any) -> None:
+        synth = self.s.synth
+
+        def job(_token: Any) -> list[Any]:
+            # On an engine thread: G2P (and a language's first load) never runs on the loop.
+            target = synth.current() if hasattr(synth, "current") else synth
+            return target.phonemize(msg.text, lang=lang, lexicon=lexicon)  # type: ignore[no-any-return]
+
+        try:
+            # Behind any stream that is short of audio, ahead of lookahead work.
+            words = await self.s.scheduler.submit(job, urgency=lambda: self.s.config.max_ahead_s)
+        except asyncio.CancelledError:
+            raise
+        except LanguageUnavailable as exc:
+            self.outbox.put(Error(ErrorCode.LANGUAGE_UNAVAILABLE, str(exc), id=msg.id))
+            return
+        except Exception as exc:
+            log.exception("phonemize %s failed", msg.id)
+            self.outbox.put(Error(ErrorCode.ENGINE_ERROR, f"phonemize failed: {type(exc).__name__}: {str(exc)[:200]}",
+                                  id=msg.id))
+            return
+        self.outbox.put(Phonemes(msg.id, lang.code, tuple(PhonemeWord(w.text, w.phonemes, w.source) for w in words)))
 
     def _on_cancel(self, msg: Cancel) -> None:
         if msg.all:
@@ -327,7 +381,8 @@ class Session:
                     continue
                 await self._await_lookahead()
                 last = utt.final and not utt.segments
-                job = partial(self._job, segment=segment, voice=utt.voice, speed=utt.speed, lang=utt.lang, last=last)
+                job = partial(self._job, segment=segment, voice=utt.voice, speed=utt.speed, lang=utt.lang, last=last,
+                              lexicon=self.lexicon)
                 rendered: Rendered = await self.s.scheduler.submit(job, urgency=self._urgency)
                 utt.synth_s += rendered.synth_s
                 if rendered.unspeakable:
@@ -355,8 +410,10 @@ class Session:
             self.s.metrics.engine_errors.inc()
             self._fail(utt, ErrorCode.ENGINE_ERROR, f"synthesis failed: {type(exc).__name__}: {str(exc)[:200]}")
 
-    def _job(self, token: Any, *, segment: Any, voice: str, speed: float, lang: Language, last: bool) -> Rendered:
-        return render_segment(self.s.synth, segment, voice=voice, speed=speed, lang=lang, last=last, token=token)
+    def _job(self, token: Any, *, segment: Any, voice: str, speed: float, lang: Language, last: bool,
+             lexicon: Any = None) -> Rendered:
+        return render_segment(self.s.synth, segment, voice=voice, speed=speed, lang=lang, last=last, token=token,
+                              lexicon=lexicon)
 
     def _report_unspoken(self, utt: Utterance, segment: Segment) -> None:
         """Text the normaliser removed, or a code block skipped: said, never silent."""

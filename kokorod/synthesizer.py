@@ -7,7 +7,8 @@ executor thread, never from the event loop.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from dataclasses import dataclass
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -17,8 +18,60 @@ from kokorod.errors import InputError
 from kokorod.text import languages
 from kokorod.text.g2p import G2PBank, Phonemized
 from kokorod.text.languages import Language
+from kokorod.text.lexicon import Lexicon
 from kokorod.text.words import Replacement, is_wordlike, join_timestamps, locate, words_from_tokens
 from kokorod.timing import SpeechChunk, Word
+
+
+@dataclass(frozen=True)
+class WordPhonemes:
+    text: str       # the word as the G2P cut it (written text)
+    phonemes: str   # what the model gets for it
+    source: str     # session, file, built-in, inline, misaki, espeak, g2p
+
+
+def _g2p_source(lang: Language, tok: Any) -> str:
+    if lang.code not in ("en-us", "en-gb"):
+        return "espeak" if lang.espeak else "misaki"
+    from kokorod.text.g2p.english import ESPEAK_RATING, LEXICON_RATING
+
+    rating = getattr(tok, "rating", None)
+    if rating is None:
+        rating = getattr(getattr(tok, "_", None), "rating", None)
+    if rating == LEXICON_RATING:
+        return "inline"
+    return "espeak" if rating == ESPEAK_RATING else "misaki"
+
+
+def describe_tokens(tokens: Sequence[Any], chain: Any, lang: Language, vocab: frozenset[str]) -> list[WordPhonemes]:
+    """Word tokens with their phonemes (as the model gets them) and source."""
+    out: list[WordPhonemes] = []
+    for tok in tokens:
+        if not tok.text or not is_wordlike(tok.text):
+            continue
+        phonemes = "".join(ch for ch in (tok.phonemes or "") if ch in vocab).strip()
+        match = chain.lookup(tok.text, lang.code)
+        if match is None and lang.code in ("zh", "ja") and tok.text.isascii():
+            match = chain.lookup(tok.text, "en-us")  # Latin runs are read by the English G2P
+        # misaki rewrites ɾ → T, ʔ → t in every token (its v1.0 mapping).
+        if match is not None and match.phonemes.replace("ɾ", "T").replace("ʔ", "t") in phonemes.replace("ɾ", "T"):
+            source = match.source
+        else:
+            source = _g2p_source(lang, tok)
+        out.append(WordPhonemes(tok.text, phonemes, source))
+    return out
+
+
+def phonemize_words(bank: G2PBank, text: str, *, lang: Language, vocab: frozenset[str],
+                    lexicon: Lexicon | None = None, normalize: bool = True) -> list[WordPhonemes]:
+    """``Synthesizer.phonemize`` without an engine (the CLI needs no model)."""
+    if normalize:
+        from kokorod.text.normalize_intl import normalizer_for
+
+        text = normalizer_for(lang.code)(text).spoken
+    if not text.strip():
+        return []
+    return describe_tokens(bank.tokens(text, lang, lexicon), bank.chain(lexicon), lang, vocab)
 
 
 def check_speed(speed: float) -> float:
@@ -51,13 +104,16 @@ class Synthesizer:
         cancel: CancelToken | None = None,
         replacements: Sequence[Replacement] = (),
         lang: Language | None = None,
+        lexicon: Lexicon | None = None,
     ) -> SpeechChunk:
         """Speak ``text`` (already normalised for ``lang``) and time its words.
 
         ``lang`` defaults to the voice's language (its first letter). Text longer
         than the model window is split at natural boundaries and the pieces are
         concatenated; nothing is truncated. Written words that yield no phoneme
-        the model knows are listed in ``SpeechChunk.unspeakable``.
+        the model knows are listed in ``SpeechChunk.unspeakable``. ``lexicon``
+        is the session's pronunciation lexicon (above the daemon's, see
+        kokorod.text.lexicon).
         """
         if not isinstance(text, str) or not text.strip():
             raise InputError("there is no text to speak", "pass some text")
@@ -65,7 +121,7 @@ class Synthesizer:
         self.voices.parse(voice)
         lang = lang or languages.for_voice(voice)
         pack = self.voices.pack(voice)
-        pieces = self.g2p.phonemize(text, lang)
+        pieces = self.g2p.phonemize(text, lang, lexicon)
         audio_parts: list[np.ndarray] = []
         words: list[Word] = []
         unspeakable: list[str] = []
@@ -82,6 +138,16 @@ class Synthesizer:
         if not audio_parts:
             return SpeechChunk(np.zeros(0, dtype=np.float32), [], unspeakable=unspeakable)
         return SpeechChunk(np.concatenate(audio_parts), words, unspeakable=unspeakable)
+
+    def phonemize(self, text: str, *, lang: Language, lexicon: Lexicon | None = None,
+                  normalize: bool = True) -> list[WordPhonemes]:
+        """Each word of ``text`` with the phonemes the model would get and where
+        they came from (``kokorod phonemize`` and the ``phonemize`` message).
+
+        The text is normalised for ``lang`` first, as speech is, so a word is
+        the spoken form ("$5" → "five dollars"). Blocking: engine thread only."""
+        return phonemize_words(self.g2p, text, lang=lang, lexicon=lexicon, vocab=frozenset(self.engine.vocab),
+                               normalize=normalize)
 
     def _run_piece(
         self,

@@ -97,7 +97,8 @@ class Rendered:
 
 
 def render_segment(
-    synth: Synthesizer, segment: Segment, *, voice: str, speed: float, lang: Language, last: bool, token: CancelToken
+    synth: Synthesizer, segment: Segment, *, voice: str, speed: float, lang: Language, last: bool, token: CancelToken,
+    lexicon: Any = None,
 ) -> Rendered:
     """Runs on the engine thread: speak one segment and shape its edges.
 
@@ -106,8 +107,9 @@ def render_segment(
     is not delayed by silence.
     """
     started = time.perf_counter()
+    extra = {} if lexicon is None else {"lexicon": lexicon}  # the session's pronunciation lexicon
     chunk = synth.synthesize(segment.spoken, voice=voice, speed=speed, cancel=token, replacements=segment.spans,
-                             lang=lang)
+                             lang=lang, **extra)
     if not chunk.samples:  # nothing in it the voice could say (reported by the caller)
         return Rendered(chunk, time.perf_counter() - started, chunk.unspeakable)
     pause = 0 if last else pause_for_boundary(_PAUSE_KIND.get(segment.boundary, "sentence"), speed)

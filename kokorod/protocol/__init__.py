@@ -37,6 +37,10 @@ from .messages import (
     ErrorCode,
     LanguageInfo,
     Limits,
+    PHONEMIZE_MAX_CHARS,
+    PhonemeWord,
+    Phonemes,
+    Phonemize,
     Ready,
     ServerEvent,
     Speak,
@@ -50,6 +54,6 @@ __all__ = [
     "PROTOCOL", "SAMPLE_RATES", "SPEED_MAX", "SPEED_MIN", "SUBPROTOCOLS", "UTTERANCE_ID_MAX_CHARS",
     "UTTERANCE_ID_MIN_CHARS", "VOICE_MAX_CHARS", "Audio", "Cancel", "CancelReason", "Cancelled", "Chunk",
     "ClientMessage", "Codec", "Config", "Configured", "Done", "Error", "ErrorCode", "JsonCodec", "LanguageInfo", "Limits",
-    "MsgpackCodec", "ProtocolError", "Ready", "ServerEvent", "Speak", "Warning", "WarningCode", "WordEvent", "codec_for_subprotocol",
+    "MsgpackCodec", "PHONEMIZE_MAX_CHARS", "PhonemeWord", "Phonemes", "Phonemize", "ProtocolError", "Ready", "ServerEvent", "Speak", "Warning", "WarningCode", "WordEvent", "codec_for_subprotocol",
     "event_from_map", "message_from_map",
 ]

@@ -17,10 +17,10 @@ from typing import Any, Callable, ClassVar, Final, NoReturn
 import msgpack
 
 from .messages import (
-    BYTES_PER_SAMPLE, DEFAULT_MAX_MESSAGE_BYTES, FORMATS, FRAME_MS_MAX, FRAME_MS_MIN, MODES, SAMPLE_RATES,
-    SPEED_MAX, SPEED_MIN, UTTERANCE_ID_MAX_CHARS, UTTERANCE_ID_MIN_CHARS, VOICE_MAX_CHARS,
+    BYTES_PER_SAMPLE, DEFAULT_MAX_MESSAGE_BYTES, FORMATS, FRAME_MS_MAX, FRAME_MS_MIN, MODES, PHONEMIZE_MAX_CHARS,
+    SAMPLE_RATES, SPEED_MAX, SPEED_MIN, UTTERANCE_ID_MAX_CHARS, UTTERANCE_ID_MIN_CHARS, VOICE_MAX_CHARS,
     Audio, Cancel, Cancelled, CapacityInfo, Chunk, ClientMessage, Config, Configured, Done, Error, ErrorCode, LanguageInfo, Limits,
-    Ready, ServerEvent, Speak, Warning, WordEvent,
+    PhonemeWord, Phonemes, Phonemize, Ready, ServerEvent, Speak, Warning, WordEvent,
 )
 
 Frame = bytes | bytearray | memoryview | str
@@ -182,6 +182,7 @@ def _config(d: dict[str, Any], utt: str | None) -> Config:
         frame_ms=_int(d, "frame_ms", utt, lo=FRAME_MS_MIN, hi=FRAME_MS_MAX),
         on_new_utterance=_str(d, "on_new_utterance", utt, choices=MODES),  # type: ignore[arg-type]
         lang=_lang(d, utt, allow_reset=True),
+        lexicon=_lexicon(d),
     )
     # Whether format and sample_rate fit together (opus and mp3 carry 24000 only)
     # depends on the session's current settings too: Session checks it
@@ -189,8 +190,50 @@ def _config(d: dict[str, Any], utt: str | None) -> Config:
     return config
 
 
+def _strings_valid(obj: Any) -> bool:
+    """Every string in a (shallow, at most two levels) lexicon map is valid Unicode."""
+    stack = [obj]
+    while stack:
+        o = stack.pop()
+        for k, v in o.items():
+            if type(k) is str and not _is_valid_unicode(k):
+                return False
+            if type(v) is str and not _is_valid_unicode(v):
+                return False
+            if type(v) is dict:
+                stack.append(v)
+    return True
+
+
+def _lexicon(d: dict[str, Any]) -> Any:
+    """`config.lexicon`: validated entry by entry (kokorod.text.lexicon, the
+    same rules as the daemon's file); the error names the bad entry."""
+    from kokorod.text.lexicon import SESSION, SESSION_MAX_ENTRIES, LexiconError, parse_lexicon
+
+    v = d.get("lexicon")
+    if v is None:
+        return None
+    if type(v) is not dict:
+        _invalid("lexicon", "must be a map of word to phonemes (or language to such a map)", v, None)
+    if not _strings_valid(v):
+        _invalid("lexicon", "must be valid Unicode (no lone surrogates)", "a map", None)
+    try:
+        return parse_lexicon(v, source=SESSION, max_entries=SESSION_MAX_ENTRIES)
+    except LexiconError as exc:
+        raise ProtocolError(ErrorCode.INVALID_FIELD, f"invalid field 'lexicon': {exc.message}") from None
+
+
+def _phonemize(d: dict[str, Any], utt: str | None) -> Phonemize:
+    return Phonemize(
+        id=_str(d, "id", None, required=True, **_UTT),  # type: ignore[arg-type]
+        text=_str(d, "text", None, required=True, max_len=PHONEMIZE_MAX_CHARS),  # type: ignore[arg-type]
+        lang=_lang(d, None),
+        voice=_str(d, "voice", None, min_len=1, max_len=VOICE_MAX_CHARS),
+    )
+
+
 _CLIENT_PARSERS: Final[dict[str, Callable[[dict[str, Any], str | None], ClientMessage]]] = {
-    "speak": _speak, "cancel": _cancel, "config": _config,
+    "speak": _speak, "cancel": _cancel, "config": _config, "phonemize": _phonemize,
 }
 
 
@@ -198,12 +241,12 @@ def message_from_map(d: dict[str, Any]) -> ClientMessage:
     """Validate an already-parsed client message map."""
     t = d.get("type")
     # A config never concerns an utterance, so its errors carry none.
-    utt = None if t == "config" else _peek_utterance(d)
+    utt = None if t in ("config", "phonemize") else _peek_utterance(d)
     if t is None:
         raise ProtocolError(ErrorCode.UNKNOWN_TYPE, "message has no 'type'", utt)
     parser = _CLIENT_PARSERS.get(t) if type(t) is str else None
     if parser is None:
-        expected = "expected speak, cancel or config"
+        expected = "expected speak, cancel, config or phonemize"
         raise ProtocolError(ErrorCode.UNKNOWN_TYPE, f"unknown message type {_show(t)}; {expected}", utt)
     return parser(d, utt)
 
@@ -286,8 +329,8 @@ def event_from_map(d: dict[str, Any], pcm: bytes | None = None) -> ServerEvent:
     if simple is not None:
         cls, fields = simple
         event = cls(*(_need(d, name, kind) for name, kind in fields))
-        if cls is Configured:  # its one optional field
-            event = dataclasses.replace(event, lang=_optional_str(d, "lang"))
+        if cls is Configured:  # its optional fields
+            event = dataclasses.replace(event, lang=_optional_str(d, "lang"), lexicon=_optional(d, "lexicon", _I) or 0)
         return event  # type: ignore[no-any-return]
     if t == "audio":
         if pcm is None:
@@ -303,7 +346,13 @@ def event_from_map(d: dict[str, Any], pcm: bytes | None = None) -> ServerEvent:
         utt = d.get("utterance")
         if utt is not None and type(utt) is not str:
             _invalid("utterance", "must be str", utt, None)
-        return Error(code=_need(d, "code", _S), message=_need(d, "message", _S), utterance=utt)
+        return Error(code=_need(d, "code", _S), message=_need(d, "message", _S), utterance=utt,
+                     id=_optional_str(d, "id"))
+    if t == "phonemes":
+        raw = _need(d, "words", list)
+        words = tuple(PhonemeWord(_need(w, "text", _S), _need(w, "phonemes", _S), _need(w, "source", _S))
+                      for w in raw if type(w) is dict)
+        return Phonemes(id=_need(d, "id", _S), lang=_need(d, "lang", _S), words=words)
     if t == "ready":
         lim = _need(d, "limits", dict)
         limits = Limits(*(_need(lim, n, k) for n, k in (

@@ -46,6 +46,8 @@ UTTERANCE_ID_MAX_CHARS: Final = 128
 VOICE_MAX_CHARS: Final = 256
 
 DEFAULT_MAX_MESSAGE_BYTES: Final = 262144
+# `phonemize`: its id as an utterance id, its text at most this long.
+PHONEMIZE_MAX_CHARS: Final = 4000
 
 Format = Literal["pcm_s16le", "pcm_f32le", "mulaw", "alaw", "opus", "mp3"]
 Mode = Literal["interrupt", "queue"]
@@ -144,6 +146,9 @@ class Config:
     frame_ms: int | None = None
     on_new_utterance: Mode | None = None
     lang: str | None = None  # "" resets to "from the voice"
+    # The session's pronunciation lexicon, replaced whole ({} clears it). Decoded:
+    # a kokorod.text.lexicon.Lexicon; a client may build the message with a plain map.
+    lexicon: Any = None
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"type": "config"}
@@ -151,12 +156,33 @@ class Config:
             value = getattr(self, name)
             if value is not None:
                 d[name] = value
+        if self.lexicon is not None:
+            d["lexicon"] = self.lexicon.to_wire() if hasattr(self.lexicon, "to_wire") else dict(self.lexicon)
         return d
 
 
 _CONFIG_FIELDS: Final = ("voice", "speed", "format", "sample_rate", "frame_ms", "on_new_utterance", "lang")
 
-ClientMessage = Union[Speak, Cancel, Config]
+
+@dataclass(frozen=True, slots=True)
+class Phonemize:
+    """Ask for each word's phonemes and their source; answered by `phonemes`."""
+
+    id: str
+    text: str
+    lang: str | None = None   # canonical code; default: the session's, else the voice's
+    voice: str | None = None  # whose language is the default (default: the session's voice)
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"type": "phonemize", "id": self.id, "text": self.text}
+        if self.lang is not None:
+            d["lang"] = self.lang
+        if self.voice is not None:
+            d["voice"] = self.voice
+        return d
+
+
+ClientMessage = Union[Speak, Cancel, Config, Phonemize]
 
 
 # --------------------------------------------------------------------------
@@ -265,6 +291,7 @@ class Configured:
     frame_ms: int
     on_new_utterance: str
     lang: str | None = None
+    lexicon: int = 0  # entries in the session's pronunciation lexicon
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -276,7 +303,30 @@ class Configured:
             "frame_ms": self.frame_ms,
             "on_new_utterance": self.on_new_utterance,
             "lang": self.lang,
+            "lexicon": self.lexicon,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class PhonemeWord:
+    text: str      # the word as written (as the G2P cut it, after normalisation)
+    phonemes: str  # what the model gets for it
+    source: str    # session, file, built-in, inline, misaki, espeak
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"text": self.text, "phonemes": self.phonemes, "source": self.source}
+
+
+@dataclass(frozen=True, slots=True)
+class Phonemes:
+    """The answer to `phonemize`."""
+
+    id: str
+    lang: str
+    words: tuple[PhonemeWord, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": "phonemes", "id": self.id, "lang": self.lang, "words": [w.to_dict() for w in self.words]}
 
 
 @dataclass(frozen=True, slots=True)
@@ -398,12 +448,15 @@ class Error:
     code: str
     message: str
     utterance: str | None = None
+    id: str | None = None  # the `phonemize` request it answers
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"type": "error", "code": str(self.code), "message": self.message}
         if self.utterance is not None:
             d["utterance"] = self.utterance
+        if self.id is not None:
+            d["id"] = self.id
         return d
 
 
-ServerEvent = Union[Ready, Configured, Chunk, WordEvent, Audio, Done, Cancelled, Warning, Error]
+ServerEvent = Union[Ready, Configured, Chunk, WordEvent, Audio, Done, Cancelled, Warning, Error, Phonemes]

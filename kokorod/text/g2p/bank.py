@@ -8,6 +8,13 @@ tokens with written text and phonemes, so every language gets word times.
 Building a G2P loads dictionaries (spaCy, jieba, unidic), so the bank builds
 them lazily on the engine thread and keeps them; a language whose packages are
 missing raises ``LanguageUnavailable`` with the command that fixes it.
+
+Pronunciation lexicons (``lexicons``: the daemon's file and the built-in tech
+lexicon; a session's own passed per call) are applied here: inside misaki's
+English G2P, which asks them before its own lexicon for every written word,
+and to the word tokens of the other languages' G2Ps, whose phonemes a matching
+entry replaces (punctuation the G2P attached to the word is kept). Either way a
+token keeps its written text.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from typing import Any, Callable
 from kokorod.engine.base import MAX_PHONEMES
 from kokorod.errors import AssetError
 from kokorod.text.languages import BY_CODE, Language, missing_modules
+from kokorod.text.lexicon import DaemonLexicons, Lexicon, LexiconChain, builtin_lexicon
 from kokorod.text.tokens import Token
 
 G2P = Callable[[str], list[Any]]  # text -> tokens with .text, .phonemes, .whitespace
@@ -44,8 +52,36 @@ class Phonemized:
     tokens: list[Any]
 
 
+# Phoneme characters a G2P attaches to a word for its punctuation ("zoɾblaks,").
+_PUNCT_PHONEMES = frozenset(';:,.!?—…"()“” ')
+
+
+def _punct_edges(phonemes: str) -> tuple[str, str]:
+    lead = len(phonemes) - len(phonemes.lstrip("".join(_PUNCT_PHONEMES)))
+    trail = len(phonemes) - len(phonemes.rstrip("".join(_PUNCT_PHONEMES)))
+    if lead + trail >= len(phonemes):
+        return "", ""
+    return phonemes[:lead].strip(), phonemes[len(phonemes) - trail:].strip() if trail else ""
+
+
+def apply_lexicons(tokens: list[Any], chain: LexiconChain, lang: str) -> list[Any]:
+    """Replace the phonemes of every word token an entry matches, in place."""
+    if not chain:
+        return tokens
+    for tok in tokens:
+        if not tok.text or not any(c.isalnum() for c in tok.text):
+            continue
+        match = chain.lookup(tok.text, lang)
+        if match is not None:
+            lead, trail = _punct_edges(tok.phonemes or "")
+            tok.phonemes = lead + match.phonemes + trail
+    return tokens
+
+
 class G2PBank:
-    def __init__(self, nlp_loader: Callable[[], Any] | None = None) -> None:
+    def __init__(self, nlp_loader: Callable[[], Any] | None = None, *, builtin: bool = True) -> None:
+        # Daemon-wide lexicon layers; ``lexicons.file`` is swapped on reload.
+        self.lexicons = DaemonLexicons(builtin=builtin_lexicon() if builtin else None)
         self._nlp_loader = nlp_loader
         self._nlp: Any = None
         self._nlp_lock = threading.Lock()
@@ -82,7 +118,9 @@ class G2PBank:
 
         if self._nlp is None:
             self._nlp = (self._nlp_loader or load_nlp)()
-        return EnglishG2P(self._nlp, self._nlp_lock, british=british)
+        g2p = EnglishG2P(self._nlp, self._nlp_lock, british=british)
+        g2p.default_lexicons = self.lexicons.chain
+        return g2p
 
     def _build(self, lang: Language) -> G2P:
         if lang.code in ("en-us", "en-gb"):
@@ -104,17 +142,26 @@ class G2PBank:
             return JapaneseG2P(latin=latin)
         raise LanguageUnavailable(lang, "no G2P for this language", "report this")
 
-    def tokens(self, text: str, lang: Language) -> list[Any]:
-        return self.get(lang)(text)
+    def chain(self, session: Lexicon | None = None) -> LexiconChain:
+        """The lexicon layers for one call: ``session``, the daemon's file, built-in."""
+        return self.lexicons.chain(session)
 
-    def phonemize(self, text: str, lang: Language) -> list[Phonemized]:
+    def tokens(self, text: str, lang: Language, lexicon: Lexicon | None = None) -> list[Any]:
+        """The G2P's tokens for ``text``, lexicons applied (``lexicon``: the session's)."""
+        g2p = self.get(lang)
+        chain = self.chain(lexicon)
+        if lang.code in ("en-us", "en-gb"):
+            return g2p(text, chain)  # type: ignore[call-arg]
+        return apply_lexicons(g2p(text), chain, lang.code)
+
+    def phonemize(self, text: str, lang: Language, lexicon: Lexicon | None = None) -> list[Phonemized]:
         """Phonemes for ``text`` split into model-sized pieces at natural boundaries.
 
         Nothing is dropped: an input longer than the model window becomes several
         pieces, cut after sentence punctuation if possible, then clause
         punctuation, then between words.
         """
-        return split_tokens(self.tokens(text, lang), MAX_PHONEMES)
+        return split_tokens(self.tokens(text, lang, lexicon), MAX_PHONEMES)
 
 
 def _token_phonemes(tok: Any) -> str:
@@ -152,4 +199,4 @@ def split_tokens(tokens: list[Any], limit: int) -> list[Phonemized]:
     return pieces
 
 
-__all__ = ["G2PBank", "LanguageUnavailable", "Phonemized", "Token", "split_tokens"]
+__all__ = ["G2PBank", "LanguageUnavailable", "Phonemized", "Token", "apply_lexicons", "split_tokens"]

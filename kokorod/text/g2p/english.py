@@ -3,15 +3,28 @@
 We subclass misaki's G2P only to replace its constructor, which would download
 spaCy's model; everything else (lexicon, number handling, espeak fallback for
 out-of-vocabulary words such as names) is misaki's own.
+
+Pronunciation lexicons (kokorod.text.lexicon) sit in front of misaki's own
+lexicon: misaki asks its lexicon for every token and for every run of tokens
+written without a space ("Wi-Fi" is spaCy's "Wi", "-", "Fi"; "Zorblax's" is
+"Zorblax", "'s"), longest first, so a lexicon entry matches whole written
+words, possessives included, and the token keeps its written text. misaki's
+inline ``[word](/phonemes/)`` sets a token's phonemes before any lexicon is
+asked, so it wins over every lexicon.
 """
 
 from __future__ import annotations
 
 import threading
 import warnings
-from typing import Any
+from typing import Any, Callable
 
 from kokorod.assets.nlp import require_pipeline
+from kokorod.text.lexicon import LexiconChain
+
+# misaki's rating for phonemes from its espeak fallback (misaki.espeak.EspeakFallback).
+ESPEAK_RATING = 2
+LEXICON_RATING = 5  # as misaki rates inline [word](/phonemes/)
 
 
 # misaki reads only each token's text, whitespace and tag: the tagger (and the
@@ -56,6 +69,26 @@ def load_nlp(*, without_torch: bool = False) -> Any:
                 factories.entry_points = saved
 
 
+class _LexiconOverlay:
+    """misaki's ``Lexicon`` with our lexicon chain in front of it."""
+
+    def __init__(self, base: Any, lang: str) -> None:
+        self.base = base
+        self.lang = lang
+        self.chain: LexiconChain | None = None
+
+    def __call__(self, tk: Any, ctx: Any) -> tuple[str | None, int | None]:
+        chain = self.chain
+        if chain and tk.text:
+            match = chain.lookup(tk.text, self.lang)
+            if match is not None:
+                return match.phonemes, LEXICON_RATING
+        return self.base(tk, ctx)  # type: ignore[no-any-return]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.base, name)
+
+
 class EnglishG2P:
     """misaki's English G2P (American or British) on a shared spaCy pipeline.
 
@@ -71,15 +104,28 @@ class EnglishG2P:
                 self.version = None
                 self.british = british
                 self.nlp = nlp
-                self.lexicon = en.Lexicon(british)
+                self.lexicon = _LexiconOverlay(en.Lexicon(british), "en-gb" if british else "en-us")
                 self.fallback = espeak.EspeakFallback(british=british)
                 self.unk = ""  # an unknown symbol is dropped (and reported) rather than spoken as noise
 
         self._g2p = _OfflineG2P(nlp, british)
         self._lock = lock
+        # The chain for calls that pass none (zh/ja call this G2P for Latin
+        # runs): G2PBank sets it to the daemon-wide layers.
+        self.default_lexicons: Callable[[], LexiconChain] | None = None
 
-    def __call__(self, text: str) -> list[Any]:
-        """misaki ``MToken``s: ``text``, ``phonemes``, ``whitespace``, timing slots."""
+    def __call__(self, text: str, lexicons: LexiconChain | None = None) -> list[Any]:
+        """misaki ``MToken``s: ``text``, ``phonemes``, ``whitespace``, timing slots.
+
+        ``lexicons``: entries that override misaki's reading of a word
+        (default: ``default_lexicons()``, the daemon-wide chain, if set)."""
+        overlay = self._g2p.lexicon
         with self._lock:
-            _, tokens = self._g2p(text)
+            if lexicons is None and self.default_lexicons is not None:
+                lexicons = self.default_lexicons()
+            overlay.chain = lexicons
+            try:
+                _, tokens = self._g2p(text)
+            finally:
+                overlay.chain = None
         return list(tokens or [])
