@@ -165,6 +165,12 @@ def _line(body: str, out: list[Piece]) -> None:
         out.append(("", body[end:]))
 
 
+# A link target that is misaki's inline phonemes, /.../, not a path: one
+# segment between two slashes with at least one non-ASCII character (a stress
+# mark or an IPA letter; "[docs](/docs/)" stays a link to a folder).
+_PHONEMES = re.compile(r"/[^/\s]*[^\x00-\x7f][^/\s]*/")
+
+
 def inline(text: str, out: list[Piece], *, table_row: bool = False) -> None:
     """Inline markdown of one line (also used recursively for link text)."""
     pos = 0
@@ -187,6 +193,10 @@ def inline(text: str, out: list[Piece], *, table_row: bool = False) -> None:
             out.append(("", text[lo + len(inner):e]))
         elif kind == "image":
             _wrapped(text, m, "alt", out, recurse=False)
+        elif kind == "link" and _PHONEMES.fullmatch(m.group("href")):
+            # misaki's inline pronunciation, [word](/phonemes/): for the G2P,
+            # whole and final (no later rule may read its slashes as a path).
+            out.append((m.group(), m.group()))
         elif kind == "link":
             _wrapped(text, m, "ltext", out, recurse=True)
         elif kind == "reflink":

@@ -50,8 +50,9 @@ def said(text: str) -> str:
         ("---", ""),
         ("3*4 and 3 * 4", "3 times 4 and 3 times 4"),
         ("**bold text,", "bold text,"),
-        # links must never reach misaki as [word](/phonemes/) markup
-        ("[tomato](/təmˈeɪtoʊ/) soup", "tomato soup"),
+        # misaki's inline pronunciation reaches the G2P whole; a link to a path is read as its text
+        ("[tomato](/təmˈeɪtoʊ/) soup", "[tomato](/təmˈeɪtoʊ/) soup"),
+        ("[the docs](/docs/) and [x](/a/b/)", "the docs and x"),
         # URLs, e-mail, files
         ("See https://github.com/foo/bar now.", "See github dot com slash foo slash bar now."),
         ("See http://www.example.com/a-b/c_d.html?q=1#x.", "See example dot com slash a b slash c d dot html."),
@@ -235,8 +236,9 @@ def test_real_g2p_reads_the_fixes(g2p: Any) -> None:
     def ph(text: str) -> str:
         return str(g2p(text)[0])
 
-    # The link is read as its text, not taken as a phoneme override.
-    assert ph(said("[tomato](/təmˈeɪtoʊ/)")) == ph("tomato")
+    # misaki's inline phonemes are used as written; a path link is read as its text.
+    assert ph(said("[tomato](/təmˈeɪtoʊ/)")) == "təmˈeɪtoʊ" != ph("tomato")
+    assert ph(said("[tomato](/docs/)")) == ph("tomato")
     assert "dˈɑt" in ph(said("example.com")) and "slˈæʃ" in ph(said("x.com/a"))
     assert ph(said("3 mm")) == ph("3 millimeters") != ph("3 mm")
     assert ph(said("e.g. this")) == ph("for example this") != ph("e.g. this")
