@@ -43,7 +43,7 @@ import websockets
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import cpu_info, describe  # noqa: E402
 from soak import scrape, start_daemon  # noqa: E402
-from stream_bench import PARAGRAPHS, VOICE, Player, pct, play_until_end  # noqa: E402
+from stream_bench import PARAGRAPHS, VOICE, Player, pct, peak_rss_mb, play_until_end  # noqa: E402
 
 from kokorod.protocol.codec import MsgpackCodec  # noqa: E402
 from kokorod.protocol.messages import Error, Ready, Speak  # noqa: E402
@@ -272,6 +272,7 @@ def main() -> int:
             result, ok = sweep(url, http, args.max_streams, args.runs if args.runs != 1 else 2, extra)
         else:
             result, ok = admission(url, http, args.extra, args.runs, extra)
+        result["daemon_peak_rss_mb"] = round(peak_rss_mb(proc.pid), 1)  # the kernel's high-water mark
     finally:
         proc.terminate()
         proc.wait(30)
