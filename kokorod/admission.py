@@ -148,7 +148,10 @@ class Plan:
 
 
 # Chunks are sized for an engine this much slower than measured (Capacity.pace).
-PACE_MARGIN = 1.25
+# 1.25 was not enough: on the reference box the warm-up measured RTF 0.529 and
+# the stream's first chunks then ran at ~0.61-0.7 (the event loop's work, the
+# refused clients), and the second chunk came 0.3 s late (bench/capacity.py).
+PACE_MARGIN = 1.5
 
 
 class Capacity:

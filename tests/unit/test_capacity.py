@@ -368,3 +368,23 @@ def test_off_the_engine_threads_the_first_synthesizer_answers() -> None:
     pool = WorkerSynthesizers([a, b])
     pool.synthesize("x")
     assert (a.calls, b.calls) == (1, 0) and pool.voices is a.voices and pool.g2p is a.g2p
+
+
+def test_pace_is_the_streams_own_rtf_or_its_share_of_all_demand_with_a_margin() -> None:
+    from kokorod.admission import PACE_MARGIN
+
+    assert Capacity(None).pace(1.0) is None  # no estimator: the segmenter's static ramp
+    est = RtfEstimator()
+    cap = Capacity(None, estimator=est, workers=1)
+    assert cap.pace(1.0) is None  # nothing measured yet
+    est.seed(0.3, 1.0)
+    assert cap.pace(1.0) == pytest.approx(PACE_MARGIN * 0.3)  # alone: its own RTF
+    others = [object(), object()]
+    for holder in others:
+        assert cap.try_acquire(holder, 1.0)
+    # Two streams of 0.3 on one worker: the engine makes each one's audio at 0.6.
+    assert cap.pace(1.0) == pytest.approx(PACE_MARGIN * 0.6)
+    two_workers = Capacity(None, estimator=est, workers=2)
+    for holder in others:
+        two_workers.try_acquire(holder, 1.0)
+    assert two_workers.pace(1.0) == pytest.approx(PACE_MARGIN * 0.3)  # 0.6 of demand over 2 workers: own wins
