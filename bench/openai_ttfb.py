@@ -20,12 +20,9 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +31,9 @@ import websockets
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from stream_bench import free_port, start_daemon  # noqa: E402
 
 from kokorod.protocol.codec import MsgpackCodec  # noqa: E402
 from kokorod.protocol.messages import Audio, Done, Error, Ready, Speak  # noqa: E402
@@ -44,26 +44,6 @@ TEXTS = [
     "Our quarterly results were better than expected, with revenue up twelve percent this year.",
     "To reset your password, open the settings page and choose security, then follow the link.",
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_daemon(port: int) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen([sys.executable, "-m", "kokorod", "serve", "--port", str(port)], cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 180
-    while time.time() < deadline:
-        try:
-            if urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1).status == 200:
-                return proc
-        except OSError:
-            time.sleep(0.3)
-    proc.terminate()
-    raise SystemExit("daemon did not become ready")
 
 
 async def http_ttfb(base: str, text: str, fmt: str, token: str | None) -> float:

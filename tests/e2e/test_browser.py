@@ -123,8 +123,9 @@ class WireLog:
                 and (utterance is None or f.get("utterance") == utterance)]
 
 
-@pytest.fixture
-def page(daemon: dict[str, str]) -> Iterator[tuple[Any, WireLog, list[str]]]:
+def open_page(daemon: dict[str, str], wire: Any, init_script: str | None = None) -> Iterator[tuple[Any, Any, list[str]]]:
+    """Headless Chromium on the daemon's page, frames received logged into
+    ``wire``, page errors collected; skipped (or failed on CI) without a browser."""
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
@@ -132,12 +133,13 @@ def page(daemon: dict[str, str]) -> Iterator[tuple[Any, WireLog, list[str]]]:
     chromium = _find_chromium()
     if chromium is None:
         _unavailable("chromium not found (apt-get install chromium, or `make browser-deps`)")
-    wire = WireLog()
     problems: list[str] = []
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         try:
             pg = browser.new_page(viewport={"width": 960, "height": 760})
+            if init_script:
+                pg.add_init_script(init_script)
             pg.on("websocket", lambda ws: ws.on("framereceived", wire.on_frame))
             pg.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
             pg.on("console", lambda msg: problems.append(f"console {msg.type}: {msg.text}")
@@ -146,6 +148,11 @@ def page(daemon: dict[str, str]) -> Iterator[tuple[Any, WireLog, list[str]]]:
             yield pg, wire, problems
         finally:
             browser.close()
+
+
+@pytest.fixture
+def page(daemon: dict[str, str]) -> Iterator[tuple[Any, WireLog, list[str]]]:
+    yield from open_page(daemon, WireLog())
 
 
 def _is_subsequence(needle: list[str], haystack: list[str]) -> bool:

@@ -25,7 +25,7 @@ from daemon_support import Peer, Utterance
 from kokorod.protocol.messages import Chunk, Speak
 
 from test_browser import (  # noqa: F401  (fixtures)
-    ARTIFACTS, CHROMIUM_ARGS, SENTENCE, WireLog, _find_chromium, _is_subsequence, _test_state, _unavailable, daemon,
+    ARTIFACTS, SENTENCE, WireLog, _is_subsequence, _test_state, daemon, open_page,
 )
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -50,29 +50,7 @@ class SizedWireLog(WireLog):
 
 
 def _open(daemon: dict[str, str], init_script: str | None = None) -> Iterator[tuple[Any, SizedWireLog, list[str]]]:
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _unavailable("the Python package playwright is not installed (pip install playwright)")
-    chromium = _find_chromium()
-    if chromium is None:
-        _unavailable("chromium not found (apt-get install chromium, or `make browser-deps`)")
-    wire = SizedWireLog()
-    problems: list[str] = []
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-        try:
-            pg = browser.new_page(viewport={"width": 960, "height": 760})
-            if init_script:
-                pg.add_init_script(init_script)
-            pg.on("websocket", lambda ws: ws.on("framereceived", wire.on_frame))
-            pg.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
-            pg.on("console", lambda msg: problems.append(f"console {msg.type}: {msg.text}")
-                  if msg.type == "error" else None)
-            pg.goto(f"{daemon['base']}/?token={daemon['token']}")
-            yield pg, wire, problems
-        finally:
-            browser.close()
+    yield from open_page(daemon, SizedWireLog(), init_script)
 
 
 @pytest.fixture
