@@ -98,6 +98,9 @@ class Conn:
         self.first_audio: dict[str, asyncio.Event] = {}
         self.ended: dict[str, asyncio.Future[Any]] = {}
         self.sent_at: dict[str, float] = {}
+        # Ids that ended (done, refused, cancelled); kept across forget() because a
+        # fragment sent just before its refusal arrived is answered afterwards.
+        self.finished: set[str] = set()
         self.reader = asyncio.create_task(self._read())
 
     @classmethod
@@ -117,10 +120,14 @@ class Conn:
                         self.stats.ttfa_s.append(loop.time() - self.sent_at[uid])
                 elif isinstance(event, Error):
                     self.stats.errors[event.code] += 1
-                    if event.code not in EXPECTED_ERRORS:
+                    # A fragment that crossed its utterance's refusal in flight is
+                    # answered with unknown_utterance: documented, and expected.
+                    crossed = event.code == "unknown_utterance" and uid in self.finished
+                    if event.code not in EXPECTED_ERRORS and not crossed:
                         self.stats.problem(f"error {event.code}: {event.message}")
                 if isinstance(event, (Done, Cancelled, Error)) and uid in self.ended and not self.ended[uid].done():
                     self.ended[uid].set_result(event)
+                    self.finished.add(uid)
         except websockets.ConnectionClosed:
             pass
         finally:

@@ -87,7 +87,7 @@ class Session:
         self._phonemizing: set[asyncio.Task[None]] = set()
         self.fmt = OutputFormat()
         self.utterances: OrderedDict[str, Utterance] = OrderedDict()  # queued or speaking, in play order
-        self._ended: OrderedDict[str, None] = OrderedDict()
+        self._ended: OrderedDict[str, str] = OrderedDict()  # id -> how it ended, for the error
         self._tasks_owned: set[Utterance] = set()  # utterances whose task has not finished
         self.outbox = Outbox()
         self._loop = asyncio.get_running_loop()
@@ -280,7 +280,12 @@ class Session:
         utt = self.utterances.get(msg.utterance)
         if utt is None:
             if msg.utterance in self._ended:
-                self._error(ErrorCode.UNKNOWN_UTTERANCE, f"utterance {msg.utterance!r} has ended; use a new id", msg.utterance)
+                # Usually a fragment that crossed a refusal or cancel in flight:
+                # say how it ended, and that this text was not spoken.
+                how = self._ended[msg.utterance]
+                self._error(ErrorCode.UNKNOWN_UTTERANCE,
+                            f"utterance {msg.utterance!r} has ended ({how}); {len(msg.text)} characters not spoken;"
+                            " use a new id", msg.utterance)
                 return
             utt = self._create(msg)
             if utt is None:
@@ -314,10 +319,10 @@ class Session:
         """Refuse a new utterance. Its id counts as ended, so later fragments of
         it are refused too instead of starting it from the middle of the text."""
         self._error(code, message, uid)
-        self._remember_ended(uid)
+        self._remember_ended(uid, f"refused: {code}")
 
-    def _remember_ended(self, uid: str) -> None:
-        self._ended[uid] = None
+    def _remember_ended(self, uid: str, how: str) -> None:
+        self._ended[uid] = how
         while len(self._ended) > _ENDED_IDS_KEPT:
             self._ended.popitem(last=False)
 
@@ -485,7 +490,7 @@ class Session:
         utt.state = state
         utt.timeline.close()  # a compressed format's encoder: discarded unless finished
         self.utterances.pop(utt.id, None)
-        self._remember_ended(utt.id)
+        self._remember_ended(utt.id, state.value if reason is None else f"{state.value}: {reason}")
         if not self.utterances:  # its last one: the connection's stream slot is free
             self.s.capacity.release()
         m = self.s.metrics

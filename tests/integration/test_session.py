@@ -233,7 +233,8 @@ async def test_capacity_refuses_new_work_early() -> None:
     # A refused id stays refused: its later fragments must not start it mid-text.
     await p2.say(Speak("b", " more of the same answer.", final=True))
     again = await p2.wait_for(lambda e: isinstance(e, Error) and e.code == "unknown_utterance")
-    assert again.utterance == "b"
+    # It says why, and that the fragment's text was not spoken.
+    assert again.utterance == "b" and "refused: overloaded" in again.message and "25 characters not spoken" in again.message
     await p1.say(Cancel())
     await p1.wait_for(lambda e: isinstance(e, Cancelled))
     await p2.say(Speak("c", "Now there is room.", final=True))
