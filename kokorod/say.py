@@ -42,16 +42,22 @@ class Speech:
 def render_segments(synth: Synthesizer, segments: Iterable[Segment], *, voice: str, speed: float, lang: Language,
                     token: CancelToken | None = None) -> Iterator[tuple[Segment, np.ndarray, list[Word], list[str]]]:
     """Yield each segment's audio, words (shifted onto the utterance timeline) and
-    the written words the G2P could not say."""
+    the written words the G2P could not say. A <break/> pause is silence at the
+    end of its segment's audio, as on the daemon's timeline."""
     token = token or CancelToken()
-    pending = [s for s in segments if s.spoken.strip()]
+    todo = [s for s in segments if s.spoken.strip() or s.pause_after_ms]
+    last_spoken = max((i for i, s in enumerate(todo) if s.spoken.strip()), default=-1)
     position = 0
-    for i, segment in enumerate(pending):
-        rendered = render_segment(synth, segment, voice=voice, speed=speed, lang=lang, last=i == len(pending) - 1,
-                                  token=token)
-        chunk = rendered.chunk
-        yield segment, chunk.audio, [w.shifted(position) for w in chunk.words], rendered.unspeakable
-        position += chunk.samples
+    for i, segment in enumerate(todo):
+        audio, words, unspeakable = np.zeros(0, dtype=np.float32), [], []
+        if segment.spoken.strip():
+            rendered = render_segment(synth, segment, voice=voice, speed=speed, lang=lang, last=i == last_spoken,
+                                      token=token)
+            audio, words, unspeakable = rendered.chunk.audio, rendered.chunk.words, rendered.unspeakable
+        if segment.pause_after_ms:
+            audio = np.concatenate([audio, np.zeros(segment.pause_after_ms * SAMPLE_RATE // 1000, dtype=np.float32)])
+        yield segment, audio, [w.shifted(position) for w in words], unspeakable
+        position += audio.shape[0]
 
 
 def speak_local(synth: Synthesizer, text: str, *, voice: str, speed: float, lang: str | None = None) -> Speech:

@@ -17,6 +17,7 @@ from typing import Any, AsyncIterable, Protocol
 from kokorod import __version__
 from kokorod.admission import Capacity
 from kokorod.config import ServerConfig
+from kokorod.engine.base import SAMPLE_RATE
 from kokorod.errors import InputError
 from kokorod.logs import kv
 from kokorod.metrics import Metrics
@@ -382,22 +383,11 @@ class Session:
                     continue
                 segment = utt.segments.popleft()
                 self._report_unspoken(utt, segment)
-                if not segment.spoken.strip():
-                    continue
-                await self._await_lookahead()
-                last = utt.final and not utt.segments
-                job = partial(self._job, segment=segment, voice=utt.voice, speed=utt.speed, lang=utt.lang, last=last,
-                              lexicon=self.lexicon)
-                rendered: Rendered = await self.s.scheduler.submit(job, urgency=self._urgency)
-                utt.synth_s += rendered.synth_s
-                if rendered.unspeakable:
-                    self._warn(utt, WarningCode.UNSPEAKABLE, " ".join(rendered.unspeakable),
-                               f"{utt.lang.name} G2P gave no sounds the model knows for this text")
-                if not rendered.chunk.samples:
-                    continue
-                utt.chunks += 1
-                self.s.metrics.rtf.observe(rendered.synth_s / (rendered.chunk.samples / 24000))
-                self._emit(utt, await utt.render(segment.text, rendered.chunk))
+                if segment.spoken.strip():
+                    await self._speak_segment(utt, segment)
+                if segment.pause_after_ms:  # a <break/>: exact silence, after whatever the text made
+                    await self._await_lookahead()
+                    self._emit(utt, await utt.silence(segment.pause_after_ms * SAMPLE_RATE // 1000))
             if utt.timeline.pos_24k == 0:
                 # Never a bare `done` for text that made no sound: say so.
                 self._fail(utt, ErrorCode.NOTHING_TO_SPEAK,
@@ -415,6 +405,22 @@ class Session:
             self.s.metrics.engine_errors.inc()
             self._fail(utt, ErrorCode.ENGINE_ERROR, f"synthesis failed: {type(exc).__name__}: {str(exc)[:200]}")
 
+    async def _speak_segment(self, utt: Utterance, segment: Segment) -> None:
+        await self._await_lookahead()
+        last = utt.final and not utt.segments
+        job = partial(self._job, segment=segment, voice=utt.voice, speed=utt.speed, lang=utt.lang, last=last,
+                      lexicon=self.lexicon)
+        rendered: Rendered = await self.s.scheduler.submit(job, urgency=self._urgency)
+        utt.synth_s += rendered.synth_s
+        if rendered.unspeakable:
+            self._warn(utt, WarningCode.UNSPEAKABLE, " ".join(rendered.unspeakable),
+                       f"{utt.lang.name} G2P gave no sounds the model knows for this text")
+        if not rendered.chunk.samples:
+            return
+        utt.chunks += 1
+        self.s.metrics.rtf.observe(rendered.synth_s / (rendered.chunk.samples / SAMPLE_RATE))
+        self._emit(utt, await utt.render(segment.text, rendered.chunk))
+
     def _job(self, token: Any, *, segment: Any, voice: str, speed: float, lang: Language, last: bool,
              lexicon: Any = None) -> Rendered:
         return render_segment(self.s.synth, segment, voice=voice, speed=speed, lang=lang, last=last, token=token,
@@ -427,6 +433,8 @@ class Session:
                        f"not speakable as {utt.lang.name}; skipped")
         if segment.code and segment.text.strip():
             self._warn(utt, WarningCode.SKIPPED, segment.text.strip(), "code block not spoken")
+        for note in segment.notes:  # markup not taken as written, e.g. a clamped <break/>
+            self._warn(utt, WarningCode.MARKUP, segment.text.strip(), note)
 
     def _warn(self, utt: Utterance, code: str, text: str, message: str) -> None:
         if utt.state.ended:

@@ -78,6 +78,15 @@ class UtteranceTimeline:
         events.extend(self._frames(self._resampler.process(chunk.audio)))
         return events
 
+    def silence(self, samples: int) -> list[ServerEvent]:
+        """``samples`` (24 kHz) of silence on the timeline, for a pause tag: the
+        words after it start exactly that much later. Frames like any audio, no
+        ``chunk`` (no text is spoken)."""
+        if self.closed or samples <= 0:
+            return []
+        self.pos_24k += samples
+        return self._frames(self._resampler.process(np.zeros(samples, dtype=np.float32)))
+
     def finish(self) -> list[ServerEvent]:
         """The resampler's tail, the encoder's last frame, any words still held,
         and ``done``."""

@@ -73,6 +73,12 @@ class Utterance:
             return self.timeline.render(text, chunk)
         return await asyncio.to_thread(self.timeline.render, text, chunk)
 
+    async def silence(self, samples: int) -> list[Any]:
+        """A pause on the timeline (see :meth:`render` for the thread)."""
+        if not self.timeline.compressed:
+            return self.timeline.silence(samples)
+        return await asyncio.to_thread(self.timeline.silence, samples)
+
     async def finish(self) -> list[Any]:
         """The timeline's last events, ending with ``done`` (encoder flushed)."""
         if not self.timeline.compressed:
@@ -112,7 +118,9 @@ def render_segment(
                              lang=lang, **extra)
     if not chunk.samples:  # nothing in it the voice could say (reported by the caller)
         return Rendered(chunk, time.perf_counter() - started, chunk.unspeakable)
-    pause = 0 if last else pause_for_boundary(_PAUSE_KIND.get(segment.boundary, "sentence"), speed)
+    # Before a <break/> the tag's pause replaces the natural one (the session adds it).
+    natural = not last and segment.boundary != "break"
+    pause = pause_for_boundary(_PAUSE_KIND.get(segment.boundary, "sentence"), speed) if natural else 0
     shaped = shape_chunk(chunk, lead_in_samples=0, pause_samples=pause)
     return Rendered(shaped, time.perf_counter() - started, chunk.unspeakable)
 

@@ -80,6 +80,7 @@ class ErrorCode(StrEnum):
 class WarningCode(StrEnum):
     UNSPEAKABLE = "unspeakable"   # text the voice cannot say (another script, emoji, unknown symbols)
     SKIPPED = "skipped"           # text deliberately not spoken (code blocks)
+    MARKUP = "markup"             # inline control not taken as written (a <break/> time clamped or not understood)
 
 
 class CancelReason(StrEnum):

@@ -50,6 +50,10 @@ A cut point is judged only once the next non-whitespace character has arrived
   it, else the last clause point, else the last word gap ('forced').
 - Safety valve: a segment with no usable point (one giant token) is cut
   'forced' after ``2 * max_chunk`` characters, even mid-token.
+- A pause tag ``<break time="500ms"/>`` (see ``breaks``; not in inline code or
+  a fenced block) always cuts, right after the tag, 'break'; the segment ends
+  with the tag and carries its pause. A '<' that may still become a tag holds
+  the scan until the tag is complete or cannot be one.
 - Fenced code blocks are segments of their own with ``spoken=''`` (cut
   'forced' at a line end when longer than ``max_chunk``).
 
@@ -80,6 +84,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+from kokorod.text.breaks import break_tag_end, parse_break
 from kokorod.text.markdown import classify_line, fence_closes
 from kokorod.text.normalize import STARTERS, Normalized, Replacement, normalize
 from kokorod.text.segment_profiles import SegmentProfile, segment_profile
@@ -92,10 +97,12 @@ class Segment:
     index: int  # 0, 1, 2... per utterance
     text: str  # verbatim input (markdown included)
     spoken: str  # normalised text for G2P; '' -> skip synthesis
-    boundary: str  # 'clause' | 'sentence' | 'paragraph' | 'forced' | 'final'
+    boundary: str  # 'clause' | 'sentence' | 'paragraph' | 'forced' | 'break' | 'final'
     spans: tuple[Replacement, ...] = ()  # spoken -> written mapping (see normalize)
     dropped: tuple[str, ...] = ()  # written text the normaliser removed as unspeakable
     code: bool = False  # a fenced code block (not spoken, on purpose)
+    pause_after_ms: int = 0  # silence after this segment's audio, from a <break/> tag (boundary 'break')
+    notes: tuple[str, ...] = ()  # markup not taken as written (a break's time clamped or not understood)
 
 
 _TERMINATORS = ".!?…。！？‼⁇⁈⁉"
@@ -136,6 +143,11 @@ class _Point:
         self.nl = 0  # newlines in the whitespace run after it
         self.next_pos: int | None = None  # first non-space character after it
         self.word_start: int | None = None  # set while waiting for the next word to complete
+
+
+def _forced(kind: str) -> str:
+    """The boundary of a cut at a point of this kind."""
+    return "forced" if kind in ("word", "numeral") else kind
 
 
 class Segmenter:
@@ -316,6 +328,15 @@ class Segmenter:
                 continue
             if c != "`" and self._ticks:
                 self._end_ticks()
+            if c == "<" and not self._code_span:
+                end = break_tag_end(self._buf, i - self._base, final)
+                if end is None:
+                    break  # maybe a <break/> tag split across fragments: wait for the rest
+                if end:
+                    tag_end = self._base + end  # absolute; _emit then moves the base there
+                    self._take_break(i, tag_end)
+                    i = tag_end
+                    continue
             if c.isspace() and c not in self.profile.nobreak:
                 self._run, self._prev, self._in_latin = "", "", False
                 p = self._pending
@@ -342,6 +363,17 @@ class Segmenter:
             self._text_char(i, c)
             i += 1
         self._pos = i
+
+    def _take_break(self, i: int, end: int) -> None:
+        """A <break/> tag at [i, end): cut there, whatever the policy would have
+        chosen, and give the segment before it the pause (the tag's own text goes
+        with it, verbatim; the normaliser drops it like any tag)."""
+        ms, note = parse_break(self._text(i, end))
+        self._pending = None  # the cut at the tag replaces a point just before it
+        if self._tok_start >= 0:  # "word<break/>": the word ends here
+            self._last_tok, self._tok_start = (self._tok_start, self._tok_word), -1
+        self._run, self._prev, self._in_latin = "", "", False
+        self._emit(end, "break", pause_after_ms=ms, notes=(note,) if note else ())
 
     def _text_char(self, i: int, c: str) -> None:
         p = self._pending
@@ -558,6 +590,11 @@ class Segmenter:
                 kind = "word"
             else:
                 kind = "sentence"
+        if kind in ("clause", "word") and c is not None and c.isdigit():
+            # "Phone: 555-2187", "pages 10-12", "in 1990": the normaliser reads
+            # digits from the words before them, so keep them together; such a
+            # gap is the last resort for a forced cut.
+            kind = "numeral"
         self._decide(p, kind)
 
     def _limit(self) -> int:
@@ -581,9 +618,9 @@ class Segmenter:
             if p.pos - self._content_at > self._limit():
                 best = self._best_candidate()
                 if best is not None:
-                    self._cut(best, "forced" if best.kind == "word" else best.kind)
+                    self._cut(best, _forced(best.kind))
                     continue  # judge p again within the new segment
-                self._cut(p, kind if kind != "word" else "forced")
+                self._cut(p, _forced(kind))
                 return
             words = p.words - self._seg_words
             first = self._spoken == 0
@@ -591,7 +628,7 @@ class Segmenter:
                 boundary = kind
             elif first and kind in ("sentence", "clause") and words >= self.profile.first_min:
                 boundary = kind
-            elif first and words >= self.profile.first_max:
+            elif first and words >= self.profile.first_max and kind != "numeral":
                 boundary = "forced"
             elif not first and kind == "sentence" and p.pos - self._content_at >= self.profile.min_chunk:
                 boundary = kind
@@ -603,7 +640,7 @@ class Segmenter:
             return
 
     def _best_candidate(self) -> _Point | None:
-        for want in ("sentence", "clause", "word"):
+        for want in ("sentence", "clause", "word", "numeral"):
             for q in reversed(self._cands):
                 if q.kind == want:
                     return q
@@ -613,7 +650,7 @@ class Segmenter:
         """Safety valve: the segment grew past the hard limit between points."""
         best = self._best_candidate()
         if best is not None:
-            self._cut(best, "forced" if best.kind == "word" else best.kind)
+            self._cut(best, _forced(best.kind))
         else:
             self._emit(i, "forced")
             self._content_at = None if self._is_space(c) else i
@@ -623,7 +660,7 @@ class Segmenter:
         self._content_at = p.next_pos
         self._seg_words = p.words
 
-    def _emit(self, end: int, boundary: str) -> None:
+    def _emit(self, end: int, boundary: str, *, pause_after_ms: int = 0, notes: tuple[str, ...] = ()) -> None:
         text = self._text(self._base, end)
         spoken: str = ""
         spans: tuple[Replacement, ...] = ()
@@ -635,7 +672,8 @@ class Segmenter:
                 spoken, spans = "", ()
             elif boundary in ("paragraph", "final") and spoken[-1] not in self._finished:
                 spoken += self.profile.full_stop  # a heading or list item should sound finished
-        self._out.append(Segment(self._index, text, spoken, boundary, spans, dropped, self._seg_code))
+        self._out.append(Segment(self._index, text, spoken, boundary, spans, dropped, self._seg_code, pause_after_ms,
+                                 notes))
         self._index += 1
         if spoken:
             if self._spoken:
