@@ -321,6 +321,11 @@ class OnnxEngine:
         # One synthesis at a time per engine (the scheduler serialises), so the
         # inter-op pool would only add idle threads.
         options.inter_op_num_threads = 1
+        # Every run has a new input length, so a memory pattern planned for one
+        # shape is no use to the next; without it buffers are freed as soon as
+        # they are consumed. Peak RSS of a 300-character chunk 818 -> 750 MB at
+        # the same CPU time per audio second (3 alternating runs of each).
+        options.enable_mem_pattern = False
         if not self.spinning:
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
             options.add_session_config_entry("session.inter_op.allow_spinning", "0")
