@@ -200,6 +200,7 @@ async def _remote(args: argparse.Namespace, fragments: Any, default_wav: str, co
                                                   lang=args.lang))
 
         async def consume() -> None:
+            shown = -1  # after a resume, a word cut mid-audio comes again with its index: show it once
             async for event in stream:
                 if isinstance(event, Audio):
                     if sink.first_audio is None:
@@ -207,7 +208,9 @@ async def _remote(args: argparse.Namespace, fragments: Any, default_wav: str, co
                         console.status(f"speaking (first audio after {latency_ms:.0f} ms)")
                     sink.audio(audio_of(event))
                 elif isinstance(event, WordEvent):
-                    sink.word(event.text, event.start, event.end)
+                    if event.index > shown:
+                        shown = event.index
+                        sink.word(event.text, event.start, event.end)
                 elif isinstance(event, Warning):
                     console.status(f"not spoken ({event.code}): {event.text}")
                 elif isinstance(event, Error):
