@@ -6,7 +6,7 @@ PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.kokorod-installed
 PYTHON ?= python3
 
-.PHONY: setup run test test-fast bench clean browser-deps
+.PHONY: setup run test test-fast bench clean browser-deps fleet-deps
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,7 +33,15 @@ browser-deps:
 	      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	    else echo "chromium not found: the browser test will be skipped (install chromium to run it)"; fi; }
 
-test: setup browser-deps
+# Debian's haproxy (the fleet test runs two daemons behind deploy/haproxy) and
+# nginx (`nginx -t` of deploy/nginx).
+fleet-deps:
+	@{ command -v haproxy && command -v nginx; } >/dev/null 2>&1 || \
+	  { if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy nginx >/dev/null; \
+	    else echo "haproxy/nginx not found: the fleet tests will be skipped (install haproxy and nginx to run them)"; fi; }
+
+test: setup browser-deps fleet-deps
 	$(PY) -m pytest -ra
 
 test-fast: setup
