@@ -191,10 +191,18 @@ class KokorodClient(Session):
         self._failing = asyncio.create_task(self._failover(old, reason, lost), name="kokorod-client-failover")
 
     async def _failover(self, old: Connection | None, reason: str, lost: ConnectionLost | None) -> None:
+        # A refused connection stays open until the new one is placed: behind a
+        # balancer that counts connections (HAProxy leastconn) closing it first
+        # leaves the same counts, so the retry would land on the same full daemon.
+        hold = reason == "overloaded"
         try:
-            if old is not None:
+            if old is not None and not hold:
                 await old.close()
-            conn = await self._reconnect(reason, lost)
+            try:
+                conn = await self._reconnect(reason, lost)
+            finally:
+                if old is not None and hold:
+                    await old.close()
             self._hint_s = None
             if conn is None:
                 return
