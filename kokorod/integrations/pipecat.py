@@ -4,52 +4,44 @@
     tts = KokorodTTSService(url="ws://127.0.0.1:8765/v1/stream",
                             settings=KokorodTTSService.Settings(voice="af_heart"))
 
-One pipecat audio context is one kokorod utterance (the context id is the
-utterance id): each piece of text pipecat hands over is a ``speak`` fragment,
-the end of the turn is ``final``, the daemon's ``audio`` goes into the context,
-its ``word`` events go through pipecat's word-timestamp API (so the
-``TTSTextFrame``s keep pace with what is heard), and an interrupted context is
-a ``cancel`` of that utterance. A lost connection is reopened by pipecat's
-websocket base class; the contexts of the old connection end with what they
-already received (the daemon does not carry utterances across connections).
-docs/pipecat.md has the details.
+One pipecat audio context is one kokorod utterance: each piece of text pipecat
+hands over is a ``speak`` fragment, the end of the turn is ``final``, the
+daemon's ``audio`` goes into the context, its ``word`` events go through
+pipecat's word-timestamp API, and an interrupted context is a ``cancel``.
+
+A lost connection is reopened by pipecat's websocket base class (the next URL
+when there are several), and every unfinished context goes on there: its
+unheard text is spoken again under a new daemon-side id, on the context's one
+timeline (kokorod/integrations/_pipecat_resume.py). A context refused as
+``overloaded`` before it made a sound is retried on a new connection after a
+jittered backoff. docs/pipecat.md has the details.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections import OrderedDict
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 from loguru import logger
-from pipecat.frames.frames import ErrorFrame, Frame, TTSAudioRawFrame, TTSStoppedFrame
+from pipecat.frames.frames import Frame, TTSAudioRawFrame, TTSStoppedFrame
 from pipecat.processors.frame_processor import FrameProcessorSetup
 from pipecat.services.settings import TTSSettings
-from pipecat.services.tts_service import TextAggregationMode, WebsocketTTSService
+from pipecat.services.tts_service import TextAggregationMode
 from pipecat.transcriptions.language import Language
 from pipecat.utils.types import NOT_GIVEN, NotGiven, is_given
-from websockets.protocol import State
 
+from kokorod.client.failover import FailoverPolicy
+from kokorod.integrations._pipecat_resume import ResumingTTSService
 from kokorod.integrations._pipecat_wire import (
-    Outcome, SendPacer, Voice, auth_headers, classify, describe, kokorod_language, wire_sample_rate, words_are_unspaced,
+    Outcome, Voice, classify, describe, kokorod_language, wire_sample_rate, words_are_unspaced,
 )
-from kokorod.protocol.codec import MsgpackCodec, ProtocolError
-from kokorod.protocol.messages import (
-    FRAME_MS_MAX, FRAME_MS_MIN, Audio, Cancel, Configured, Error, ErrorCode, Ready, ServerEvent, WordEvent,
-)
+from kokorod.protocol.messages import FRAME_MS_MAX, FRAME_MS_MIN, Audio, Cancel, Error, ErrorCode, Ready, ServerEvent
 
 __all__ = ["DEFAULT_URL", "KokorodTTSService", "KokorodTTSSettings"]
 
 DEFAULT_URL: Final = "ws://127.0.0.1:8765/v1/stream"
-# The daemon's largest message is `ready` (every voice and language): tens of KiB.
-_MAX_MESSAGE_BYTES: Final = 4 * 1024 * 1024
-# Ids of contexts already sent `final`, kept so a second flush of one is not a
-# protocol error; contexts are short-lived, so a few dozen cover every open one.
-_FINALIZED_KEPT: Final = 64
-_DEFAULT_MESSAGES_PER_S: Final = 200  # the daemon's default, until its `ready` says
 
 
 @dataclass
@@ -62,7 +54,7 @@ class KokorodTTSSettings(TTSSettings):
     speed: float | None | NotGiven = field(default_factory=lambda: NOT_GIVEN)
 
 
-class KokorodTTSService(WebsocketTTSService):
+class KokorodTTSService(ResumingTTSService):
     """pipecat TTS over a kokorod daemon's WebSocket, with word timestamps."""
 
     Settings = KokorodTTSSettings
@@ -71,7 +63,7 @@ class KokorodTTSService(WebsocketTTSService):
     def __init__(
         self,
         *,
-        url: str = DEFAULT_URL,
+        url: str | Sequence[str] = DEFAULT_URL,
         token: str | None = None,
         sample_rate: int | None = None,
         frame_ms: int | None = 20,
@@ -80,11 +72,13 @@ class KokorodTTSService(WebsocketTTSService):
         connect_timeout_s: float = 30.0,
         retry_interval_s: float = 5.0,
         stop_frame_timeout_s: float = 30.0,
+        overload_policy: FailoverPolicy | None = None,
         **kwargs: Any,
     ) -> None:
         """
         Args:
-            url: the daemon's stream endpoint.
+            url: the daemon's stream endpoint, or several (tried in order; each
+                reconnect moves on to the next, round robin).
             token: the daemon's auth token (``--token``), sent as a bearer header.
             sample_rate: output rate; default the pipeline's. Rates the daemon
                 cannot make (docs/protocol.md, ``config``) come at 24 kHz and are
@@ -104,15 +98,23 @@ class KokorodTTSService(WebsocketTTSService):
                 most this often.
             stop_frame_timeout_s: how long a context may go without audio before
                 pipecat ends it. Generous, because a busy daemon may take seconds to
-                start a sentence; a context normally ends with the daemon's ``done``,
-                this is only the safety net.
+                start a sentence (or a reconnect to complete); a context normally
+                ends with the daemon's ``done``, this is only the safety net.
+            overload_policy: retries of a context refused as ``overloaded`` before
+                any audio (kokorod.client's policy; default 4 retries in 30 s,
+                backoff from 0.2 s doubling to 5 s, times a random 0.5-1).
         """
         defaults = KokorodTTSSettings(model=None, voice=None, language=None, speed=None)
         if settings is not None:
             defaults.apply_update(settings)
         if frame_ms is not None and not FRAME_MS_MIN <= frame_ms <= FRAME_MS_MAX:
             raise ValueError(f"frame_ms must be {FRAME_MS_MIN}-{FRAME_MS_MAX}, got {frame_ms}")
+        urls = [url] if isinstance(url, str) else list(url)
+        if not urls:
+            raise ValueError("no kokorod URL given")
         super().__init__(
+            urls=urls, token=token, frame_ms=frame_ms, connect_timeout_s=connect_timeout_s,
+            overload_policy=overload_policy,
             text_aggregation_mode=text_aggregation_mode,
             # Word frames come from the daemon's word times, aligned with the audio,
             # so the base must not push the text frames itself.
@@ -124,25 +126,8 @@ class KokorodTTSService(WebsocketTTSService):
             settings=defaults,
             **kwargs,
         )
-        self._url = url
-        self._token = token
-        self._frame_ms = frame_ms
-        self._connect_timeout_s = connect_timeout_s
         self._retry_interval_s = retry_interval_s
         self._last_reopen_at = -float("inf")  # time.monotonic() of run_tts's last reconnect
-        self._down_reported = False
-        self._codec = MsgpackCodec()
-        self._pacer = SendPacer(_DEFAULT_MESSAGES_PER_S)  # replaced by the daemon's own limit on connect
-        self._wire_rate_hz = 0     # set on setup, from the pipeline's rate
-        self._ready: Ready | None = None
-        self._receive_task: asyncio.Task[None] | None = None
-        # One connect at a time: run_tts and the receive loop's reconnect may race.
-        self._connect_lock = asyncio.Lock()
-        self._finalized: OrderedDict[str, None] = OrderedDict()
-        # Contexts whose utterance the daemon has not ended (no done/cancelled/error
-        # yet): the ones a lost connection leaves without their TTSStoppedFrame.
-        # Entries leave when the utterance or the context ends.
-        self._speaking: set[str] = set()
 
     # -- pipecat hooks -----------------------------------------------------------
 
@@ -163,6 +148,7 @@ class KokorodTTSService(WebsocketTTSService):
     async def setup(self, setup: FrameProcessorSetup) -> None:
         await super().setup(setup)
         self._wire_rate_hz = wire_sample_rate(self.sample_rate)
+        self._book.sample_rate_hz = self._wire_rate_hz
         await self._connect()
 
     async def _update_settings(self, delta: TTSSettings) -> dict[str, Any]:
@@ -179,25 +165,27 @@ class KokorodTTSService(WebsocketTTSService):
         return changed
 
     async def run_tts(self, text: str, context_id: str) -> AsyncGenerator[Frame | None, None]:
-        """Send ``text`` as the next fragment of the context's utterance; the audio
-        arrives on the receive task."""
-        if not self._is_open():
+        """Add ``text`` to the context's utterance and send it; the audio arrives
+        on the receive task. While a reconnect is under way the text waits for it."""
+        if not self._is_open() and not self._receiving():
             await self._reopen()
-        if not self._is_open():
+        if not self._is_open() and not self._receiving():
             # Token mode calls this per token: say it once per outage, not per token.
             if not self._down_reported:
                 self._down_reported = True
-                logger.warning(f"{self}: not connected to kokorod at {self._url}; text is not spoken until it is")
+                logger.warning(f"{self}: not connected to kokorod at {self.url}; text is not spoken until it is")
             return
-        try:
-            await self._send(self._voice().speak(context_id, text))
-            self._speaking.add(context_id)
-            await self.start_tts_usage_metrics(text)
-        except Exception as e:
-            # The receive loop sees the same lost connection and reconnects.
-            yield ErrorFrame(error=f"{self}: could not send text to kokorod: {e}")
-            yield TTSStoppedFrame(context_id=context_id)
+        wc = self._book.get(context_id)
+        if wc is None and self._book.ended(context_id):
+            logger.debug(f"{self}: text for utterance {context_id}, which has ended, is not spoken")
             return
+        wc = wc or self._book.open(context_id, self._voice())
+        if wc.tracker.final:
+            logger.warning(f"{self}: text after the end of utterance {context_id} is not spoken")
+            return
+        wc.tracker.add_text(text)
+        await self._pump(wc)
+        await self.start_tts_usage_metrics(text)
         yield None
 
     async def _reopen(self) -> None:
@@ -213,43 +201,45 @@ class KokorodTTSService(WebsocketTTSService):
         """End the context's utterance: what remains of its text is spoken even
         without a sentence terminator."""
         flush_id = context_id or self.get_active_audio_context_id()
-        if not flush_id or flush_id in self._finalized or not self._is_open():
+        if not flush_id or self._book.ended(flush_id):
             return
-        self._finalized[flush_id] = None
-        while len(self._finalized) > _FINALIZED_KEPT:
-            self._finalized.popitem(last=False)
-        try:
-            await self._send(self._voice().speak(flush_id, "", final=True))
-        except Exception as e:  # the receive loop sees the lost connection and reconnects
-            logger.warning(f"{self}: could not finish utterance {flush_id}: {e}")
+        wc = self._book.get(flush_id)
+        if wc is None:
+            if not self._is_open():
+                return
+            wc = self._book.open(flush_id, self._voice())
+        if not wc.tracker.final:
+            wc.tracker.add_text("", final=True)
+            await self._pump(wc)
 
     async def on_audio_context_interrupted(self, context_id: str) -> None:
         """Barge-in: cancel the context's utterance, speaking or queued. Audio of it
         still in flight is dropped on arrival, since the context is gone."""
         await self.stop_all_metrics()
-        if self._is_open():
-            try:
-                await self._send(Cancel(utterance=context_id))
-            except Exception as e:
-                logger.warning(f"{self}: could not cancel utterance {context_id}: {e}")
-        self._speaking.discard(context_id)
+        async with self._send_lock:
+            wc = self._book.pop(context_id)
+            if wc is not None and wc.created and wc.generation == self._generation and self._is_open():
+                try:
+                    await self._send(Cancel(utterance=wc.wire))
+                except Exception as e:
+                    logger.warning(f"{self}: could not cancel utterance {wc.wire}: {e}")
         await super().on_audio_context_interrupted(context_id)
 
     async def on_audio_context_completed(self, context_id: str) -> None:
-        self._speaking.discard(context_id)
+        self._book.pop(context_id)
         await super().on_audio_context_completed(context_id)
 
     async def _close_connection_contexts(self) -> None:
-        # The base ends every context of a dropped connection with the audio it
-        # got; those cut short also get the TTSStoppedFrame the daemon's done
-        # would have brought, so downstream sees every started context stop.
+        # Closing, or reconnecting given up: the base ends every context with the
+        # audio it got; those cut short also get the TTSStoppedFrame the daemon's
+        # done would have brought, so downstream sees every started context stop.
         for ctx in self.get_audio_contexts():
-            if ctx in self._speaking:
-                self._speaking.discard(ctx)
+            if ctx in self._book:
                 await self.append_to_audio_context(ctx, TTSStoppedFrame(context_id=ctx))
+        self._book.clear()
         await super()._close_connection_contexts()
 
-    # -- connection ---------------------------------------------------------------
+    # -- sending -------------------------------------------------------------------
 
     def _voice(self) -> Voice:
         def given(value: Any) -> Any:
@@ -262,134 +252,46 @@ class KokorodTTSService(WebsocketTTSService):
         return Voice(voice=given(self._settings.voice), speed=float(speed) if speed is not None else None,
                      lang=kokorod_language(str(lang)) if lang else None)
 
-    def _is_open(self) -> bool:
-        return self._websocket is not None and self._websocket.state is State.OPEN
-
-    async def _send(self, message: Any) -> None:
-        while (wait_s := self._pacer.wait_s(time.monotonic())) > 0:
-            await asyncio.sleep(wait_s)
-        if self._websocket is None:
-            raise ConnectionError("not connected to kokorod")
-        await self._websocket.send(self._codec.encode_message(message))
-        self._pacer.sent(time.monotonic())
-
-    async def _connect(self) -> None:
-        await super()._connect()
-        await self._connect_websocket()
-        if self._websocket is not None and (self._receive_task is None or self._receive_task.done()):
-            self._receive_task = self.create_task(self._receive_task_handler(self._report_error))
-
-    async def _disconnect(self) -> None:
-        await super()._disconnect()
-        if self._receive_task is not None:
-            await self.cancel_task(self._receive_task)
-            self._receive_task = None
-        await self._disconnect_websocket()
-
-    async def _connect_websocket(self) -> None:
-        async with self._connect_lock:
-            if self._is_open():
-                return
-            ws = None
-            try:
-                logger.debug(f"{self}: connecting to kokorod at {self._url}")
-                async with asyncio.timeout(self._connect_timeout_s):
-                    ws = await self._websocket_connect(
-                        self._url, subprotocols=[self._codec.subprotocol],
-                        additional_headers=auth_headers(self._token), max_size=_MAX_MESSAGE_BYTES,
-                    )
-                    await self._handshake(ws)
-                self._websocket = ws
-                self._down_reported = False
-                await self._call_event_handler("on_connected")
-            except Exception as e:
-                if ws is not None:
-                    await ws.close()
-                self._websocket = None
-                await self.push_error(error_msg=f"{self}: cannot connect to kokorod at {self._url}: {e}", exception=e)
-                await self._call_event_handler("on_connection_error", f"{e}")
-
-    async def _handshake(self, ws: Any) -> None:
-        """``ready``, then the session's format, rate and voice, confirmed by
-        ``configured``. Runs before the receive loop reads this socket."""
-        ready = self._codec.decode_event(await ws.recv())
-        if not isinstance(ready, Ready):
-            raise ConnectionError(f"expected ready, got {type(ready).__name__}")
-        self._ready = ready
-        self._pacer = SendPacer(ready.limits.messages_per_s)
-        await ws.send(self._codec.encode_message(self._voice().config(self._wire_rate_hz, self._frame_ms)))
-        while True:
-            event = self._decode(await ws.recv())
-            if isinstance(event, Configured):
-                return
-            if isinstance(event, Error):
-                raise ConnectionError(describe(event))
-
-    async def _disconnect_websocket(self) -> None:
-        try:
-            await self.stop_all_metrics()
-            if self._websocket is not None:
-                logger.debug(f"{self}: disconnecting from kokorod")
-                await self._websocket.close()
-        except Exception as e:
-            await self.push_error(error_msg=f"{self}: error closing the kokorod connection: {e}", exception=e)
-        finally:
-            self._websocket = None
-            await self._call_event_handler("on_disconnected")
-
     # -- events --------------------------------------------------------------------
 
-    def _decode(self, frame: Any) -> ServerEvent | None:
-        try:
-            return self._codec.decode_event(frame)
-        except ProtocolError as e:
-            if e.code != ErrorCode.UNKNOWN_TYPE:  # unknown types are a newer daemon's additions
-                logger.warning(f"{self}: undecodable kokorod event: {e.message}")
-            return None
-
-    async def _receive_messages(self) -> None:
-        # Returns when the socket closes; the base's receive handler then reconnects.
-        async for frame in self._get_websocket():
-            event = self._decode(frame)
-            if event is not None:
-                await self._on_event(event)
-
-    def _get_websocket(self) -> Any:
-        if self._websocket is None:
-            raise ConnectionError("not connected to kokorod")
-        return self._websocket
-
     async def _on_event(self, event: ServerEvent) -> None:
+        wire: str | None = getattr(event, "utterance", None)
+        wc = self._book.by_wire(wire) if wire is not None else None
         outcome = classify(event)
-        ctx: str | None = getattr(event, "utterance", None)
-        live = ctx is not None and self.audio_context_available(ctx)
-        if outcome is Outcome.AUDIO and live:
-            assert isinstance(event, Audio)
-            await self.append_to_audio_context(ctx, await self._audio_frame(event))
-        elif outcome is Outcome.WORD and live:
-            assert isinstance(event, WordEvent)
+        if wc is None or not self.audio_context_available(wc.context_id):
+            if outcome is Outcome.PROBLEM and wire is None:
+                await self.push_error(error_msg=describe(event))
+            elif outcome is Outcome.NOTE:
+                logger.warning(f"{self}: {describe(event)}")
+            elif outcome in (Outcome.FAILED, Outcome.PROBLEM):
+                # About a context pipecat has already let go of (interrupted, ended):
+                # usually a fragment that crossed our own cancel in flight.
+                logger.debug(f"{self}: {describe(event)}")
+            return
+        if isinstance(event, Error) and event.code == ErrorCode.OVERLOADED and self._retry_overloaded(wc):
+            return
+        ctx = wc.context_id
+        words, event = self._book.observe(wc, event)
+        if words:
             await self.add_word_timestamps(
-                [(event.text, event.start)], ctx,
-                includes_inter_frame_spaces=True if words_are_unspaced(self._voice().lang) else None,
+                [(w.text, w.start) for w in words], ctx,
+                includes_inter_frame_spaces=True if words_are_unspaced(wc.voice.lang) else None,
             )
-        elif outcome in (Outcome.DONE, Outcome.FAILED, Outcome.STOPPED) and live:
-            self._speaking.discard(ctx)
+        if outcome is Outcome.AUDIO:
+            assert isinstance(event, Audio)
+            self._retry.progress()
+            await self.append_to_audio_context(ctx, await self._audio_frame(event, ctx))
+        elif outcome in (Outcome.DONE, Outcome.FAILED, Outcome.STOPPED):
             if outcome is Outcome.FAILED:
                 await self.push_error(error_msg=describe(event))
-            await self.stop_ttfb_metrics()
-            await self.append_to_audio_context(ctx, TTSStoppedFrame(context_id=ctx))
-            await self.remove_audio_context(ctx)
-        elif outcome is Outcome.PROBLEM and (ctx is None or live):
+            await self._end_context(ctx)
+        elif outcome is Outcome.PROBLEM:
             await self.push_error(error_msg=describe(event))
         elif outcome is Outcome.NOTE:
             logger.warning(f"{self}: {describe(event)}")
-        elif outcome in (Outcome.FAILED, Outcome.PROBLEM):
-            # About a context pipecat has already let go of (interrupted, ended):
-            # usually a fragment that crossed our own cancel in flight.
-            logger.debug(f"{self}: {describe(event)}")
 
-    async def _audio_frame(self, event: Audio) -> TTSAudioRawFrame:
+    async def _audio_frame(self, event: Audio, ctx: str) -> TTSAudioRawFrame:
         pcm = bytes(event.pcm)
         if event.sample_rate != self.sample_rate:
             pcm = await self._resampler.resample(pcm, event.sample_rate, self.sample_rate)
-        return TTSAudioRawFrame(audio=pcm, sample_rate=self.sample_rate, num_channels=1, context_id=event.utterance)
+        return TTSAudioRawFrame(audio=pcm, sample_rate=self.sample_rate, num_channels=1, context_id=ctx)

@@ -1,7 +1,9 @@
 """KokorodTTSService in a real pipecat pipeline against a real daemon: the audio
 that comes out is intelligible, the word frames' times match what a recogniser
 hears, an interruption stops the audio within 100 ms of stream time and cancels
-the utterance on the daemon, and a dropped connection is reopened."""
+the utterance on the daemon, a context whose connection drops (or whose daemon
+dies) goes on where the listener was on a new connection, and one refused as
+overloaded is retried until it is spoken."""
 
 from __future__ import annotations
 
@@ -26,9 +28,11 @@ from pipecat.pipeline.worker import PipelineParams, PipelineWorker  # noqa: E402
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor  # noqa: E402
 from pipecat.workers.runner import WorkerRunner  # noqa: E402
 
-from asr_support import median_start_error_s, transcribe, word_error_rate  # noqa: E402
-from daemon_support import DaemonProcess  # noqa: E402
+from asr_support import median_start_error_s, normalize_words, transcribe, word_error_rate  # noqa: E402
+from daemon_support import DaemonProcess, Peer  # noqa: E402
+from kokorod.client.failover import FailoverPolicy  # noqa: E402
 from kokorod.integrations.pipecat import KokorodTTSService  # noqa: E402
+from kokorod.protocol.messages import Audio, Cancel, Speak  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -38,6 +42,11 @@ SENTENCES = ("The little boat sailed across the quiet lake while the children wa
              "Later that evening, everyone gathered by the fire to share stories about the day.")
 LONG = ("The museum opens at ten in the morning, and the guided tours start every half hour after that. "
         "Tickets cost twelve dollars for adults, and children under five get in for free. ") * 6
+STORY = ("The old lighthouse keeper climbed the winding stairs every evening before sunset. "
+         "He polished the great lens until it sparkled, then lit the lamp and watched the ships pass. "
+         "One stormy night a small fishing boat lost its way among the rocks near the harbour. "
+         "The keeper signalled with his lantern, and the sailors steered toward the calm water. "
+         "In the morning the whole village came to thank him with bread, cheese and fresh apples.")
 WAIT_S = 180.0
 
 
@@ -125,7 +134,7 @@ class Bot:
 
 
 @contextlib.asynccontextmanager
-async def running(url: str, **kwargs: Any) -> AsyncIterator[Bot]:
+async def running(url: str | list[str], **kwargs: Any) -> AsyncIterator[Bot]:
     bot = Bot(KokorodTTSService(url=url, token=TOKEN, **kwargs))
     runner = WorkerRunner(handle_sigint=False)
     await runner.add_workers(bot.worker)
@@ -288,24 +297,124 @@ class Cutter:
             await self.server.wait_closed()
 
 
-async def test_reconnects_after_the_connection_drops_mid_utterance(daemon: DaemonProcess) -> None:
+async def logged(daemon: DaemonProcess, text: str) -> None:
+    """Wait for ``text`` in the daemon's log (its line per utterance comes as it ends)."""
+    async with asyncio.timeout(WAIT_S):
+        while text not in daemon.log():
+            await asyncio.sleep(0.1)
+
+
+def samples_of(bot: Bot, context_id: str) -> int:
+    return sum(len(f.audio) // 2 for f in bot.out.of(TTSAudioRawFrame, context_id))
+
+
+async def speak_until_cut(bot: Bot, text: str, cut: Callable[[], None], as_llm: bool = False) -> tuple[str, int]:
+    """Speak ``text``, and ``cut`` once a second of it has arrived: (context, samples
+    then). ``as_llm``: LLM tokens, the second half of them pushed after the cut."""
+    tokens = re.findall(r"\s*\S+", text)
+    if as_llm:
+        await bot.push(LLMFullResponseStartFrame(), *[LLMTextFrame(t) for t in tokens[:len(tokens) // 2]])
+    else:
+        await bot.push(TTSSpeakFrame(text))
+    await bot.out.until(lambda: bool(bot.contexts()) and samples_of(bot, bot.contexts()[0]) >= RATE_HZ)
+    ctx = bot.contexts()[0]
+    cut()
+    cut_samples = samples_of(bot, ctx)
+    if as_llm:  # the rest of the turn arrives while the service reconnects
+        await bot.push(*[LLMTextFrame(t) for t in tokens[len(tokens) // 2:]], LLMFullResponseEndFrame())
+    return ctx, cut_samples
+
+
+def check_resumed(bot: Bot, ctx: str, text: str, cut_samples: int) -> None:
+    """One context from start to end: each word of ``text`` once and in order in
+    its word frames, their times rising across the seam, and the whole text heard."""
+    assert bot.contexts() == [ctx]
+    assert len(bot.out.of(TTSStoppedFrame, ctx)) == 1
+    total = samples_of(bot, ctx)
+    print(f"cut after {cut_samples / RATE_HZ:.2f} s of {total / RATE_HZ:.2f} s")
+    assert cut_samples < total // 2  # the connection went mid-utterance, well before its end
+    spoken = [f.text for f in bot.out.of(TTSTextFrame, ctx)]
+    assert normalize_words(" ".join(spoken)).split() == normalize_words(text).split(), spoken
+    starts = [start for _, start in bot.out.words(ctx)]
+    assert len(starts) == len(spoken)
+    assert all(b >= a for a, b in zip(starts, starts[1:])), starts
+    # The timeline went on rather than restarting at 0: words after the seam
+    # are timed after the audio that came before it.
+    assert starts[-1] > cut_samples / RATE_HZ + 1.0
+    heard, _ = transcribe(bot.out.audio(ctx), RATE_HZ)
+    wer = word_error_rate(text, heard)
+    print(f"WER {wer:.3f}: {heard}")
+    assert wer <= 0.2, heard
+
+
+async def test_the_context_goes_on_after_the_connection_drops_mid_turn(daemon: DaemonProcess) -> None:
+    """An LLM turn whose connection drops mid-utterance, with half of its tokens still to come."""
     cutter = Cutter(daemon.port)
     url = await cutter.start()
     try:
         async with running(url) as bot:
-            await bot.push(TTSSpeakFrame(LONG))
-            await bot.out.until(lambda: bool(bot.out.of(TTSAudioRawFrame)))
-            first = bot.contexts()[0]
-            cutter.drop()
-            # The cut-short context still ends with its stop frame; then a new connection.
-            await bot.out.until(lambda: bot.out.stopped(first))
-            async with asyncio.timeout(WAIT_S):
-                while cutter.accepted < 2:
-                    await asyncio.sleep(0.05)
+            ctx, cut_samples = await speak_until_cut(bot, STORY, cutter.drop, as_llm=True)
+            await bot.out.until(lambda: bot.out.stopped(ctx))
+            assert cutter.accepted >= 2  # a new connection
+            await logged(daemon, f"utterance={ctx}#1")  # under a fresh daemon-side id
+            check_resumed(bot, ctx, STORY, cut_samples)
+            # The service works on: the next reply is a context of its own. (Its word
+            # clock starts after the last word of the first one, which this test's
+            # pipeline, faster than real time, reached early: no PTS check here.)
             await bot.push(TTSSpeakFrame(SENTENCES))
             await bot.out.until(lambda: len(bot.contexts()) == 2 and bot.out.stopped(bot.contexts()[1]))
-            assert len(bot.out.audio(first)) < RATE_HZ * 20  # it was cut, not spoken to the end
-            assert len(bot.out.of(TTSStoppedFrame, first)) == 1
-            check_heard(bot, bot.contexts()[1], SENTENCES)
+            heard, _ = transcribe(bot.out.audio(bot.contexts()[1]), RATE_HZ)
+            assert word_error_rate(SENTENCES, heard) < 0.2, heard
     finally:
         await cutter.close()
+
+
+async def test_a_killed_daemon_is_replaced_by_the_next_url(daemon: DaemonProcess) -> None:
+    doomed = DaemonProcess("--token", TOKEN, "--stream-utilisation", "inf")
+    try:
+        async with running([doomed.url, daemon.url]) as bot:
+            ctx, cut_samples = await speak_until_cut(bot, STORY, doomed.proc.kill)
+            await bot.out.until(lambda: bot.out.stopped(ctx))
+            assert bot.tts.url == daemon.url
+            await logged(daemon, f"utterance={ctx}#1")
+            check_resumed(bot, ctx, STORY, cut_samples)
+    finally:
+        doomed.stop()  # killed: its exit status is the signal's
+
+
+async def test_overloaded_is_retried_on_a_new_connection_until_spoken() -> None:
+    """One stream at a time, held by another client: the context is refused, retried
+    with backoff on new connections, and spoken once the other client lets go; with
+    the retries used up first, it ends without audio."""
+    d = DaemonProcess("--token", TOKEN, "--stream-utilisation", "inf", "--max-active-streams", "1")
+    holder: Peer | None = None
+    draining: asyncio.Task[Any] | None = None
+    try:
+        holder = await Peer.connect(d.url, additional_headers={"Authorization": f"Bearer {TOKEN}"})
+        await holder.send(Speak("hold", LONG, final=True))
+        await holder.until(lambda e: isinstance(e, Audio))
+        draining = asyncio.create_task(holder.until(lambda e: False, timeout=WAIT_S * 2))
+        # Retries are bounded: used up, the refusal ends the context (silent, stopped).
+        async with running(d.url, overload_policy=FailoverPolicy(max_retries=1, backoff_base_s=0.1)) as quitter:
+            await quitter.push(TTSSpeakFrame("Hello there."))
+            await quitter.out.until(lambda: bool(quitter.out.of(TTSStoppedFrame)))
+            assert not quitter.out.of(TTSAudioRawFrame)
+        assert counter(d, "kokorod_utterances_refused_total", reason="overloaded") == 2  # the first try, one retry
+        policy = FailoverPolicy(max_retries=50, retry_budget_s=WAIT_S, backoff_base_s=0.2, backoff_max_s=1.0)
+        async with running(d.url, overload_policy=policy) as bot:
+            await bot.push(TTSSpeakFrame(SENTENCES))
+            async with asyncio.timeout(WAIT_S):
+                while counter(d, "kokorod_utterances_refused_total", reason="overloaded") < 4:
+                    await asyncio.sleep(0.1)
+            assert not bot.contexts() and not bot.out.of(TTSStoppedFrame)  # not spoken yet, and not failed
+            await holder.send(Cancel(utterance="hold"))
+            await bot.out.until(lambda: len(bot.contexts()) == 1 and bot.out.stopped(bot.contexts()[0]))
+            check_heard(bot, bot.contexts()[0], SENTENCES)
+    finally:
+        if draining is not None:
+            draining.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await draining
+        if holder is not None:
+            await holder.close()
+        assert d.stop() == 0, d.log()[-3000:]
