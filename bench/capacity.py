@@ -186,7 +186,7 @@ LAYOUT_JOBS = [
 def one_layout(workers: int, threads: int) -> dict[str, Any]:
     """In this process: ``workers`` engines of ``threads`` threads each."""
     from kokorod.runtime import EngineOptions
-    from kokorod.workers import build_worker_synthesizers
+    from kokorod.daemon.workers import build_worker_synthesizers
 
     synths = build_worker_synthesizers(EngineOptions(threads=threads), workers)
     for synth in synths:

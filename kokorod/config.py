@@ -6,7 +6,7 @@ import argparse
 import os
 from dataclasses import dataclass, field, fields
 
-from kokorod.admission import DEFAULT_UTILISATION
+from kokorod.daemon.admission import DEFAULT_UTILISATION
 
 
 @dataclass(frozen=True)
@@ -20,7 +20,7 @@ class Limits:
     message_burst: int = 400
     max_send_buffer_s: float = 30.0     # audio queued for a client that is not reading
     # Connections speaking at once, daemon-wide, on top of measured admission
-    # (kokorod.admission): None = "auto", only what the engine workers can feed
+    # (kokorod.daemon.admission): None = "auto", only what the engine workers can feed
     # at 1x with headroom; a number caps that too (docs/operations.md, Capacity).
     max_active_streams: int | None = None
 
@@ -72,7 +72,7 @@ class ServerConfig:
     engine_workers: int = 1
     engine_threads: int | None = None   # intra-op threads per worker; None: cores / workers (ONNX's default for 1)
     # Fraction of each worker's time measured admission plans for (inf: off,
-    # only --max-active-streams counts). See kokorod.admission.
+    # only --max-active-streams counts). See kokorod.daemon.admission.
     stream_utilisation: float = DEFAULT_UTILISATION
     # Wyoming server for Home Assistant (kokorod.frontends.wyoming): off unless
     # a URI is given; a non-loopback host also needs --insecure (no auth in Wyoming).

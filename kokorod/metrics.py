@@ -15,7 +15,7 @@ _RTF_BUCKETS = (0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 1.5, 2.0)
 _TASK_DIR = "/proc/self/task"
 
 if TYPE_CHECKING:
-    from kokorod.admission import Plan
+    from kokorod.daemon.admission import Plan
 
 
 class Metrics:
@@ -47,7 +47,7 @@ class Metrics:
         self.threads = Gauge("kokorod_threads", "Live Python threads", registry=r)
         self.engine_threads = Gauge("kokorod_engine_threads", "Live engine (synthesis) threads", registry=r)
         self.os_threads = Gauge("kokorod_os_threads", "OS threads of the process (ONNX Runtime's pool included; Linux)", registry=r)
-        # Admission (kokorod.admission), sampled at scrape time.
+        # Admission (kokorod.daemon.admission), sampled at scrape time.
         self.rtf_estimate = Gauge("kokorod_rtf_estimate", "Measured engine seconds per second of audio at 1x (warm-up, then a running average over synthesis jobs)", registry=r)
         self.capacity_streams = Gauge("kokorod_capacity_streams", "Streams at 1x admitted at once with the current RTF estimate (-1: no bound)", registry=r)
         self.stream_demand = Gauge("kokorod_stream_demand_workers", "Engine time the active streams need, in workers (sum of each stream's RTF at its speed)", registry=r)
@@ -57,7 +57,7 @@ class Metrics:
         ProcessCollector(registry=r)
 
     def sample_runtime(self, *, queue_depth: int, ready: bool, send_backlog_s: float = 0.0) -> None:
-        from kokorod.scheduler import engine_threads
+        from kokorod.daemon.scheduler import engine_threads
 
         self.queue_depth.set(queue_depth)
         self.send_backlog.set(send_backlog_s)

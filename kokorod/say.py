@@ -23,7 +23,7 @@ from kokorod.text.languages import Language
 from kokorod.text.per_language import segmenter_for
 from kokorod.text.segmenter import Segment
 from kokorod.timing import Word
-from kokorod.utterance import render_segment
+from kokorod.daemon.utterance import render_segment
 
 
 @dataclass

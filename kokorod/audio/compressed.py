@@ -54,7 +54,7 @@ class FrameEncoder:
     :meth:`discard` (cancel): after either, nothing more comes out of it.
 
     Encoding costs ~10-20 ms of CPU per second of audio, so the session runs
-    :meth:`encode`/:meth:`finish` on a worker thread (kokorod/utterance.py), one
+    :meth:`encode`/:meth:`finish` on a worker thread (kokorod/daemon/utterance.py), one
     call at a time. :meth:`discard` may come from the event loop meanwhile: it
     never waits for that call, which frees the encoder itself when it returns.
     """

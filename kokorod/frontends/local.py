@@ -24,7 +24,7 @@ from typing import Any, AsyncIterator
 
 from kokorod.protocol.codec import JsonCodec, ProtocolError
 from kokorod.protocol.messages import Cancel, Config, ErrorCode, Speak
-from kokorod.session import Services, Session
+from kokorod.daemon.session import Services, Session
 
 # Events handed over but not yet read by the adapter. Small: the session's
 # outbox (bounded in seconds of audio) is where a slow reader is judged.

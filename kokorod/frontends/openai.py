@@ -36,7 +36,7 @@ from kokorod.frontends.openai_schema import (
 from kokorod.protocol.messages import Audio, Cancelled, Config, Done, Error, ErrorCode, Speak, Warning, WordEvent
 
 if TYPE_CHECKING:
-    from kokorod.server import Daemon
+    from kokorod.daemon.server import Daemon
 
 log = logging.getLogger("kokorod.openai")
 

@@ -55,7 +55,7 @@ from kokorod.protocol.messages import Audio, Cancelled, Done, Error, ErrorCode, 
 
 if TYPE_CHECKING:
     from kokorod.frontends.wyoming_zeroconf import ZeroconfAdvertiser
-    from kokorod.server import Daemon
+    from kokorod.daemon.server import Daemon
 
 log = logging.getLogger("kokorod.wyoming")
 RATE, WIDTH, CHANNELS = 24000, 2, 1  # s16le mono at the model's rate: the session's default format

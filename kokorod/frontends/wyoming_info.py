@@ -22,7 +22,7 @@ from kokorod.text import languages
 from kokorod.text.languages import Language
 
 if TYPE_CHECKING:
-    from kokorod.session import Services
+    from kokorod.daemon.session import Services
 
 PROGRAM_NAME = "kokorod"
 MODEL_ATTRIBUTION = Attribution(name="hexgrad (Kokoro-82M)", url="https://huggingface.co/hexgrad/Kokoro-82M")

@@ -3,7 +3,7 @@
 phonemize, and the errors for bad entries.
 
 The daemon runs in this process (the tests call ``install_lexicon`` and
-``reload_lexicon`` themselves, as server.py's start-up and SIGHUP handler do);
+``reload_lexicon`` themselves, as kokorod/daemon/server.py's start-up and SIGHUP handler do);
 ``serve --lexicon`` with a bad file is checked as a subprocess, which exits
 before loading the model.
 """
@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 
 from kokorod.config import ServerConfig
-from kokorod.lexicon_service import install_lexicon, reload_lexicon
+from kokorod.daemon.lexicon_service import install_lexicon, reload_lexicon
 from kokorod.protocol.messages import Config, Configured, Done, Error, Phonemes, Phonemize, Speak, WordEvent
-from kokorod.server import Daemon
+from kokorod.daemon.server import Daemon
 
 from tests.asr_support import normalize_words, transcribe
 from tests.daemon_support import ROOT, Peer, check_stream_invariants, free_port, words_of
@@ -160,10 +160,6 @@ def test_phonemize_cli(tmp_path: Path) -> None:
     assert words["JSON"]["source"] == "built-in" and words["is"]["source"] == "misaki"
 
 
-_WIRED = "lexicon_service" in (ROOT / "kokorod" / "server.py").read_text(encoding="utf-8")
-
-
-@pytest.mark.skipif(not _WIRED, reason="server.py does not load --lexicon / handle SIGHUP yet (lexicon_service)")
 def test_serve_lexicon_file_and_sighup_mid_stream(tmp_path: Path) -> None:
     """The real ``kokorod serve --lexicon``: the file applies, and SIGHUP reloads
     it while a stream plays, without disturbing that stream."""

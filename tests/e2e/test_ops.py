@@ -230,7 +230,7 @@ async def test_metrics_move_and_utterances_are_logged_as_json(secured: DaemonPro
     spoken = [r for r in records if r["msg"] == "utterance" and r.get("utterance") == "metered"]
     assert len(spoken) == 1, records[-5:]
     r = spoken[0]
-    assert r["outcome"] == "done" and r["level"] == "info" and r["logger"] == "kokorod.session"
+    assert r["outcome"] == "done" and r["level"] == "info" and r["logger"] == "kokorod.daemon.session"
     assert isinstance(r["ttfa_ms"], int) and r["ttfa_ms"] > 0
     assert isinstance(r["rtf"], float) and r["audio_s"] > 1.0 and r["chunks"] >= 1 and r["session"]
     cancelled = [r for r in records if r["msg"] == "utterance" and r.get("utterance") == "stopped"]

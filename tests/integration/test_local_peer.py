@@ -8,13 +8,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from kokorod.admission import Capacity
+from kokorod.daemon.admission import Capacity
 from kokorod.config import Limits, ServerConfig
 from kokorod.frontends.local import LocalPeer
 from kokorod.metrics import Metrics
 from kokorod.protocol.messages import Audio, Cancel, Cancelled, Done, Error, Ready, Speak, WordEvent
-from kokorod.scheduler import EngineScheduler, engine_threads
-from kokorod.session import Services
+from kokorod.daemon.scheduler import EngineScheduler, engine_threads
+from kokorod.daemon.session import Services
 
 _spec = importlib.util.spec_from_file_location("_session_fakes", Path(__file__).with_name("test_session.py"))
 _fakes = importlib.util.module_from_spec(_spec)  # type: ignore[arg-type]

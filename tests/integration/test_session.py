@@ -12,20 +12,20 @@ from typing import Any, AsyncIterator
 
 import numpy as np
 
-from kokorod.admission import RtfEstimator
+from kokorod.daemon.admission import RtfEstimator
 from kokorod.config import Limits, ServerConfig
 from kokorod.engine.base import CancelToken
 from kokorod.errors import InputError
 from kokorod.metrics import Metrics
 from kokorod.protocol.codec import MsgpackCodec
 from kokorod.protocol.messages import Audio, Cancel, Cancelled, Done, Error, Ready, Speak, Warning, WordEvent
-from kokorod.scheduler import EngineScheduler
-from kokorod.admission import Capacity
-from kokorod.session import Services, Session
+from kokorod.daemon.scheduler import EngineScheduler
+from kokorod.daemon.admission import Capacity
+from kokorod.daemon.session import Services, Session
 from kokorod.text.g2p import LanguageUnavailable
 from kokorod.text.languages import Language
 from kokorod.timing import SpeechChunk, Word
-from kokorod.workers import WorkerSynthesizers
+from kokorod.daemon.workers import WorkerSynthesizers
 
 WORD_S = 0.3
 

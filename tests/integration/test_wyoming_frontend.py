@@ -23,9 +23,9 @@ from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, Synthesize
 from kokorod.assets.voices import VoiceStore
 from kokorod.config import Limits, ServerConfig
 from kokorod.frontends.wyoming import WyomingFrontend, start_wyoming
-from kokorod.scheduler import EngineScheduler
-from kokorod.server import Daemon, language_catalog
-from kokorod.session import Services
+from kokorod.daemon.scheduler import EngineScheduler
+from kokorod.daemon.server import Daemon, language_catalog
+from kokorod.daemon.session import Services
 
 _spec = importlib.util.spec_from_file_location("_session_fakes", Path(__file__).with_name("test_session.py"))
 _fakes = importlib.util.module_from_spec(_spec)  # type: ignore[arg-type]

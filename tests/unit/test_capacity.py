@@ -11,16 +11,16 @@ import time
 import numpy as np
 import pytest
 
-from kokorod.admission import (
+from kokorod.daemon.admission import (
     MAX_STEP, RtfEstimator, fits, max_streams, slope_from, speed_factor,
 )
 from kokorod.config import ServerConfig, add_server_args, limits_from_args
 from kokorod.engine.base import SynthesisCancelled
 from kokorod.protocol.codec import JsonCodec, MsgpackCodec
 from kokorod.protocol.messages import CapacityInfo, Limits, Ready
-from kokorod.admission import Capacity
+from kokorod.daemon.admission import Capacity
 from kokorod.timing import SpeechChunk
-from kokorod.workers import WorkerSynthesizers
+from kokorod.daemon.workers import WorkerSynthesizers
 
 
 # -- the estimator --------------------------------------------------------------
@@ -371,7 +371,7 @@ def test_off_the_engine_threads_the_first_synthesizer_answers() -> None:
 
 
 def test_pace_is_the_streams_own_rtf_or_its_share_of_all_demand_with_a_margin() -> None:
-    from kokorod.admission import PACE_MARGIN
+    from kokorod.daemon.admission import PACE_MARGIN
 
     assert Capacity(None).pace(1.0) is None  # no estimator: the segmenter's static ramp
     est = RtfEstimator()

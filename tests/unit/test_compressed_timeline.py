@@ -12,12 +12,12 @@ import pytest
 
 from integration.test_session import FakeSynth, start, stop, utt_events
 from kokorod.audio.compressed import FrameEncoder, decode_stream
-from kokorod.outbox import Outbox
+from kokorod.daemon.outbox import Outbox
 from kokorod.protocol.codec import JsonCodec, MsgpackCodec
 from kokorod.protocol.messages import (
     FORMATS, Audio, Cancel, format_rate_problem, Cancelled, Chunk, Config, Configured, Done, Error, Speak, WordEvent,
 )
-from kokorod.timeline import OutputFormat, UtteranceTimeline
+from kokorod.daemon.timeline import OutputFormat, UtteranceTimeline
 from kokorod.timing import SpeechChunk, Word
 
 SR = 24000

@@ -39,7 +39,7 @@ def route_status(path: str) -> int:
     from websockets.datastructures import Headers
     from websockets.http11 import Request
 
-    from kokorod.server import Daemon
+    from kokorod.daemon.server import Daemon
 
     response = Daemon(ServerConfig())._route(Request(path, Headers({"Host": "127.0.0.1"})))
     assert response is not None

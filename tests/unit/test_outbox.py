@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import asyncio
 
-from kokorod.outbox import Outbox
+from kokorod.daemon.outbox import Outbox
 from kokorod.protocol.messages import Audio, Cancelled, WordEvent
 
 

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from kokorod.engine.base import CancelToken, SynthesisCancelled
-from kokorod.scheduler import EngineScheduler, engine_threads
+from kokorod.daemon.scheduler import EngineScheduler, engine_threads
 
 
 async def test_runs_most_urgent_first() -> None:
@@ -154,7 +154,7 @@ async def test_no_preemption_when_the_running_stream_is_nearly_dry() -> None:
 # -- several engine workers --------------------------------------------------------
 
 async def test_workers_run_jobs_side_by_side_on_their_own_threads() -> None:
-    from kokorod.scheduler import current_worker
+    from kokorod.daemon.scheduler import current_worker
 
     sched = EngineScheduler(workers=3, thread_name="kokorod-engine-test-side")
     sched.start()
@@ -327,7 +327,7 @@ async def test_no_preemption_while_a_worker_is_free() -> None:
 
 
 async def test_run_on_each_reaches_every_worker() -> None:
-    from kokorod.scheduler import current_worker
+    from kokorod.daemon.scheduler import current_worker
 
     sched = EngineScheduler(workers=3)
     sched.start()

@@ -7,7 +7,7 @@ import pytest
 
 from kokorod.audio.formats import decode_pcm
 from kokorod.protocol.messages import Audio, Chunk, Done, WordEvent
-from kokorod.timeline import OutputFormat, UtteranceTimeline
+from kokorod.daemon.timeline import OutputFormat, UtteranceTimeline
 from kokorod.timing import SpeechChunk, Word
 
 

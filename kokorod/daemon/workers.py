@@ -13,8 +13,8 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any, Sequence
 
-from kokorod.admission import RtfEstimator
-from kokorod.scheduler import current_worker
+from kokorod.daemon.admission import RtfEstimator
+from kokorod.daemon.scheduler import current_worker
 from kokorod.synthesizer import Synthesizer
 from kokorod.timing import SpeechChunk
 

@@ -15,28 +15,28 @@ from functools import partial
 from typing import Any, AsyncIterable, Protocol
 
 from kokorod import __version__
-from kokorod.admission import Capacity
+from kokorod.daemon.admission import Capacity
 from kokorod.config import ServerConfig
 from kokorod.engine.base import SAMPLE_RATE
 from kokorod.errors import InputError
 from kokorod.logs import kv
 from kokorod.metrics import Metrics
-from kokorod.outbox import Outbox
+from kokorod.daemon.outbox import Outbox
 from kokorod.protocol.codec import Codec, ProtocolError
 from kokorod.protocol.messages import (
     Audio, Cancel, Cancelled, CancelReason, Config, Configured, Error, ErrorCode, LanguageInfo, Limits, PhonemeWord,
     Phonemes, Phonemize, Ready, Speak, Warning, WarningCode, format_rate_problem,
 )
-from kokorod.scheduler import EngineScheduler
+from kokorod.daemon.scheduler import EngineScheduler
 from kokorod.synthesizer import Synthesizer
 from kokorod.text import languages
 from kokorod.text.g2p import LanguageUnavailable
 from kokorod.text.languages import Language
 from kokorod.text.segmenter import Segment
-from kokorod.timeline import OutputFormat
-from kokorod.utterance import Rendered, State, Utterance, describe, render_segment
+from kokorod.daemon.timeline import OutputFormat
+from kokorod.daemon.utterance import Rendered, State, Utterance, describe, render_segment
 
-log = logging.getLogger("kokorod.session")
+log = logging.getLogger("kokorod.daemon.session")
 _ENDED_IDS_KEPT = 4096  # remembered to refuse reuse; bounded so long sessions don't grow
 _PHONEMIZE_IN_FLIGHT = 4  # `phonemize` requests a connection may have waiting for the engine
 

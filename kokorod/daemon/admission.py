@@ -163,7 +163,7 @@ class Capacity:
 
     With an ``estimator`` (the daemon's), admission is measured (``auto``): a
     stream is admitted while all of them fit the engine workers at 1x with
-    headroom (kokorod.admission); ``max_active`` then only caps that. Without
+    headroom (kokorod.daemon.admission); ``max_active`` then only caps that. Without
     one it is a plain count bounded by ``max_active`` (None: unbounded).
 
     Holders are sessions: one holds its slot while ``holder.utterances`` is

@@ -32,12 +32,12 @@ import sys
 import time
 from dataclasses import dataclass
 
-from kokorod.admission import RtfEstimator, slope_from
-from kokorod.scheduler import EngineScheduler
+from kokorod.daemon.admission import RtfEstimator, slope_from
+from kokorod.daemon.scheduler import EngineScheduler
 from kokorod.text.languages import for_voice
-from kokorod.workers import WorkerSynthesizers
+from kokorod.daemon.workers import WorkerSynthesizers
 
-log = logging.getLogger("kokorod.server")
+log = logging.getLogger("kokorod.daemon.server")
 PROBE_TEXT = "Members can borrow up to ten books."
 
 

@@ -26,26 +26,26 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from kokorod.admission import RtfEstimator
+from kokorod.daemon.admission import RtfEstimator
 from kokorod.auth import AuthPolicy, load_token
 from kokorod.config import ServerConfig, limits_from_args
 from kokorod.errors import KokorodError
 from kokorod.frontends.http_sniff import sniffing_connection
 from kokorod.frontends.local import LocalPeer
 from kokorod.frontends.openai import OpenAIFrontend
-from kokorod.lexicon_service import install_lexicon, on_sighup
+from kokorod.daemon.lexicon_service import install_lexicon, on_sighup
 from kokorod.metrics import Metrics
 from kokorod.protocol.codec import SUBPROTOCOLS, Codec, codec_for_subprotocol
 from kokorod.protocol.messages import LanguageInfo, Ready
-from kokorod.scheduler import EngineScheduler
-from kokorod.admission import Capacity
-from kokorod.session import Services, Session
+from kokorod.daemon.scheduler import EngineScheduler
+from kokorod.daemon.admission import Capacity
+from kokorod.daemon.session import Services, Session
 from kokorod.synthesizer import Synthesizer
 from kokorod.text.languages import LANGUAGES
-from kokorod.warmup import Probe, measure_slope, warm_up
-from kokorod.workers import WorkerSynthesizers
+from kokorod.daemon.warmup import Probe, measure_slope, warm_up
+from kokorod.daemon.workers import WorkerSynthesizers
 
-log = logging.getLogger("kokorod.server")
+log = logging.getLogger("kokorod.daemon.server")
 STREAM_PATH = "/v1/stream"
 # Kernel send buffer per client socket. Left alone, Linux grows it up to
 # tcp_wmem's maximum (4 MiB here) even for a client that never reads: a minute
@@ -453,7 +453,7 @@ def run_server(args: argparse.Namespace) -> int:
     from kokorod.frontends.wyoming import check_wyoming_config
     from kokorod.logs import setup_logging
     from kokorod.runtime import EngineOptions
-    from kokorod.workers import build_worker_synthesizers
+    from kokorod.daemon.workers import build_worker_synthesizers
 
     setup_logging(json_lines=args.log_json, verbose=getattr(args, "verbose", False))
     config = config_from_args(args)

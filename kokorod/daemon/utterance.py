@@ -15,7 +15,7 @@ from kokorod.synthesizer import Synthesizer
 from kokorod.text.languages import Language
 from kokorod.text.per_language import segmenter_for
 from kokorod.text.segmenter import Segment, Segmenter
-from kokorod.timeline import OutputFormat, UtteranceTimeline
+from kokorod.daemon.timeline import OutputFormat, UtteranceTimeline
 from kokorod.timing import SpeechChunk
 
 
