@@ -55,6 +55,7 @@ const test = {
   state: "connecting",   // connecting | idle | speaking | disconnected
   utterance: null,       // id of the utterance shown in the transcript
   wordsHighlighted: [],  // texts of the current utterance's words, in highlight order
+  highlightTimes: [],    // the audio clock (seconds heard, player.heardTime()) at each highlight
   playedSamples: 0,      // worklet-reported position of the utterance last played
   outputPeak: 0,         // max |sample| the worklet wrote to its output, ever
   underruns: 0,          // gaps: the ring buffer ran dry mid-utterance
@@ -406,6 +407,7 @@ function newUtterance() {
   ui.transcript.replaceChildren();
   test.utterance = u.id;
   test.wordsHighlighted = [];
+  test.highlightTimes = [];
   test.playedSamples = 0;
   test.firstAudioMs = null;
   test.audioBytes = 0;
@@ -501,6 +503,7 @@ function followAudioClock(u) {
   if (w && w.start <= t && !w.el.classList.contains("current")) {
     markCurrent(w);
     test.wordsHighlighted.push(w.text);
+    test.highlightTimes.push(player.heardTime());
   }
   if (u.totalSamples !== null && heard >= u.totalSamples) finish(u);
 }

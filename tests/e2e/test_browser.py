@@ -184,10 +184,8 @@ def test_page_speaks_highlights_in_time_and_stops(page: tuple[Any, WireLog, list
     pg.wait_for_function("window.kokorodTest.state === 'speaking'", timeout=5_000)
     start = _test_state(pg)
     utterance = start["utterance"]
-    timeline: list[tuple[float, int]] = []  # (wall time, words highlighted so far)
     deadline = time.monotonic() + 60
     while (state := _test_state(pg))["state"] == "speaking":
-        timeline.append((time.monotonic(), len(state["wordsHighlighted"])))
         assert time.monotonic() < deadline, f"still speaking after 60 s: {state}"
         pg.wait_for_timeout(40)
     end = _test_state(pg)
@@ -213,10 +211,13 @@ def test_page_speaks_highlights_in_time_and_stops(page: tuple[Any, WireLog, list
     # Driven by the audio clock, not by message arrival: every word event is
     # received long before playback ends, yet the highlight takes about as long
     # as the speech to go from the first word to the last.
-    first = next(t for t, n in timeline if n >= 1)
-    last = next((t for t, n in timeline if n >= len(highlighted)), timeline[-1][0])
+    # Timed by the page on its audio clock when it highlights: polling from here
+    # under load samples too coarsely (a 2.03 s span seen for 3.44 s of speech).
+    times = end["highlightTimes"]
+    first, last = times[0], times[-1]
     spoken_span = wire.events("word", utterance)[-1]["start"] - wire.events("word", utterance)[0]["start"]
-    assert last - first >= 0.7 * spoken_span, (last - first, spoken_span)
+    # Highlighting on message arrival would take milliseconds for the whole sentence.
+    assert last - first >= 0.5 * spoken_span, (last - first, spoken_span, times)
 
     # --- LLM-style stream, then Stop mid-speech -------------------------------
     pg.click("#demo")

@@ -79,18 +79,16 @@ def _pcm_reference(daemon: dict[str, str], text: str) -> Utterance:
         return pool.submit(asyncio.run, run()).result(timeout=120)
 
 
-def _speak_and_follow(pg: Any, text: str) -> tuple[dict[str, Any], dict[str, Any], list[tuple[float, int]]]:
+def _speak_and_follow(pg: Any, text: str) -> tuple[dict[str, Any], dict[str, Any]]:
     pg.fill("#text", text)
     pg.click("#speak")
     pg.wait_for_function("window.kokorodTest.state === 'speaking'", timeout=5_000)
     start = _test_state(pg)
-    timeline: list[tuple[float, int]] = []
     deadline = time.monotonic() + 60
     while (state := _test_state(pg))["state"] == "speaking":
-        timeline.append((time.monotonic(), len(state["wordsHighlighted"])))
         assert time.monotonic() < deadline, f"still speaking after 60 s: {state}"
         pg.wait_for_timeout(40)
-    return start, _test_state(pg), timeline
+    return start, _test_state(pg)
 
 
 def test_page_plays_opus_gaplessly_with_words_in_time(
@@ -103,7 +101,7 @@ def test_page_plays_opus_gaplessly_with_words_in_time(
         && (await AudioDecoder.isConfigSupported({codec: 'opus', sampleRate: 24000, numberOfChannels: 1})).supported""")
 
     pg.evaluate("() => { window.kokorodTest.capture = []; }")
-    start, end, timeline = _speak_and_follow(pg, SENTENCE)
+    start, end = _speak_and_follow(pg, SENTENCE)
     utterance = start["utterance"]
     print(f"format {end['format']} ({end['formatReason']}); WebCodecs Opus: {webcodecs}")
     if not webcodecs:  # a Chromium build without Opus in WebCodecs: the page must say so and use PCM
@@ -141,10 +139,13 @@ def test_page_plays_opus_gaplessly_with_words_in_time(
     assert len(words) >= 0.8 * len(SENTENCE.split())
     assert _is_subsequence(highlighted, words), (highlighted, words)
     assert len(highlighted) >= 0.8 * len(words)
-    first = next(t for t, n in timeline if n >= 1)
-    last = next((t for t, n in timeline if n >= len(highlighted)), timeline[-1][0])
+    # Timed by the page on its audio clock when it highlights: polling from here
+    # under load samples too coarsely (a 2.03 s span seen for 3.44 s of speech).
+    times = end["highlightTimes"]
+    first, last = times[0], times[-1]
     spoken_span = wire.events("word", utterance)[-1]["start"] - wire.events("word", utterance)[0]["start"]
-    assert last - first >= 0.7 * spoken_span, (last - first, spoken_span)
+    # Highlighting on message arrival would take milliseconds for the whole sentence.
+    assert last - first >= 0.5 * spoken_span, (last - first, spoken_span, times)
 
     # What the page decoded (Ogg demux, WebCodecs, pre-skip, 48 -> 24 kHz) is the
     # daemon's PCM for the same text, on the same timeline to the sample.
@@ -194,7 +195,7 @@ def test_page_plays_opus_gaplessly_with_words_in_time(
 def test_page_without_webcodecs_falls_back_to_pcm(page_without_webcodecs: tuple[Any, SizedWireLog, list[str]]) -> None:
     pg, wire, problems = page_without_webcodecs
     pg.wait_for_function("window.kokorodTest && window.kokorodTest.state === 'idle'", timeout=30_000)
-    start, end, _ = _speak_and_follow(pg, "Falling back to plain audio.")
+    start, end = _speak_and_follow(pg, "Falling back to plain audio.")
     assert end["format"] == "pcm_s16le"
     assert end["formatReason"] == "this browser has no WebCodecs AudioDecoder"
     assert pg.locator("#format").inner_text() == "PCM 16-bit"
