@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from daemon_support import DaemonProcess
+from tests.integration.test_client_failover import check_timeline
 from kokorod.client import Audio, Chunk, Done, Error, Resumed, WordEvent, audio_of, connect
 
 pytestmark = pytest.mark.slow
@@ -72,29 +73,15 @@ async def test_killed_daemon_mid_utterance_continues_on_the_other(spare: DaemonP
     seam = resumed[0]
     assert seam.utterance == uid and seam.url == spare.url and seam.reason == "connection_lost"
     assert all(getattr(e, "utterance") == uid for e in events)
-    # One timeline: contiguous frames across the seam, done counting all of them.
+    # One timeline: contiguous frames across the seam, done counting all of them;
+    # by index, every word of the text exactly once, in order, times increasing
+    # (a word whose audio was cut is sent again with its index).
+    words, at = check_timeline(events, TEXT, rate)
     frames = [e for e in events if isinstance(e, Audio)]
-    assert [f.seq for f in frames] == list(range(len(frames)))
-    at = 0
-    for f in frames:
-        assert f.offset == at
-        at += f.samples
-    assert isinstance(events[-1], Done) and events[-1].samples == at
     assert seam.at_s * rate >= killed_after_samples  # frames already buffered may have come in too
     after = events.index(seam)
     assert all(f.offset >= round(seam.at_s * rate) for f in events[after:] if isinstance(f, Audio))
-    # Words: a word whose audio was cut is sent again with its index; by index,
-    # every word of the text exactly once, in order, times increasing.
-    by_index: dict[int, WordEvent] = {}
-    for w in (e for e in events if isinstance(e, WordEvent)):
-        by_index[w.index] = w
-    words = [by_index[i] for i in sorted(by_index)]
-    assert sorted(by_index) == list(range(len(words)))
-    assert [w.text for w in words] == _expected_words(TEXT)
-    starts = [w.start for w in words]
-    assert starts == sorted(starts)
     assert all(w.start >= seam.at_s - 1e-6 for w in words if w.index >= seam.word_index)
-    assert all(w.end * rate <= at + 1 for w in words)
     # And a listener hears the paragraph (the cut word's first part is extra).
     audio = np.concatenate([audio_of(f) for f in frames])
     heard, _ = transcribe(audio, rate)

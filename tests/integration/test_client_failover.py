@@ -108,9 +108,11 @@ async def _close(servers: list[Any]) -> None:
         await s.wait_closed()
 
 
-def _check_timeline(events: list[Any], text: str) -> None:
+def check_timeline(events: list[Any], text: str, rate: int = RATE) -> tuple[list[WordEvent], int]:
     """One continuous stream: contiguous frames, word indices and times in
-    order, every word of ``text`` once (a re-spoken word replaces its index)."""
+    order, every word of ``text`` once (a re-spoken word replaces its index).
+    Returns the words by index and the stream's length in samples (the
+    real-daemon test checks its seam with them)."""
     frames = [e for e in events if isinstance(e, Audio)]
     assert [f.seq for f in frames] == list(range(len(frames)))
     at = 0
@@ -125,7 +127,8 @@ def _check_timeline(events: list[Any], text: str) -> None:
     assert sorted(by_index) == list(range(len(words)))
     assert [w.text for w in words] == _words(text)
     starts = [w.start for w in words]
-    assert starts == sorted(starts) and all(w.end * RATE <= at + 1 for w in words)
+    assert starts == sorted(starts) and all(w.end * rate <= at + 1 for w in words)
+    return words, at
 
 
 async def test_overloaded_is_retried_on_the_next_url() -> None:
@@ -141,7 +144,7 @@ async def test_overloaded_is_retried_on_the_next_url() -> None:
         await _close(servers)
     assert not any(isinstance(e, (Error, Resumed)) for e in events)  # transparent: nothing had been heard
     assert all(getattr(e, "utterance", uid) == uid for e in events)
-    _check_timeline(events, "One two three.")
+    check_timeline(events, "One two three.")
     assert [s.text for s in free.speaks] == ["One two three."] and free.speaks[0].final
 
 
@@ -180,7 +183,7 @@ async def test_lost_mid_utterance_resumes_on_the_other_daemon() -> None:
     assert [s.text for s in second.speaks] == ["charlie delta echo foxtrot."]
     assert second.speaks[0].utterance != "u1"  # a fresh daemon-side id...
     assert all(getattr(e, "utterance") == "u1" for e in events)  # ...never seen by the app
-    _check_timeline(events, text)
+    check_timeline(events, text)
     words = [e for e in events if isinstance(e, WordEvent)]
     assert [w.text for w in words] == ["Alpha", "bravo", "charlie", "charlie", "delta", "echo", "foxtrot"]
     assert words[3].index == 2 and words[3].start == pytest.approx(0.2)  # replaces the unheard one
@@ -197,7 +200,7 @@ async def test_markup_is_resent_whole() -> None:
     finally:
         await _close(servers)
     assert [s.text for s in second.speaks] == ["[Zorblax](/zˈɔɹblæks/) and **his** friends."]
-    _check_timeline(events, text)
+    check_timeline(events, text)
 
 
 async def test_streaming_producer_keeps_sending_after_failover() -> None:
@@ -228,7 +231,7 @@ async def test_streaming_producer_keeps_sending_after_failover() -> None:
         await _close(servers[1:])
     assert "".join(s.text for s in second.speaks) == "Hello there my friend."
     assert second.speaks[-1].final
-    _check_timeline(events, "Hello there my friend.")
+    check_timeline(events, "Hello there my friend.")
 
 
 async def test_queued_utterances_are_replayed_in_order_and_config_is_restored() -> None:
@@ -245,8 +248,8 @@ async def test_queued_utterances_are_replayed_in_order_and_config_is_restored() 
         await _close(servers)
     assert [c.frame_ms for c in second.configs] == [40]
     assert [(s.text, s.mode) for s in second.speaks] == [("One two.", "queue"), ("Three four.", "queue")]
-    _check_timeline(got_a, "One two.")
-    _check_timeline(got_b, "Three four.")
+    check_timeline(got_a, "One two.")
+    check_timeline(got_b, "Three four.")
     assert not any(isinstance(e, Resumed) for e in got_b)  # nothing of it had been delivered
 
 
@@ -308,7 +311,7 @@ async def test_a_word_cut_in_the_middle_is_spoken_again_with_its_index() -> None
     words = [e for e in events if isinstance(e, WordEvent)]
     assert [(w.index, w.text) for w in words] == [(0, "Alpha"), (1, "bravo"), (1, "bravo"), (2, "charlie")]
     assert words[2].start == pytest.approx(0.15)
-    _check_timeline(events, "Alpha bravo charlie.")
+    check_timeline(events, "Alpha bravo charlie.")
 
 
 async def test_no_daemon_left_is_connection_lost_after_bounded_retries() -> None:
@@ -396,4 +399,4 @@ async def test_speak_calls_continuing_one_utterance_survive_a_failover() -> None
         await _close(servers[1:])
     assert "".join(s.text for s in second.speaks) == "Hello there my friend." and second.speaks[-1].final
     assert not any(isinstance(e, Resumed) for e in events)
-    _check_timeline(events, "Hello there my friend.")
+    check_timeline(events, "Hello there my friend.")
