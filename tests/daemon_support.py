@@ -29,6 +29,17 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def stop_process(proc: subprocess.Popen[bytes], grace_s: float = 15) -> None:
+    """SIGTERM, and SIGKILL if it has not exited within ``grace_s``."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(grace_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 class DaemonProcess:
     def __init__(self, *extra: str, env: dict[str, str] | None = None) -> None:
         self.port = free_port()
@@ -53,13 +64,7 @@ class DaemonProcess:
         raise RuntimeError("daemon did not become ready")
 
     def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         self._log.close()
         return int(self.proc.returncode)
 

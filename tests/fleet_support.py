@@ -21,7 +21,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from daemon_support import ROOT, DaemonProcess, free_port
+from daemon_support import ROOT, DaemonProcess, free_port, stop_process
 
 HAPROXY_CFG = ROOT / "deploy" / "haproxy" / "haproxy.cfg"
 TOKEN = "fleet-test-token"
@@ -109,13 +109,7 @@ class Haproxy:
         return self.log_path.read_text(errors="replace")
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         self._log.close()
         shutil.rmtree(self.dir, ignore_errors=True)
 
