@@ -60,6 +60,11 @@ class ServerConfig:
     idle_timeout_s: float = 600.0       # no message and nothing speaking or playing: close
     drain_timeout_s: float = 5.0        # SIGTERM: time streams get to finish
     stall_flush_s: float = 0.4          # input idle this long after a complete sentence: speak it
+    # Latency budget for synthesizing an utterance's first chunk: it is cut at
+    # the most natural point whose predicted synthesis time fits (at least one
+    # word, and long enough for later chunks to keep up). 0: the segment
+    # profile's word counts (4-12 words). See kokorod.text.cut_policy.
+    first_audio_ms: float = 250.0
     token: str | None = None
     insecure: bool = False
     allowed_origins: tuple[str, ...] = ()
@@ -119,6 +124,16 @@ def _utilisation(text: str) -> float:
     return value
 
 
+def _non_negative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
 def _wyoming_uri(text: str) -> str:
     """``tcp://HOST:PORT`` (or ``unix:///path``), checked here so a typo fails
     before the model loads. Whether the host may be non-loopback is decided
@@ -160,6 +175,10 @@ def add_server_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--allow-origin", action="append", default=[], help="extra allowed browser Origin (repeatable)")
     p.add_argument("--log-json", action="store_true", help="structured JSON logs")
     p.add_argument("--max-ahead-s", type=float, default=ServerConfig.max_ahead_s, help="synthesis lookahead in seconds")
+    p.add_argument("--first-audio-ms", type=_non_negative, default=ServerConfig.first_audio_ms, metavar="MS",
+                   help="latency budget for an utterance's first chunk: cut at the most natural point the engine "
+                        "is predicted to synthesize within it, from its measured speed (at least one word); 0: "
+                        f"4-12 words whatever the speed (default {ServerConfig.first_audio_ms:g})")
     for name, doc in (("idle_timeout_s", "close a connection silent and not speaking for this long"),
                       ("ping_interval_s", "WebSocket keepalive ping interval"),
                       ("ping_timeout_s", "close when a ping gets no pong for this long"),

@@ -298,3 +298,15 @@ def error_rate(reference: str, hypothesis: str, lang: str) -> float:
     if whisper_lang(lang) in UNSPACED:
         return float(jiwer.cer(ref, hyp))
     return float(jiwer.wer(ref, hyp))
+
+
+def dnsmos(audio: np.ndarray, sample_rate: int = 24000) -> dict[str, float]:
+    """DNSMOS (speechmos) of float audio: overall (OVRL), signal (SIG),
+    background (BAK) and P.808 scores. The model wants 16 kHz."""
+    import soxr
+    from speechmos import dnsmos as model
+
+    x = np.clip(soxr.resample(audio.astype(np.float32), sample_rate, 16000), -1, 1).astype(np.float32)
+    r = model.run(x, 16000)
+    return {"ovrl": float(r["ovrl_mos"]), "sig": float(r["sig_mos"]), "bak": float(r["bak_mos"]),
+            "p808": float(r["p808_mos"])}

@@ -409,6 +409,7 @@ class _Transport:
 def config_from_args(args: argparse.Namespace) -> ServerConfig:
     return ServerConfig(
         host=args.host, port=args.port, voice=args.voice, max_ahead_s=args.max_ahead_s,
+        first_audio_ms=args.first_audio_ms,
         token=load_token(args.token, args.token_file), insecure=args.insecure,
         allowed_origins=tuple(args.allow_origin), log_json=args.log_json, limits=limits_from_args(args),
         idle_timeout_s=args.idle_timeout_s, ping_interval_s=args.ping_interval_s,

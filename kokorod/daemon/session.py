@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, AsyncIterable, Protocol
 
@@ -22,6 +22,7 @@ from kokorod.errors import InputError
 from kokorod.logs import kv
 from kokorod.metrics import Metrics
 from kokorod.daemon.outbox import Outbox
+from kokorod.daemon.pacing import SpeechRates
 from kokorod.protocol.codec import Codec, ProtocolError
 from kokorod.protocol.messages import (
     Audio, Cancel, Cancelled, CancelReason, Config, Configured, Error, ErrorCode, LanguageInfo, Limits, PhonemeWord,
@@ -57,6 +58,7 @@ class Services:
     capacity: Capacity
     voices: tuple[str, ...]
     languages: tuple[LanguageInfo, ...] = ()
+    rates: SpeechRates = field(default_factory=SpeechRates)  # speaking rate and per-run overhead, learnt
 
 
 class _RateLimiter:
@@ -301,8 +303,12 @@ class Session:
             if msg.final:  # still honour the end of the utterance
                 utt.add_text("", True)
             return
-        # Chunk sizes follow what the engine can make while earlier chunks play.
-        utt.segmenter.pace = self.s.capacity.pace(utt.speed)
+        # Chunk sizes follow what the engine can make: the first within the
+        # latency budget, later ones while earlier chunks play.
+        first_ms = self.s.config.first_audio_ms
+        utt.segmenter.budget = self.s.rates.budget(
+            utt.lang.code, utt.segmenter.profile.unit, speed=utt.speed, pace=self.s.capacity.pace(utt.speed),
+            first_audio_s=first_ms / 1000 if first_ms > 0 else None)
         utt.add_text(msg.text, msg.final)
         if msg.text and not msg.final:
             self._loop.call_later(self.s.config.stall_flush_s, self._flush_if_stalled, utt, utt.chars)
@@ -419,6 +425,9 @@ class Session:
             return
         utt.chunks += 1
         self.s.metrics.rtf.observe(rendered.synth_s / (rendered.chunk.samples / SAMPLE_RATE))
+        self.s.rates.observe(utt.lang.code, utt.segmenter.profile.unit, spoken_chars=len(segment.spoken),
+                             speech_samples=rendered.speech_samples, decoded_samples=rendered.decoded_samples,
+                             sample_rate=SAMPLE_RATE, speed=utt.speed)
         self._emit(utt, await utt.render(segment.text, rendered.chunk))
 
     def _job(self, token: Any, *, segment: Any, voice: str, speed: float, lang: Language, last: bool,

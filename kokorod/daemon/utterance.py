@@ -9,7 +9,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from kokorod.audio.seams import pause_for_boundary, shape_chunk
+from kokorod.audio.seams import pause_for_boundary, shape_chunk, speech_bounds
 from kokorod.engine.base import CancelToken
 from kokorod.synthesizer import Synthesizer
 from kokorod.text.languages import Language
@@ -100,6 +100,10 @@ class Rendered:
     chunk: SpeechChunk
     synth_s: float
     unspeakable: list[str]
+    # What the engine decoded, before the seams: all of it, and the span of its
+    # speech (kokorod.daemon.pacing learns the per-run overhead from the gap).
+    decoded_samples: int = 0
+    speech_samples: int = 0
 
 
 def render_segment(
@@ -122,7 +126,9 @@ def render_segment(
     natural = not last and segment.boundary != "break"
     pause = pause_for_boundary(_PAUSE_KIND.get(segment.boundary, "sentence"), speed) if natural else 0
     shaped = shape_chunk(chunk, lead_in_samples=0, pause_samples=pause)
-    return Rendered(shaped, time.perf_counter() - started, chunk.unspeakable)
+    bounds = speech_bounds(chunk.audio)
+    speech = 0 if bounds is None else bounds[1] - bounds[0]
+    return Rendered(shaped, time.perf_counter() - started, chunk.unspeakable, chunk.samples, speech)
 
 
 def describe(utt: Utterance, outcome: str, now: float) -> dict[str, Any]:

@@ -15,6 +15,14 @@ from typing import Literal
 Unit = Literal["words", "chars"]
 
 
+# Default (English) function words; see SegmentProfile.function_words.
+_ENGLISH_FUNCTION_WORDS = frozenset("""a an the this that these those my your his her its our their
+    of to in on at by for with from into onto about over under after before than as like
+    and or but nor so yet because if when while although though unless until which who whom whose where
+    i you he she it we they me him us them is are was were be been am do does did have has had
+    will would can could shall should may might must not no""".split())
+
+
 @dataclass(frozen=True)
 class SegmentProfile:
     # How the first chunk is measured: 'words' (space-separated scripts) or
@@ -42,6 +50,10 @@ class SegmentProfile:
     unspaced: bool = False  # no spaces between words: cuts between CJK characters, ASCII marks after CJK
     mark_runs: bool = False  # "？！", "……。", "।।" are one run, cut after its last mark
     full_stop: str = "."  # appended to a heading/list item so that it sounds finished
+    # Words a chunk should not end on and a phrase may start with (articles,
+    # prepositions, conjunctions, pronouns): they rank word gaps when a chunk
+    # must be cut mid-sentence (kokorod.text.cut_policy).
+    function_words: frozenset[str] = _ENGLISH_FUNCTION_WORDS
 
     def __post_init__(self) -> None:
         if self.unit not in ("words", "chars"):
@@ -61,11 +73,16 @@ _DEFAULT = SegmentProfile()
 # same latency and segment duration.  They differ only in marks and in the
 # abbreviations whose '.' must not end a sentence.
 _SPANISH = SegmentProfile(
+    function_words=frozenset("""el la los las un una unos unas lo al del de a en con por para sin sobre
+        y e o u ni pero que si como cuando porque mi tu su sus nuestro se me te le les nos es son""".split()),
     openers="¿¡",  # "¿Qué? ¡Hola!"; "¡Sr. García!" must still see the abbreviation
     titles=frozenset("sr sra srta sres dr dra d dña dn ud uds lic ing profa".split()),
     abbrevs=frozenset("pág págs núm tel av avda aprox ej admón".split()),
 )
 _FRENCH = SegmentProfile(
+    function_words=frozenset("""le la les l un une des du de d au aux à en dans sur sous avec pour par sans
+        et ou mais donc car ni que qu si comme quand mon ma mes ton ta tes son sa ses notre votre leur
+        je j tu il elle on nous vous ils elles se s ne n est sont""".split()),
     # French typography puts a (narrow) no-break space before ? ! : ; and
     # inside « »; often a plain space in LLM output.  The mark belongs to the
     # word before it: "Bonjour !" is cut after "!", never before it.
@@ -76,14 +93,19 @@ _FRENCH = SegmentProfile(
     abbrevs=frozenset("env apr av bd chap éd p pp cf vol".split()),
 )
 _ITALIAN = SegmentProfile(
+    function_words=frozenset("""il lo la i gli le un uno una di a da in con su per tra fra del della dei
+        delle al alla nel nella e ed o ma che se come quando mio mia tuo tua suo sua si mi ti ci vi è""".split()),
     titles=frozenset("sig sigg dott avv ing arch geom rag on mons".split()),
     abbrevs=frozenset("pag pagg ecc es cfr tel".split()),
 )
 _PORTUGUESE = SegmentProfile(
+    function_words=frozenset("""o a os as um uma uns umas de do da dos das em no na nos nas ao à por pelo
+        pela para com sem e ou mas que se como quando meu minha seu sua eu ele ela é são""".split()),
     titles=frozenset("sr sra srta dr dra profa exmo exma sto sta".split()),
     abbrevs=frozenset("pág págs núm tel av aprox ex".split()),
 )
 _HINDI = SegmentProfile(
+    function_words=frozenset(),
     # Devanagari is space-separated and its words (with matras) are about as
     # long as Latin ones, so the English numbers apply.  The danda ends a
     # sentence; it is often typed after a space ("है ।") and sometimes with
@@ -110,6 +132,7 @@ _HINDI = SegmentProfile(
 _CJK_OPENERS = "「『（【《〈〔［｛“‘"
 _CJK_CLOSERS = "」』）】》〉〕］｝”’"
 _CHINESE = SegmentProfile(
+    function_words=frozenset(),
     unit="chars",
     first_min=6,
     first_max=20,
@@ -127,6 +150,7 @@ _CHINESE = SegmentProfile(
     full_stop="。",
 )
 _JAPANESE = SegmentProfile(
+    function_words=frozenset(),
     unit="chars",
     first_min=8,
     first_max=23,

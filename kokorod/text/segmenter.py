@@ -85,11 +85,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from kokorod.text.breaks import break_tag_end, parse_break
+from kokorod.text.cut_policy import RANKS, ChunkBudget, gap_kind
 from kokorod.text.markdown import classify_line, fence_closes
 from kokorod.text.normalize import STARTERS, Normalized, Replacement, normalize
 from kokorod.text.segment_profiles import SegmentProfile, segment_profile
 
-__all__ = ["Segment", "SegmentProfile", "Segmenter", "segment_profile"]
+__all__ = ["ChunkBudget", "Segment", "SegmentProfile", "Segmenter", "segment_profile"]
 
 
 @dataclass(frozen=True)
@@ -164,10 +165,10 @@ class Segmenter:
     ) -> None:
         """``profile`` defaults to English; the other keywords override its
         numbers (``first_min_words`` sets ``first_min`` whatever its unit)."""
-        # Planning real-time factor (engine seconds per second of audio) of the
-        # stream these segments feed, or None for the profile's ramp alone. Set
-        # by the owner at any time; it applies to the cuts made after that.
-        self.pace: float | None = None
+        # How fast the engine feeding this stream is (kokorod.text.cut_policy),
+        # or None for the profile's word counts and ramp alone. Set by the
+        # owner at any time; it applies to the cuts made after that.
+        self.budget: ChunkBudget | None = None
         names = ("first_min", "first_max", "max_chunk", "min_chunk", "ramp")
         given = (first_min_words, first_max_words, max_chunk_chars, min_chunk_chars, ramp_chars)
         prof = replace(profile or SegmentProfile(), **{n: v for n, v in zip(names, given) if v is not None})
@@ -189,6 +190,15 @@ class Segmenter:
         self.reset()
 
     # ------------------------------------------------------------ public API
+    @property
+    def pace(self) -> float | None:
+        return None if self.budget is None else self.budget.pace
+
+    @pace.setter
+    def pace(self, pace: float | None) -> None:
+        """A planning RTF alone, characters standing in for audio seconds."""
+        self.budget = None if pace is None or not pace > 0 else ChunkBudget(pace)
+
     def reset(self) -> None:
         self._buf = ""  # unemitted text; self._buf[0] is absolute offset self._base
         self._base = 0
@@ -600,31 +610,75 @@ class Segmenter:
     def _limit(self) -> int:
         k = self._spoken
         static = self.profile.max_chunk if k == 0 or k > len(self._ramp) else self._ramp[k - 1]
-        if k == 0 or self.pace is None or not self.pace > 0:
+        b = self.budget
+        if b is None:
             return static
+        if k == 0:
+            first = b.first_chars()
+            return static if first is None else int(min(static, first))
         # Segment k+1 is synthesised while segments 1..k play, so it must not
-        # take the engine longer than their audio: pace * (later + next) <=
-        # everything spoken so far (characters stand in for audio seconds). On a
-        # slow engine (pace 0.6) this grows chunks ~1.7x per segment instead of
+        # take the engine longer than their audio (cut_policy). On a slow
+        # engine (pace 0.6) this grows chunks ~1.7x per segment instead of
         # jumping from a short first clause to a 100-character second chunk,
-        # which left the listener waiting for it. Never below min_chunk or the
-        # first segment: smaller runs would only add per-run overhead.
-        budget = self._spoken_chars / self.pace - self._later_chars
-        floor = max(self.profile.min_chunk, self._spoken_chars - self._later_chars)
+        # which left the listener waiting for it. Never below the first
+        # segment or the size that still lets chunks grow (when the stream is
+        # behind, smaller runs would only add per-run overhead), and without a
+        # time budget for the first chunk never below min_chunk either.
+        budget = b.later_chars(k, self._spoken_chars, self._later_chars)
+        floor = max(self._spoken_chars - self._later_chars, b.ramp_floor_chars())
+        if b.first_audio_s is None:
+            floor = max(self.profile.min_chunk, floor)
         return int(min(static, max(floor, budget)))
+
+    def _timed_first(self) -> bool:
+        """The first spoken chunk, sized by a latency budget rather than words."""
+        return self._spoken == 0 and self.budget is not None and self.budget.first_audio_s is not None
+
+    def _rank(self, q: _Point) -> int:
+        """How natural a cut at ``q`` sounds (cut_policy.RANKS); word gaps are
+        judged by the tokens around them, as far as they have arrived."""
+        if q.kind != "word" or self.profile.unspaced:
+            return RANKS.get(q.kind, RANKS["word"])
+        start = q.pos
+        while start > self._base and not self._is_space(self._char(start - 1)):
+            start -= 1
+        after: str | None = None
+        if q.next_pos is not None:
+            end = q.next_pos
+            limit = self._base + len(self._buf)
+            while end < limit and not self._is_space(self._char(end)):
+                end += 1
+            after = self._text(q.next_pos, end) if end < limit else None
+        return RANKS[gap_kind(self._text(start, q.pos), after, self.profile.function_words)]
 
     def _decide(self, p: _Point, kind: str) -> None:
         while self._content_at is not None and p.pos > self._content_at:
+            p.kind = kind
             if p.pos - self._content_at > self._limit():
-                best = self._best_candidate()
-                if best is not None:
+                timed = self._timed_first()
+                # A chunk below the ramp's floor would leave the next one no
+                # time to be made (cut_policy): only longer cuts qualify.
+                best = self._best_candidate(int(self.budget.ramp_floor_chars()) if self.budget else 0)
+                if best is not None and not (timed and self._rank(best) <= RANKS["weak"] < self._rank(p)):
                     self._cut(best, _forced(best.kind))
                     continue  # judge p again within the new segment
+                if timed and self._rank(p) <= RANKS["weak"] and kind != "paragraph":
+                    # The first chunk is over its budget, but ending it on "the"
+                    # or before digits sounds worse than a few more characters.
+                    self._cands.append(p)
+                    return
                 self._cut(p, _forced(kind))
                 return
             words = p.words - self._seg_words
             first = self._spoken == 0
             if kind == "paragraph":
+                boundary = kind
+            elif self._timed_first():
+                # Within the budget only a sentence end cuts at once: a clause
+                # or a phrase waits in case the sentence still fits.
+                if kind != "sentence":
+                    self._cands.append(p)
+                    return
                 boundary = kind
             elif first and kind in ("sentence", "clause") and words >= self.profile.first_min:
                 boundary = kind
@@ -633,18 +687,24 @@ class Segmenter:
             elif not first and kind == "sentence" and p.pos - self._content_at >= self.profile.min_chunk:
                 boundary = kind
             else:  # not now; remember it in case the segment outgrows its limit
-                p.kind = kind
                 self._cands.append(p)
                 return
             self._cut(p, boundary)
             return
 
-    def _best_candidate(self) -> _Point | None:
-        for want in ("sentence", "clause", "word", "numeral"):
-            for q in reversed(self._cands):
-                if q.kind == want:
-                    return q
-        return None
+    def _best_candidate(self, min_chars: int = 0) -> _Point | None:
+        """The most natural remembered point at least ``min_chars`` into the
+        segment, the latest of equals (the longest chunk)."""
+        best: _Point | None = None
+        best_rank = -1
+        start = self._content_at if self._content_at is not None else self._base
+        for q in self._cands:
+            if q.pos - start < min_chars:
+                continue
+            rank = self._rank(q)
+            if rank >= best_rank:
+                best, best_rank = q, rank
+        return best
 
     def _over_limit(self, i: int, c: str) -> None:
         """Safety valve: the segment grew past the hard limit between points."""

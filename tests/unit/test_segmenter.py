@@ -10,7 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kokorod.text.normalize import Normalized
-from kokorod.text.segmenter import Segment, Segmenter
+from kokorod.text.cut_policy import RAMP_FLOOR_FACTOR
+from kokorod.text.segmenter import ChunkBudget, Segment, Segmenter
 
 
 def run(text: str, splits: list[int] | None = None, **kw: object) -> list[Segment]:
@@ -416,3 +417,73 @@ def test_paced_output_does_not_depend_on_fragmentation() -> None:
     for _ in range(20):
         splits = sorted(rng.sample(range(1, len(PARAGRAPH)), 25))
         assert [s.text for s in paced(0.6, splits)] == whole
+
+
+# -- a first chunk sized by a latency budget (kokorod.text.cut_policy) ---------
+
+def budgeted(text: str, first_chars: float, *, pace: float = 0.3, overhead_chars: float = 0.0,
+             splits: list[int] | None = None) -> list[Segment]:
+    """Segments with a budget whose first chunk may have ``first_chars`` characters
+    (chars_per_s 1: characters stand in for seconds)."""
+    seg = Segmenter()
+    seg.budget = ChunkBudget(pace, chars_per_s=1.0, overhead_s=overhead_chars,
+                             first_audio_s=(first_chars + overhead_chars) * pace)
+    out: list[Segment] = []
+    prev = 0
+    for k in [*(splits or []), len(text)]:
+        out += seg.feed(text[prev:k])
+        prev = k
+    return out + seg.flush()
+
+
+def test_a_whole_first_sentence_is_used_when_it_fits() -> None:
+    text = "Sure thing, I can help. The report is due on Friday at noon."
+    assert budgeted(text, 40)[0].text == "Sure thing, I can help."
+
+
+def test_a_clause_then_a_phrase_when_the_sentence_does_not_fit() -> None:
+    text = "Sure thing, I can help with that report before the meeting on Friday."
+    assert budgeted(text, 20)[0].text == "Sure thing,"
+    text = "The library opens at nine in the morning on weekdays."
+    # No clause: cut before a function word ("at nine"), never after one.
+    assert budgeted(text, 19)[0].text == "The library opens"
+
+
+def test_at_least_one_word_and_never_ending_on_a_function_word() -> None:
+    assert budgeted("Absolutely wonderful news today.", 1)[0].text == "Absolutely"
+    # Over budget at once, but "The" alone would end on an article.
+    assert budgeted("The library opens at nine.", 1)[0].text == "The library"
+    assert budgeted("Sure. Let me check that for you.", 1)[0].text == "Sure."
+
+
+def test_a_budgeted_first_chunk_does_not_depend_on_fragmentation() -> None:
+    rng = random.Random(11)
+    whole = [s.text for s in budgeted(PARAGRAPH, 12, overhead_chars=3)]
+    assert len(whole[0]) <= 20
+    for _ in range(20):
+        splits = sorted(rng.sample(range(1, len(PARAGRAPH)), 30))
+        assert [s.text for s in budgeted(PARAGRAPH, 12, overhead_chars=3, splits=splits)] == whole
+
+
+@pytest.mark.parametrize("pace, overhead", [(0.3, 5.0), (0.5, 8.0), (0.7, 8.0)])
+def test_after_a_small_first_chunk_each_chunk_is_ready_before_the_audio_runs_out(pace: float, overhead: float) -> None:
+    # Made at `pace`, each paying `overhead` characters' worth of decoding, chunk
+    # k+1 must be done before chunks 1..k have played.
+    budget = ChunkBudget(pace, chars_per_s=1.0, overhead_s=overhead, first_audio_s=0.01)
+    segs = budgeted(PARAGRAPH, 0.0, pace=pace, overhead_chars=overhead)
+    assert "".join(s.text for s in segs) == PARAGRAPH
+    sizes = [len(s.spoken) for s in segs]
+    # Never so short that the second chunk could not even be as long.
+    assert sizes[0] >= budget.ramp_floor_chars() / RAMP_FLOOR_FACTOR
+    for k in range(1, len(sizes) - 1):
+        made = pace * sum(n + overhead for n in sizes[1:k + 1])
+        # A cut lands at a word gap within the limit, so allow one word's slack.
+        assert made <= sum(sizes[:k]) + 8, (k, sizes)
+    assert max(sizes[1:]) > sizes[0]  # and they grow
+
+
+def test_without_a_time_budget_the_first_chunk_keeps_the_word_counts() -> None:
+    seg = Segmenter()
+    seg.budget = ChunkBudget(0.3, chars_per_s=15.0, overhead_s=0.5)  # first_audio_s None
+    text = "Sure thing, I can help with that report before the meeting on Friday."
+    assert (seg.feed(text) + seg.flush())[0].text == Segmenter().feed(text)[0].text

@@ -1,0 +1,223 @@
+#!/usr/bin/env python3
+"""First audio with the first chunk sized by a latency budget, against the old
+word-count first chunk, in one run on one machine.
+
+Two real daemons on loopback, one with ``--first-audio-ms 0`` (the profile's
+4-12 words, the old policy: "before") and one with the default budget
+("after"), asked alternately, so both see the same load. For each:
+
+* first audio and first *speech* (the first frame with a sample above
+  -40 dBFS), for a paragraph sent whole and for a 20 words/s token stream, p50
+  and p95, each also as a ratio to the engine's time for the paragraph's whole
+  first sentence (in-process, the same engine build);
+* underruns of a client playing at 1x from its first frame, and the longest
+  wait between the first chunk's end and the second chunk's arrival;
+* the chunk sizes, the engine's RTF on them and the daemon's CPU per second of
+  audio;
+* DNSMOS and WER (Whisper tiny.en) of each paragraph as streamed, after
+  against before.
+
+    .venv/bin/python bench/first_audio.py [--runs 5] [--budget-ms 250]
+
+Absolute times on a shared 2-core box are noisy: read the ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import websockets
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+sys.path.insert(0, str(ROOT / "tests"))
+
+from machine import cpu_info, describe  # noqa: E402
+from stream_bench import PARAGRAPHS, Player, free_port, pct, summary  # noqa: E402
+
+from kokorod.protocol.codec import MsgpackCodec  # noqa: E402
+from kokorod.protocol.messages import Audio, Cancelled, Chunk, Done, Error, Speak  # noqa: E402
+
+VOICE = "af_heart"
+SPEECH_LEVEL = int(32767 * 10 ** (-40 / 20))  # -40 dBFS in s16
+
+
+def start(port: int, budget_ms: float) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen([sys.executable, "-m", "kokorod", "serve", "--port", str(port),
+                             "--first-audio-ms", str(budget_ms)], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 180
+    while time.time() < deadline:
+        try:
+            if urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1).status == 200:
+                return proc
+        except OSError:
+            time.sleep(0.2)
+    proc.kill()
+    raise SystemExit("daemon did not become ready")
+
+
+def cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_mb(pid: int, key: str) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+async def speak(url: str, text: str, *, fragments: bool) -> dict[str, Any]:
+    codec = MsgpackCodec()
+    async with websockets.connect(url, max_size=None, compression=None) as ws:
+        codec.decode_event(await ws.recv())  # ready
+        player = Player()
+        pcm = bytearray()
+        chunks: list[Chunk] = []
+        arrivals: list[tuple[float, int]] = []  # (time, offset) of each audio frame
+        first_audio = first_speech = None
+        t0 = time.perf_counter()
+        feeder = None
+        if fragments:
+            async def feed() -> None:
+                words = text.split(" ")
+                for i, w in enumerate(words):
+                    await ws.send(codec.encode_message(Speak("u", w + " ", voice=VOICE, final=i == len(words) - 1)))
+                    await asyncio.sleep(0.05)
+            feeder = asyncio.create_task(feed())
+        else:
+            await ws.send(codec.encode_message(Speak("u", text, voice=VOICE, final=True)))
+        while True:
+            event = codec.decode_event(await ws.recv())
+            now = time.perf_counter() - t0
+            if isinstance(event, Audio):
+                player.on_audio(event, now)
+                arrivals.append((now, event.offset))
+                first_audio = now if first_audio is None else first_audio
+                if first_speech is None and np.abs(np.frombuffer(event.pcm, "<i2")).max(initial=0) > SPEECH_LEVEL:
+                    first_speech = now
+                pcm += event.pcm
+            elif isinstance(event, Chunk):
+                chunks.append(event)
+            elif isinstance(event, (Done, Cancelled, Error)):
+                break
+        if feeder is not None:
+            await feeder
+    # How long a 1x player starting at the first frame waits for the second chunk.
+    wait_2nd = 0.0
+    if len(chunks) > 1:
+        start2 = round(chunks[1].start * 24000)
+        arrived = next((t for t, off in arrivals if off >= start2), None)
+        if arrived is not None and first_audio is not None:
+            wait_2nd = max(0.0, arrived - (first_audio + start2 / 24000))
+    return {"first_audio_s": first_audio, "first_speech_s": first_speech, "underruns": player.underruns,
+            "stall_s": player.stall_s, "wait_2nd_s": wait_2nd, "chunks": [c.text for c in chunks],
+            "audio": np.frombuffer(bytes(pcm), "<i2").astype(np.float32) / 32768.0}
+
+
+def first_sentence_engine_s(runs: int) -> list[float]:
+    """In-process: the engine's time for each paragraph's whole first sentence."""
+    from kokorod.runtime import EngineOptions, build_synthesizer
+
+    synth = build_synthesizer(EngineOptions())
+    synth.synthesize("Warm up the engine.")
+    out = []
+    for p in PARAGRAPHS:
+        sentence = p.split(". ")[0] + "."
+        times = []
+        for _ in range(runs):
+            t = time.perf_counter()
+            synth.synthesize(sentence, voice=VOICE)
+            times.append(time.perf_counter() - t)
+        out.append(statistics.median(times))
+    return out
+
+
+def judge(audio: np.ndarray, text: str) -> dict[str, float]:
+    from asr_support import dnsmos, transcribe, word_error_rate  # type: ignore[import-not-found]
+
+    heard, _words = transcribe(audio)
+    return {"wer": round(word_error_rate(text, heard), 3), **{k: round(v, 3) for k, v in dnsmos(audio).items()}}
+
+
+async def run(urls: dict[str, str], pids: dict[str, int], runs: int) -> dict[str, Any]:
+    res: dict[str, Any] = {k: {"whole": [], "stream": [], "audio_s": 0.0, "cpu_s": 0.0, "streamed": {}} for k in urls}
+    for r in range(runs):
+        for i, p in enumerate(PARAGRAPHS):
+            for mode in ("whole", "stream"):
+                order = list(urls) if (r + i) % 2 == 0 else list(reversed(urls))
+                for name in order:
+                    c0 = cpu_s(pids[name])
+                    out = await speak(urls[name], p, fragments=mode == "stream")
+                    res[name]["cpu_s"] += cpu_s(pids[name]) - c0
+                    res[name]["audio_s"] += len(out["audio"]) / 24000
+                    res[name][mode].append({k: v for k, v in out.items() if k != "audio"} | {"paragraph": i})
+                    if mode == "whole" and r == 0:
+                        res[name]["streamed"][i] = out["audio"]
+    return res
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--budget-ms", type=float, default=250.0)
+    args = ap.parse_args()
+    cpu = cpu_info()
+    print(describe(cpu), flush=True)
+    budgets = {"before (4-12 words)": 0.0, f"after ({args.budget_ms:g} ms budget)": args.budget_ms}
+    procs = {name: (start(port := free_port(), b), port) for name, b in budgets.items()}
+    try:
+        idle = {name: rss_mb(p.pid, "VmRSS") for name, (p, _) in procs.items()}
+        urls = {name: f"ws://127.0.0.1:{port}/v1/stream" for name, (_, port) in procs.items()}
+        pids = {name: p.pid for name, (p, _) in procs.items()}
+        res = asyncio.run(run(urls, pids, args.runs))
+        peak = {name: rss_mb(p.pid, "VmHWM") for name, (p, _) in procs.items()}
+    finally:
+        for p, _ in procs.values():
+            p.terminate()
+            p.wait(15)
+    engine_first = first_sentence_engine_s(min(args.runs, 3))
+    result: dict[str, Any] = {"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "machine": cpu,
+                              "runs": args.runs, "engine_first_sentence_ms": [round(e * 1000) for e in engine_first]}
+    for name, r in res.items():
+        row: dict[str, Any] = {}
+        for mode in ("whole", "stream"):
+            items = r[mode]
+            for key in ("first_audio_s", "first_speech_s"):
+                vals = [x[key] for x in items if x[key] is not None]
+                ratios = [x[key] / engine_first[x["paragraph"]] for x in items if x[key] is not None]
+                row[f"{mode}_{key[:-2]}_ms"] = summary(vals)
+                row[f"{mode}_{key[:-2]}_over_first_sentence"] = {"p50": round(pct(ratios, 0.5), 3),
+                                                                  "p95": round(pct(ratios, 0.95), 3)}
+            row[f"{mode}_underruns"] = sum(x["underruns"] for x in items)
+            row[f"{mode}_max_wait_2nd_chunk_ms"] = round(max(x["wait_2nd_s"] for x in items) * 1000, 1)
+        row["first_chunks"] = sorted({x["chunks"][0] for x in r["whole"]})
+        row["chunks_of_paragraph_0"] = r["whole"][0]["chunks"]
+        row["daemon_cpu_per_audio_s"] = round(r["cpu_s"] / r["audio_s"], 3)
+        row["idle_rss_mb"], row["peak_rss_mb"] = round(idle[name], 1), round(peak[name], 1)
+        row["quality_whole_paragraphs"] = [judge(a, PARAGRAPHS[i]) for i, a in sorted(r["streamed"].items())]
+        result[name] = row
+    result["machine"]["load_avg_1m_end"] = round(os.getloadavg()[0], 2)
+    text = json.dumps(result, indent=2, ensure_ascii=False)
+    print(text)
+    out = ROOT / "bench" / "results" / f"first-audio-{time.strftime('%Y%m%dT%H%M%S')}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
