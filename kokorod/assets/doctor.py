@@ -87,8 +87,32 @@ def doctor(cache_dir: Path) -> list[Check]:
         checks.append(Check("espeak-ng", True, espeakng_loader.get_library_path()))
     except Exception as exc:  # report, never crash the doctor
         checks.append(Check("espeak-ng", False, str(exc), "pip install espeakng-loader"))
+    checks.extend(engine_checks())
     checks.extend(language_checks())
     return checks
+
+
+def engine_checks() -> list[Check]:
+    """Which engines can run here. The torch engine is optional (an extra), so
+    its absence is reported, not counted as a fault."""
+    import importlib.util
+    from importlib.metadata import PackageNotFoundError, version
+
+    def installed(dist: str) -> str | None:
+        try:
+            return version(dist)
+        except PackageNotFoundError:
+            return None
+
+    ort = installed("onnxruntime")
+    out = [Check("engine onnx", ort is not None, f"onnxruntime {ort} (the default)" if ort else "onnxruntime missing",
+                 "pip install onnxruntime")]
+    torch, kokoro = installed("torch"), installed("kokoro")
+    if torch and kokoro and importlib.util.find_spec("kokoro") is not None:
+        out.append(Check("engine torch", True, f"torch {torch}, kokoro {kokoro} (--engine torch)"))
+    else:
+        out.append(Check("engine torch", True, "not installed (optional: pip install 'kokorod[torch]')"))
+    return out
 
 
 def language_checks() -> list[Check]:
