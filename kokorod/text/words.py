@@ -80,9 +80,21 @@ _ABBREVIATIONS = frozenset(
 )
 
 
+# misaki's inline pronunciation, "[Kokoro](/kˈOkəɹO/)": the G2P reads it whole, a
+# reader sees the word in the brackets.
+_INLINE_PHONEMES = re.compile(r"\[([^\]\[]+)\]\(/[^)]*/\)")
+
+
+def reader_text(text: str) -> str:
+    """Written text as a reader sees it: inline phoneme markup reduced to its word."""
+    return _INLINE_PHONEMES.sub(r"\1", text) if "](/" in text else text
+
+
 def written_form(text: str) -> str:
     """Strip punctuation glued to a word, but keep an abbreviation's final period
-    ("a.m.", "U.S.", "e.g.") and currency/percent signs, which belong to the word."""
+    ("a.m.", "U.S.", "e.g.") and currency/percent signs, which belong to the word.
+    Inline phoneme markup shows as its word."""
+    text = reader_text(text)
     core = text.strip(_EDGE_PUNCT)
     if not core:
         return text.strip()
@@ -144,7 +156,7 @@ def words_from_tokens(
                 group.clear()
                 return
             used_replacements[rep] = len(words)
-            text = replacements[rep].written
+            text = reader_text(replacements[rep].written)
         words.append(Word(text, start, max(start, end)))
         group.clear()
 

@@ -80,3 +80,13 @@ def test_a_silent_token_with_a_space_consumes_one_duration_not_two() -> None:
     # "b" would have been timed from EOS's duration instead of its own.
     assert toks[2].start_ts == 7 / 80
     assert toks[2].end_ts == (8 + 2 * 4) / 80
+
+
+@pytest.mark.parametrize("written, shown", [
+    ("[Kokoro](/kˈOkəɹO/)", "Kokoro"),
+    ("[Kokoro](/kˈOkəɹO/),", "Kokoro"),
+    ("([nginx](/ˈɛnʤɪnˈɛks/))", "nginx"),
+    ("[link](https://example.com)", "link](https://example.com"),  # not phonemes: left to the normaliser
+])
+def test_inline_phoneme_markup_shows_as_its_word(written: str, shown: str) -> None:
+    assert _written_form(written) == shown
