@@ -212,7 +212,7 @@ async def _remote(args: argparse.Namespace, fragments: Any, default_wav: str, co
                         shown = event.index
                         sink.word(event.text, event.start, event.end)
                 elif isinstance(event, Warning):
-                    console.status(f"not spoken ({event.code}): {event.text}")
+                    _report_unspoken(console, [event.text])
                 elif isinstance(event, Error):
                     raise KokorodServerError(event)
                 elif isinstance(event, Cancelled):
@@ -335,6 +335,13 @@ def run_remote_pipe(args: argparse.Namespace) -> int:
         console.end()
 
 
+def _report_unspoken(console: Console, pieces: list[str]) -> None:
+    """As ``say --local`` does: every piece of text not spoken, on stderr."""
+    for piece in pieces:
+        console.clear()
+        print(f"not spoken: {piece}", file=sys.stderr)
+
+
 async def _local_pipe(args: argparse.Namespace, text: StdinText, console: Console) -> int:
     from kokorod.cli import _engine_options
     from kokorod.engine.base import SAMPLE_RATE, CancelToken
@@ -342,7 +349,7 @@ async def _local_pipe(args: argparse.Namespace, text: StdinText, console: Consol
     from kokorod.text import languages
     from kokorod.text.per_language import segmenter_for
     from kokorod.text.segmenter import Segment
-    from kokorod.daemon.utterance import render_segment
+    from kokorod.say import render_step, unspoken_text
 
     console.status("no daemon answers; loading the model in-process")
     lang = languages.resolve(args.lang) if args.lang else languages.for_voice(args.voice or "af_heart")
@@ -387,20 +394,23 @@ async def _local_pipe(args: argparse.Namespace, text: StdinText, console: Consol
         async def synthesize() -> None:
             position = 0
             while (segment := await segments.get()) is not None:
-                if not segment.spoken.strip():
+                # The same step as `say`: pauses, and text not spoken is said.
+                unspoken = unspoken_text(segment)
+                if not segment.spoken.strip() and not segment.pause_after_ms:
+                    _report_unspoken(console, unspoken)
                     continue
                 last = eof and segments.qsize() == 1  # only the end marker is left
-                rendered = await asyncio.to_thread(render_segment, synth, segment, voice=voice, speed=args.speed,
-                                                   lang=lang, last=last, token=token)
-                chunk = rendered.chunk
-                if sink.first_audio is None:  # counted from the text, or from the model being ready
+                audio, words, unspeakable = await asyncio.to_thread(
+                    render_step, synth, segment, voice=voice, speed=args.speed, lang=lang, last=last, token=token)
+                _report_unspoken(console, unspoken + unspeakable)
+                if sink.first_audio is None and audio.shape[0]:  # counted from the text, or from the model being ready
                     since = max(_t0(text, loaded_at), loaded_at)
                     latency_ms = (time.monotonic() - since) * 1000
                     console.status(f"speaking in-process (first audio after {latency_ms:.0f} ms)")
-                for w in chunk.words:
+                for w in words:
                     sink.word(w.text, (w.start + position) / SAMPLE_RATE, (w.end + position) / SAMPLE_RATE)
-                sink.audio(chunk.audio)
-                position += chunk.samples
+                sink.audio(audio)
+                position += audio.shape[0]
 
         clock = asyncio.create_task(sink.clock())
         try:

@@ -39,23 +39,38 @@ class Speech:
         return self.audio.shape[0] / SAMPLE_RATE
 
 
+def unspoken_text(segment: Segment) -> list[str]:
+    """Written text of a segment that will not be spoken: what the normaliser
+    dropped as unspeakable, and a code block (skipped on purpose)."""
+    return [*segment.dropped, *([segment.text.strip()] if segment.code and segment.text.strip() else [])]
+
+
+def render_step(synth: Synthesizer, segment: Segment, *, voice: str, speed: float, lang: Language, last: bool,
+                token: CancelToken) -> tuple[np.ndarray, list[Word], list[str]]:
+    """One segment on an in-process timeline, as the daemon's session renders it:
+    its audio (with a <break/> pause as silence at the end), its words relative
+    to the segment's start, and the written words the G2P could not say. Both
+    ``say`` and ``pipe`` run every segment through this."""
+    audio, words, unspeakable = np.zeros(0, dtype=np.float32), [], []
+    if segment.spoken.strip():
+        rendered = render_segment(synth, segment, voice=voice, speed=speed, lang=lang, last=last, token=token)
+        audio, words, unspeakable = rendered.chunk.audio, rendered.chunk.words, rendered.unspeakable
+    if segment.pause_after_ms:
+        audio = np.concatenate([audio, np.zeros(segment.pause_after_ms * SAMPLE_RATE // 1000, dtype=np.float32)])
+    return audio, list(words), list(unspeakable)
+
+
 def render_segments(synth: Synthesizer, segments: Iterable[Segment], *, voice: str, speed: float, lang: Language,
                     token: CancelToken | None = None) -> Iterator[tuple[Segment, np.ndarray, list[Word], list[str]]]:
     """Yield each segment's audio, words (shifted onto the utterance timeline) and
-    the written words the G2P could not say. A <break/> pause is silence at the
-    end of its segment's audio, as on the daemon's timeline."""
+    the written words the G2P could not say (``render_step``)."""
     token = token or CancelToken()
     todo = [s for s in segments if s.spoken.strip() or s.pause_after_ms]
     last_spoken = max((i for i, s in enumerate(todo) if s.spoken.strip()), default=-1)
     position = 0
     for i, segment in enumerate(todo):
-        audio, words, unspeakable = np.zeros(0, dtype=np.float32), [], []
-        if segment.spoken.strip():
-            rendered = render_segment(synth, segment, voice=voice, speed=speed, lang=lang, last=i == last_spoken,
-                                      token=token)
-            audio, words, unspeakable = rendered.chunk.audio, rendered.chunk.words, rendered.unspeakable
-        if segment.pause_after_ms:
-            audio = np.concatenate([audio, np.zeros(segment.pause_after_ms * SAMPLE_RATE // 1000, dtype=np.float32)])
+        audio, words, unspeakable = render_step(synth, segment, voice=voice, speed=speed, lang=lang,
+                                                last=i == last_spoken, token=token)
         yield segment, audio, [w.shifted(position) for w in words], unspeakable
         position += audio.shape[0]
 
@@ -69,7 +84,7 @@ def speak_local(synth: Synthesizer, text: str, *, voice: str, speed: float, lang
         raise missing
     segmenter = segmenter_for(language)
     segments = segmenter.feed(text) + segmenter.flush()
-    speech = Speech(unspoken=[d for s in segments for d in s.dropped] + [s.text.strip() for s in segments if s.code])
+    speech = Speech(unspoken=[u for s in segments for u in unspoken_text(s)])
     parts: list[np.ndarray] = []
     for _segment, audio, words, unspeakable in render_segments(synth, segments, voice=voice, speed=speed,
                                                                lang=language):
