@@ -7,6 +7,7 @@ import os
 from dataclasses import dataclass, field, fields
 
 from kokorod.daemon.admission import DEFAULT_UTILISATION
+from kokorod.daemon.request_queue import DEFAULT_MAX_QUEUED, DEFAULT_QUEUE_TIMEOUT_S
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,11 @@ class Limits:
     # (kokorod.daemon.admission): None = "auto", only what the engine workers can feed
     # at 1x with headroom; a number caps that too (docs/operations.md, Capacity).
     max_active_streams: int | None = None
+    # Requests (OpenAI HTTP, Wyoming synthesize, speak with "admission": "queue")
+    # wait in a FIFO for a slot instead of being refused; past this many waiting,
+    # or after this long, they are refused (kokorod.daemon.request_queue).
+    max_queued: int = DEFAULT_MAX_QUEUED
+    queue_timeout_s: float = DEFAULT_QUEUE_TIMEOUT_S
 
     def to_wire(self) -> dict[str, float | int]:
         return {
@@ -45,7 +51,11 @@ _LIMIT_HELP = {  # flag's metavar, help
     "message_burst": ("N", "client messages allowed in a burst"),
     "max_send_buffer_s": ("SECONDS", "audio held for a client that is not reading; past it its stream is cancelled"),
     "max_active_streams": ("auto|N", "connections speaking at once, daemon-wide; auto = as many as the measured "
-                           "engine speed feeds at 1x with headroom, N = that but at most N; more are refused with overloaded"),
+                           "engine speed feeds at 1x with headroom, N = that but at most N; more real-time streams "
+                           "are refused with overloaded, requests wait (--max-queued)"),
+    "max_queued": ("N", "requests (OpenAI HTTP, Wyoming synthesize, speak with admission queue) waiting for a "
+                   "stream slot at once; more are refused with overloaded"),
+    "queue_timeout_s": ("SECONDS", "how long a request may wait for a stream slot before it is refused"),
 }
 
 
