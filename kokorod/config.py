@@ -119,6 +119,25 @@ def _streams(text: str) -> int | None:
     return None if text.strip().lower() == "auto" else _positive_int(text)
 
 
+def _non_negative_int(text: str) -> int:
+    """``--max-queued``: 0 turns the request queue off (requests are refused like streams)."""
+    value = _positive_int(text) if text.strip() != "0" else 0
+    return value
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
+    return value
+
+
+_LIMIT_TYPES = {"max_active_streams": _streams, "max_queued": _non_negative_int, "queue_timeout_s": _positive_seconds}
+
+
 def _utilisation(text: str) -> float:
     try:
         value = float(text)
@@ -176,7 +195,7 @@ def add_server_args(p: argparse.ArgumentParser) -> None:
                       ("drain_timeout_s", "on SIGTERM, let speech finish for up to this long")):
         p.add_argument("--" + name.replace("_", "-"), type=float, default=getattr(ServerConfig, name), help=doc)
     for f in fields(Limits):
-        kind = _streams if f.name == "max_active_streams" else type(f.default)
+        kind = _LIMIT_TYPES.get(f.name, type(f.default))
         shown = "auto" if f.default is None else f.default
         p.add_argument("--" + f.name.replace("_", "-"), type=kind, default=f.default, dest=f"limit_{f.name}",
                        metavar=_LIMIT_HELP[f.name][0], help=f"{_LIMIT_HELP[f.name][1]} (default {shown})")
