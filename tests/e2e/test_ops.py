@@ -259,8 +259,8 @@ async def test_ready_and_metrics_carry_the_measured_capacity(secured: DaemonProc
     assert set(wire) == {"rtf", "max_streams", "active", "workers", "utilisation", "queued", "max_queued",
                          "queue_timeout_s"} and wire["max_streams"] == 1
     # The request queue's bounds (defaults) and what waits in it now.
-    assert (wire["queued"], wire["max_queued"], wire["queue_timeout_s"]) == (0, 32, 60.0)
-    assert (cap.queued, cap.max_queued, cap.queue_timeout_s) == (0, 32, 60.0)
+    assert (wire["queued"], wire["max_queued"], wire["queue_timeout_s"]) == (0, 32, 120.0)
+    assert (cap.queued, cap.max_queued, cap.queue_timeout_s) == (0, 32, 120.0)
     assert metrics["kokorod_request_queue_depth"] == 0
     # While a stream speaks, a new connection sees it counted, and its demand.
     await peer.send(Speak("busy", LONG, final=True))

@@ -318,7 +318,7 @@ def test_max_active_streams_flag() -> None:
 
 def test_request_queue_flags() -> None:
     limits = limits_from_args(parse())
-    assert (limits.max_queued, limits.queue_timeout_s) == (32, 60.0)
+    assert (limits.max_queued, limits.queue_timeout_s) == (32, 120.0)
     limits = limits_from_args(parse("--max-queued", "0", "--queue-timeout-s", "2.5"))
     assert (limits.max_queued, limits.queue_timeout_s) == (0, 2.5)
     for bad in (["--max-queued", "-1"], ["--max-queued", "x"], ["--queue-timeout-s", "0"], ["--queue-timeout-s", "inf"]):
