@@ -120,6 +120,7 @@ class RequestAdmission:
     def __init__(self, capacity: Capacity, queue: RequestQueue, metrics: Any = None) -> None:
         self.capacity, self.queue, self.metrics = capacity, queue, metrics
         self._timer: asyncio.TimerHandle | None = None
+        self._pump_pending = False
 
     def enter(self, holder: object, speed: float) -> Ticket | None:
         """None: admitted at once (the slot is the holder's). Else its place in
@@ -154,6 +155,19 @@ class RequestAdmission:
                 ticket.future.cancel()
             self._changed()
         return left
+
+    def pump_soon(self) -> None:
+        """Pump once the current callback is done. A session whose stream ends
+        because it barges in releases its slot and takes it back in the same
+        callback (Capacity's returning holder): a waiting request must not
+        snatch it in between, or the live conversation would be refused."""
+        if not self._pump_pending:
+            self._pump_pending = True
+            asyncio.get_running_loop().call_soon(self._deferred_pump)
+
+    def _deferred_pump(self) -> None:
+        self._pump_pending = False
+        self.pump()
 
     def pump(self) -> None:
         now = self._now()

@@ -542,7 +542,7 @@ class Session:
         if not self.utterances:  # its last one: the connection's stream slot is free
             self.s.capacity.release()
             if self.s.requests is not None:
-                self.s.requests.pump()  # to the request that waited longest
+                self.s.requests.pump_soon()  # to the request that waited longest (after a barge-in's own)
         m = self.s.metrics
         m.active_streams.set(self.s.capacity.active)
         if state == State.DONE:
