@@ -56,6 +56,7 @@ from kokorod.config import ServerConfig
 from kokorod.errors import InputError, KokorodError
 from kokorod.frontends.local import LocalPeer
 from kokorod.frontends.wyoming_info import build_info, resolve_voice
+from kokorod.frontends.wyoming_linger import DISCARD_MAX_S, Linger
 from kokorod.logs import kv
 from kokorod.protocol.messages import Audio, Cancelled, Done, Error, ErrorCode, Speak, Warning
 
@@ -70,14 +71,6 @@ HANDLER_STOP_TIMEOUT_S = 5.0
 # can emit hundreds of tokens a second, past the session's messages_per_s rate
 # limit (whose excess would be dropped). 20 ms adds no audible latency.
 SPEAK_INTERVAL_S = 0.02
-# After an `error` the connection ends, but the client may still be writing its
-# request (synthesize-chunk events, or a whole synthesize): closing a socket
-# with unread input makes the kernel reset it, and the client then reads
-# `Connection reset by peer` instead of our error. So we half-close (the client
-# reads the error, then end of stream), and read and discard what it still
-# sends, up to these bounds, before closing.
-DISCARD_MAX_BYTES = 1024 * 1024
-DISCARD_MAX_S = 2.0
 
 
 def max_speak_chars(max_message_bytes: int) -> int:
@@ -243,9 +236,8 @@ class KokorodWyomingHandler(AsyncEventHandler):
         self._pending = ""  # stream text not yet handed to the session (coalescing)
         self._max_chars = max_speak_chars(frontend.config.limits.max_message_bytes)
         self._flush_timer: asyncio.TimerHandle | None = None
-        self._ending = False         # an error ended the connection: the client's input is being dropped
+        self._linger = Linger(reader, writer)  # after an error: end without resetting the client
         self._error_written = False  # an `error` event was sent
-        self._discarded = 0          # bytes of the client's input dropped since
         self._flushed_at = float("-inf")
         loop = asyncio.get_running_loop()
         self._loop, self._last_event = loop, loop.time()
@@ -258,7 +250,7 @@ class KokorodWyomingHandler(AsyncEventHandler):
         try:
             if refusal is not None:
                 await self.write_event(WyomingError(text=refusal[1], code=refusal[0]).event())
-                await self._end_after_error()
+                await self._linger.finish()
                 return
             self.frontend.handlers.add(self)
             async with self.frontend.daemon.local_peer() as peer:
@@ -283,39 +275,14 @@ class KokorodWyomingHandler(AsyncEventHandler):
 
     async def disconnect(self) -> None:
         """AsyncEventHandler.run calls this before it closes the socket: after an
-        error, drop what the client still sends first (see DISCARD_MAX_BYTES)."""
-        if self._ending or self._error_written:
-            await self._end_after_error()
+        error, drop what the client still sends first (kokorod.frontends.wyoming_linger)."""
+        if self._error_written:
+            await self._linger.finish()
 
     async def write_event(self, event: Event) -> None:
         if WyomingError.is_type(event.type):
             self._error_written = True
         await super().write_event(event)
-
-    async def _half_close(self) -> None:
-        """No more events from us: the client reads the error, then end of stream."""
-        self._ending = True
-        try:
-            await self.writer.drain()
-            if self.writer.can_write_eof() and not self.writer.is_closing():
-                self.writer.write_eof()
-        except (ConnectionError, OSError):
-            pass
-
-    async def _end_after_error(self) -> None:
-        """Half-close, read and discard the rest of the client's request (bounded
-        in bytes and time), then close: no reset while the client still writes."""
-        await self._half_close()
-        deadline = self._loop.time() + DISCARD_MAX_S
-        try:
-            while self._discarded < DISCARD_MAX_BYTES and (left := deadline - self._loop.time()) > 0:
-                data = await asyncio.wait_for(self.reader.read(64 * 1024), left)
-                if not data:
-                    break
-                self._discarded += len(data)
-        except (asyncio.TimeoutError, ConnectionError, OSError):
-            pass
-        self.writer.close()
 
     async def _close_when_idle(self, peer: LocalPeer) -> None:
         """The WebSocket's idle rule: nothing received and nothing to speak or
@@ -339,9 +306,8 @@ class KokorodWyomingHandler(AsyncEventHandler):
 
     async def handle_event(self, event: Event) -> bool:
         self._last_event = self._loop.time()
-        if self._ending:  # an error was sent: the rest of the request is read and dropped (bounded)
-            self._discarded += len(event.payload or b"") + len(repr(event.data or {}))
-            return self._discarded < DISCARD_MAX_BYTES
+        if self._linger.ending:  # an error was sent: the rest of the request is read and dropped (bounded)
+            return self._linger.dropped(event)
         try:
             return await self._dispatch(event)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:  # a malformed event, not our bug
@@ -455,7 +421,7 @@ class KokorodWyomingHandler(AsyncEventHandler):
             # Events end when the daemon drains or closes this session.
         except (ConnectionError, OSError) as exc:
             log.debug("wyoming %s: client gone while sending: %s", self.name, exc)
-        if self._ending:  # the reader drops the client's remaining events until it closes, briefly
+        if self._linger.ending:  # the reader drops the client's remaining events until it closes, briefly
             await asyncio.sleep(DISCARD_MAX_S)
         await self.stop()
 
@@ -483,14 +449,14 @@ class KokorodWyomingHandler(AsyncEventHandler):
                 return True
             log.info("wyoming %s: error %s: %s", self.name, event.code, event.message)
             await self.write_event(WyomingError(text=event.message, code=str(event.code)).event())
-            await self._half_close()
+            await self._linger.half_close()
             return False
         elif isinstance(event, Cancelled):
             if request is not None:
                 why = {"shutdown": "kokorod is shutting down", "slow_consumer": "the client is not reading its audio"}
                 await self.write_event(WyomingError(text=f"synthesis cancelled: {why.get(event.reason, event.reason)}",
                                                     code=str(event.reason)).event())
-                await self._half_close()
+                await self._linger.half_close()
                 return False
         return True  # Ready, Configured, Chunk, WordEvent: nothing Wyoming carries
 
