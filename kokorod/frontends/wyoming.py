@@ -29,9 +29,9 @@ bounded in bytes and time, before closing, so the client is not reset while
 it is still writing its request. A one-shot ``synthesize`` is a request: at
 capacity it waits in the daemon's request queue (kokorod.daemon.request_queue)
 and is refused only past ``--max-queued`` or ``--queue-timeout-s``; a
-streaming synthesis is a real-time stream, refused with ``overloaded``. Text that is not spoken (emoji, another
-script) is logged as a warning. A disconnect cancels the connection's
-synthesis, in flight included.
+streaming synthesis is a real-time stream, refused with ``overloaded``. Text
+that is not spoken (emoji, another script) is logged as a warning. A
+disconnect cancels the connection's synthesis, in flight included.
 """
 
 from __future__ import annotations
