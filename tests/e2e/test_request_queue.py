@@ -231,6 +231,15 @@ async def test_a_queued_request_whose_client_leaves_frees_its_place(strict: Queu
         while strict.metrics()["kokorod_request_queue_depth"] != 0:  # gone: out of the queue at once,
             assert time.monotonic() - left_at < 4, "still queued"  # well before its 5 s deadline
             await asyncio.sleep(0.02)
+        # An HTTP client that gives up while waiting (its read time-out) leaves too.
+        async with httpx.AsyncClient(timeout=httpx.Timeout(30, read=1.0)) as http:
+            with pytest.raises(httpx.ReadTimeout):
+                await http.post(strict.process.http + "/v1/audio/speech",
+                                json={"model": "tts-1", "voice": "nova", "input": SENTENCES[3]})
+        left_at = time.monotonic()
+        while strict.metrics()["kokorod_request_queue_depth"] != 0:
+            assert time.monotonic() - left_at < 3, "the HTTP request is still queued"  # its deadline: 4 s away
+            await asyncio.sleep(0.02)
     finally:
         await holder.close()
     # The slot is free again: a WebSocket request with "admission": "queue" is served.
