@@ -7,6 +7,7 @@ import os
 from dataclasses import dataclass, field, fields
 
 from kokorod.daemon.admission import DEFAULT_UTILISATION
+from kokorod.daemon.request_queue import DEFAULT_MAX_QUEUED, DEFAULT_QUEUE_TIMEOUT_S
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,11 @@ class Limits:
     # (kokorod.daemon.admission): None = "auto", only what the engine workers can feed
     # at 1x with headroom; a number caps that too (docs/operations.md, Capacity).
     max_active_streams: int | None = None
+    # Requests (OpenAI HTTP, Wyoming synthesize, speak with "admission": "queue")
+    # wait in a FIFO for a slot instead of being refused; past this many waiting,
+    # or after this long, they are refused (kokorod.daemon.request_queue).
+    max_queued: int = DEFAULT_MAX_QUEUED
+    queue_timeout_s: float = DEFAULT_QUEUE_TIMEOUT_S
 
     def to_wire(self) -> dict[str, float | int]:
         return {
@@ -45,7 +51,11 @@ _LIMIT_HELP = {  # flag's metavar, help
     "message_burst": ("N", "client messages allowed in a burst"),
     "max_send_buffer_s": ("SECONDS", "audio held for a client that is not reading; past it its stream is cancelled"),
     "max_active_streams": ("auto|N", "connections speaking at once, daemon-wide; auto = as many as the measured "
-                           "engine speed feeds at 1x with headroom, N = that but at most N; more are refused with overloaded"),
+                           "engine speed feeds at 1x with headroom, N = that but at most N; more real-time streams "
+                           "are refused with overloaded, requests wait (--max-queued)"),
+    "max_queued": ("N", "requests (OpenAI HTTP, Wyoming synthesize, speak with admission queue) waiting for a "
+                   "stream slot at once; more are refused with overloaded"),
+    "queue_timeout_s": ("SECONDS", "how long a request may wait for a stream slot before it is refused"),
 }
 
 
@@ -112,6 +122,25 @@ def _positive_int(text: str) -> int:
 def _streams(text: str) -> int | None:
     """``auto`` (measured admission alone) or a cap N >= 1."""
     return None if text.strip().lower() == "auto" else _positive_int(text)
+
+
+def _non_negative_int(text: str) -> int:
+    """``--max-queued``: 0 turns the request queue off (requests are refused like streams)."""
+    value = _positive_int(text) if text.strip() != "0" else 0
+    return value
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
+    return value
+
+
+_LIMIT_TYPES = {"max_active_streams": _streams, "max_queued": _non_negative_int, "queue_timeout_s": _positive_seconds}
 
 
 def _utilisation(text: str) -> float:
@@ -185,7 +214,7 @@ def add_server_args(p: argparse.ArgumentParser) -> None:
                       ("drain_timeout_s", "on SIGTERM, let speech finish for up to this long")):
         p.add_argument("--" + name.replace("_", "-"), type=float, default=getattr(ServerConfig, name), help=doc)
     for f in fields(Limits):
-        kind = _streams if f.name == "max_active_streams" else type(f.default)
+        kind = _LIMIT_TYPES.get(f.name, type(f.default))
         shown = "auto" if f.default is None else f.default
         p.add_argument("--" + f.name.replace("_", "-"), type=kind, default=f.default, dest=f"limit_{f.name}",
                        metavar=_LIMIT_HELP[f.name][0], help=f"{_LIMIT_HELP[f.name][1]} (default {shown})")

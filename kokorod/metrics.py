@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, generate_latest
 
 _LATENCY_BUCKETS_S = (0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0)
+# Seconds a request waited for its stream slot (0: admitted at once).
+_QUEUE_WAIT_BUCKETS_S = (0.0, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0)
 _RTF_BUCKETS = (0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 1.5, 2.0)
 _TASK_DIR = "/proc/self/task"
 
@@ -52,6 +54,11 @@ class Metrics:
         self.capacity_streams = Gauge("kokorod_capacity_streams", "Streams at 1x admitted at once with the current RTF estimate (-1: no bound)", registry=r)
         self.stream_demand = Gauge("kokorod_stream_demand_workers", "Engine time the active streams need, in workers (sum of each stream's RTF at its speed)", registry=r)
         self.capacity_bound = Gauge("kokorod_capacity_bound_workers", "Engine time admission plans for: workers x utilisation bound (-1: measured admission off)", registry=r)
+        # The request queue (kokorod.daemon.request_queue): requests waiting for a slot.
+        self.request_queue_depth = Gauge("kokorod_request_queue_depth", "Requests (OpenAI, Wyoming synthesize, speak with admission queue) waiting for a stream slot", registry=r)
+        self.request_queue_wait = Histogram("kokorod_request_queue_wait_seconds", "Time a request waited for its stream slot (0: admitted at once)", buckets=_QUEUE_WAIT_BUCKETS_S, registry=r)
+        self.request_queue_timeouts = Counter("kokorod_request_queue_timeouts_total", "Requests refused after waiting --queue-timeout-s for a slot", registry=r)
+        self.request_queue_full = Counter("kokorod_request_queue_full_total", "Requests refused because --max-queued were already waiting", registry=r)
         self.engine_workers = Gauge("kokorod_engine_workers", "Engine workers (threads with their own engine session)", registry=r)
         # process_resident_memory_bytes, process_open_fds, ... (Linux only; no-op elsewhere).
         ProcessCollector(registry=r)

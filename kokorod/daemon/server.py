@@ -39,6 +39,7 @@ from kokorod.protocol.codec import SUBPROTOCOLS, Codec, codec_for_subprotocol
 from kokorod.protocol.messages import LanguageInfo, Ready
 from kokorod.daemon.scheduler import EngineScheduler
 from kokorod.daemon.admission import Capacity
+from kokorod.daemon.request_queue import RequestAdmission, RequestQueue
 from kokorod.daemon.session import Services, Session
 from kokorod.synthesizer import Synthesizer
 from kokorod.text.languages import LANGUAGES
@@ -111,6 +112,9 @@ class Daemon:
         self.estimator = RtfEstimator()
         self.capacity = Capacity(self.config.limits.max_active_streams, estimator=self.estimator,
                                  workers=self.scheduler.workers, utilisation=self.config.stream_utilisation)
+        # Requests (OpenAI, Wyoming synthesize) wait here for the same slots (docs/operations.md, Capacity).
+        self.requests = RequestAdmission(self.capacity, RequestQueue(self.config.limits.max_queued,
+                                                                     self.config.limits.queue_timeout_s), self.metrics)
         self.workers: WorkerSynthesizers | None = None
         self._slope_task: asyncio.Task[float] | None = None
         self.wyoming: Any = None  # kokorod.frontends.wyoming.WyomingFrontend when --wyoming-uri is given
@@ -167,7 +171,7 @@ class Daemon:
         workers = self.workers = WorkerSynthesizers(synths, self.estimator)
         voices = tuple(workers.voices.names())
         self.services = Services(self.config, self.scheduler, workers, self.metrics, self.capacity,  # type: ignore[arg-type]
-                                 voices, language_catalog(voices, workers))  # type: ignore[arg-type]
+                                 voices, language_catalog(voices, workers), self.requests)  # type: ignore[arg-type]
         # The --lexicon file, validated now (a bad one is a one-line error); SIGHUP reloads it.
         install_lexicon(self)
         for info in self.services.languages:
@@ -327,7 +331,7 @@ class Daemon:
             except OSError:  # not fatal: only the slow-consumer bound gets looser
                 pass
         codec = _WithCapacity(codec_for_subprotocol(connection.subprotocol, self.config.limits.max_message_bytes),
-                              self.capacity)
+                              self.capacity, self.requests)
         session = Session(self.services, codec, _Transport(connection), uuid.uuid4().hex[:12])  # type: ignore[arg-type]
         activity = _Activity(asyncio.get_running_loop().time())
         self.sessions.add(session)
@@ -383,15 +387,20 @@ class _WithCapacity:
     """A connection's codec that adds the daemon's capacity (measured here, not
     known to the session) to the ``ready`` event it encodes."""
 
-    def __init__(self, codec: Codec, capacity: Capacity) -> None:
-        self._codec, self._capacity = codec, capacity
+    def __init__(self, codec: Codec, capacity: Capacity, requests: RequestAdmission | None = None) -> None:
+        self._codec, self._capacity, self._requests = codec, capacity, requests
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._codec, name)
 
     def encode(self, event: Any) -> bytes | str:
         if isinstance(event, Ready) and event.capacity is None:
-            event = dataclasses.replace(event, capacity=self._capacity.info())
+            info = self._capacity.info()
+            if self._requests is not None:
+                queue = self._requests.queue
+                info = dataclasses.replace(info, queued=len(queue), max_queued=queue.max_queued,
+                                           queue_timeout_s=queue.timeout_s)
+            event = dataclasses.replace(event, capacity=info)
         return self._codec.encode(event)
 
 

@@ -23,6 +23,7 @@ from kokorod.logs import kv
 from kokorod.metrics import Metrics
 from kokorod.daemon.outbox import Outbox
 from kokorod.daemon.pacing import SpeechRates
+from kokorod.daemon.request_queue import QueueRefused, RequestAdmission, Ticket
 from kokorod.protocol.codec import Codec, ProtocolError
 from kokorod.protocol.messages import (
     Audio, Cancel, Cancelled, CancelReason, Config, Configured, Error, ErrorCode, LanguageInfo, Limits, PhonemeWord,
@@ -58,6 +59,7 @@ class Services:
     capacity: Capacity
     voices: tuple[str, ...]
     languages: tuple[LanguageInfo, ...] = ()
+    requests: RequestAdmission | None = None  # None: no request queue, every utterance is a stream
     rates: SpeechRates = field(default_factory=SpeechRates)  # speaking rate and per-run overhead, learnt
 
 
@@ -354,13 +356,15 @@ class Session:
             self._refuse(msg.utterance, ErrorCode.TOO_MANY_UTTERANCES, f"at most {limits.max_utterances} utterances may be queued")
             return None
         speed = msg.speed if msg.speed is not None else self.speed
-        if not self.utterances and not self.s.capacity.try_acquire(self, speed):  # else this connection holds its slot
-            self.s.metrics.utterances_refused.labels(reason="overloaded").inc()
-            self._refuse(msg.utterance, ErrorCode.OVERLOADED, "the daemon is at capacity; try again shortly with a new utterance id")
-            return None
+        ticket: Ticket | None = None
+        if not self.utterances:  # else this connection holds its slot (or its place in the request queue)
+            admitted, ticket = self._admit(msg, speed)
+            if not admitted:
+                return None
         previous = next(reversed(self.utterances.values()), None)
         utt = Utterance(msg.utterance, voice, msg.speed if msg.speed is not None else self.speed, self.fmt,
                         self._loop.time(), lang)
+        utt.ticket = ticket
         self.utterances[utt.id] = utt
         self._tasks_owned.add(utt)
         self.s.metrics.utterances_started.inc()
@@ -369,6 +373,38 @@ class Session:
         utt.task.add_done_callback(lambda _t, u=utt: self._tasks_owned.discard(u))
         return utt
 
+    def _admit(self, msg: Speak, speed: float) -> tuple[bool, Ticket | None]:
+        """A stream slot for a new utterance: now, a place in the request queue
+        (a request, ``admission: queue``), or a refusal sent to the client."""
+        requests = self.s.requests
+        if msg.admission == "queue" and requests is not None:
+            try:
+                return True, requests.enter(self, speed)
+            except QueueRefused as exc:
+                self.s.metrics.utterances_refused.labels(reason="queue_full").inc()
+                self._refuse(msg.utterance, ErrorCode.OVERLOADED, exc.message)
+                return False, None
+        if self.s.capacity.try_acquire(self, speed):
+            return True, None
+        self.s.metrics.utterances_refused.labels(reason="overloaded").inc()
+        self._refuse(msg.utterance, ErrorCode.OVERLOADED, "the daemon is at capacity; try again shortly with a new "
+                     "utterance id (or send a request with \"admission\": \"queue\" to wait for a slot)")
+        return False, None
+
+    async def _await_slot(self, utt: Utterance) -> bool:
+        """Wait for a queued request's slot; False (and the utterance failed) at its deadline."""
+        assert self.s.requests is not None
+        try:
+            await self.s.requests.wait(utt.ticket)
+        except QueueRefused as exc:
+            self.s.metrics.utterances_refused.labels(reason="queue_timeout").inc()
+            self._fail(utt, ErrorCode.OVERLOADED, exc.message)
+            return False
+        utt.ticket = None
+        # Time to first audio counts from the slot: the wait has its own histogram.
+        utt.created_at = self._loop.time()
+        return True
+
     # -- speaking ------------------------------------------------------------
 
     def _urgency(self) -> float:
@@ -376,6 +412,8 @@ class Session:
 
     async def _speak(self, utt: Utterance, previous: Utterance | None) -> None:
         try:
+            if utt.ticket is not None and not await self._await_slot(utt):
+                return
             if previous is not None:
                 await previous.finished.wait()
             utt.state = State.SPEAKING
@@ -508,8 +546,12 @@ class Session:
         utt.timeline.close()  # a compressed format's encoder: discarded unless finished
         self.utterances.pop(utt.id, None)
         self._remember_ended(utt.id, state.value if reason is None else f"{state.value}: {reason}")
+        if utt.ticket is not None and self.s.requests is not None:
+            self.s.requests.leave(utt.ticket)  # abandoned while waiting: its place frees at once
         if not self.utterances:  # its last one: the connection's stream slot is free
             self.s.capacity.release()
+            if self.s.requests is not None:
+                self.s.requests.pump_soon()  # to the request that waited longest (after a barge-in's own)
         m = self.s.metrics
         m.active_streams.set(self.s.capacity.active)
         if state == State.DONE:

@@ -51,6 +51,9 @@ class Utterance:
     chars: int = 0
     warned: bool = False  # a warning (unspoken text) was sent
     synth_s: float = 0.0
+    # Its place in the request queue while it waits for a stream slot
+    # (kokorod.daemon.request_queue.Ticket); None once admitted.
+    ticket: Any = None
     timeline: UtteranceTimeline = field(init=False)
 
     def __post_init__(self) -> None:

@@ -4,8 +4,9 @@ An adapter (OpenAI HTTP, Wyoming) turns its requests into kokorod protocol
 messages (``Speak``, ``Cancel``, ``Config``), sends them to a ``LocalPeer`` and
 reads back the same events a WebSocket client gets (``Audio``, ``WordEvent``,
 ``Done``, ``Error``...). Everything else is the WebSocket path's: the session's
-limits, rate limiting, admission (``overloaded``), barge-in, cancellation of
-in-flight synthesis, metrics and drain on SIGTERM.
+limits, rate limiting, admission (``overloaded``, or the request queue for a
+``speak`` with ``admission="queue"``), barge-in, cancellation of in-flight
+synthesis, metrics and drain on SIGTERM.
 
 Messages are validated exactly where WebSocket frames are: ``LocalCodec``
 encodes each one with the JSON codec and decodes it again, so a bad field from

@@ -10,8 +10,11 @@ first event that counts: the first audio (200) or an error (its HTTP status),
 so a bad voice or an overloaded daemon is an ordinary OpenAI error, and the
 first audio bytes leave as soon as the first chunk is synthesized.
 
-Limits, admission (``overloaded`` → 503), rate limits, metrics and drain are
-the session's, as for a WebSocket client. A client that goes away mid-stream
+Limits, rate limits, metrics and drain are the session's, as for a WebSocket
+client. Admission is a request's: at capacity the call waits in the daemon's
+request queue (kokorod.daemon.request_queue) before its status line, so a
+response never starts and then stutters; past ``--max-queued`` or
+``--queue-timeout-s`` it is a 503 with ``Retry-After``. A client that goes away mid-stream
 cancels the request's task; leaving the ``local_peer`` block cancels the
 utterance, synthesis in flight included.
 """
@@ -262,7 +265,9 @@ class _SpeechStream:
                 first = i == 0
                 peer.send(Speak(UTTERANCE, fragment, voice=spec.voice if first else None,
                                 speed=spec.speed if first else None, lang=spec.lang if first else None,
-                                final=i == len(fragments) - 1, mode="queue"))
+                                final=i == len(fragments) - 1, mode="queue",
+                                # A request: it waits for a slot (no audio, no status yet) rather than a 503.
+                                admission="queue" if first else None))
             async for event in peer.events():
                 if isinstance(event, Audio):
                     await self._audio(event)

@@ -20,12 +20,18 @@ Event mapping (docs/home-assistant.md):
 
 Errors: a refused or failed request (unknown voice or language, ``overloaded``,
 engine failure, cancelled by shutdown or as a slow consumer...) is a Wyoming
-``error`` event with kokorod's error code, and then the connection is closed,
-as wyoming-piper does: Home Assistant waits for ``audio-stop`` (or
+``error`` event with kokorod's error code, and then the connection ends,
+as wyoming-piper's does: Home Assistant waits for ``audio-stop`` (or
 ``synthesize-stopped``) and ignores ``error``, so an open connection would
-leave it waiting until its timeout. Text that is not spoken (emoji, another
-script) is logged as a warning. A disconnect cancels the connection's
-synthesis, in flight included.
+leave it waiting until its timeout. It ends cleanly: we half-close (the client
+reads the error, then end of stream) and drop what the client still sends,
+bounded in bytes and time, before closing, so the client is not reset while
+it is still writing its request. A one-shot ``synthesize`` is a request: at
+capacity it waits in the daemon's request queue (kokorod.daemon.request_queue)
+and is refused only past ``--max-queued`` or ``--queue-timeout-s``; a
+streaming synthesis is a real-time stream, refused with ``overloaded``. Text
+that is not spoken (emoji, another script) is logged as a warning. A
+disconnect cancels the connection's synthesis, in flight included.
 """
 
 from __future__ import annotations
@@ -50,6 +56,7 @@ from kokorod.config import ServerConfig
 from kokorod.errors import InputError, KokorodError
 from kokorod.frontends.local import LocalPeer
 from kokorod.frontends.wyoming_info import build_info, resolve_voice
+from kokorod.frontends.wyoming_linger import DISCARD_MAX_S, Linger
 from kokorod.logs import kv
 from kokorod.protocol.messages import Audio, Cancelled, Done, Error, ErrorCode, Speak, Warning
 
@@ -229,6 +236,8 @@ class KokorodWyomingHandler(AsyncEventHandler):
         self._pending = ""  # stream text not yet handed to the session (coalescing)
         self._max_chars = max_speak_chars(frontend.config.limits.max_message_bytes)
         self._flush_timer: asyncio.TimerHandle | None = None
+        self._linger = Linger(reader, writer)  # after an error: end without resetting the client
+        self._error_written = False  # an `error` event was sent
         self._flushed_at = float("-inf")
         loop = asyncio.get_running_loop()
         self._loop, self._last_event = loop, loop.time()
@@ -241,7 +250,7 @@ class KokorodWyomingHandler(AsyncEventHandler):
         try:
             if refusal is not None:
                 await self.write_event(WyomingError(text=refusal[1], code=refusal[0]).event())
-                self.writer.close()
+                await self._linger.finish()
                 return
             self.frontend.handlers.add(self)
             async with self.frontend.daemon.local_peer() as peer:
@@ -263,6 +272,17 @@ class KokorodWyomingHandler(AsyncEventHandler):
         finally:
             self.frontend.handlers.discard(self)
             self.writer.close()
+
+    async def disconnect(self) -> None:
+        """AsyncEventHandler.run calls this before it closes the socket: after an
+        error, drop what the client still sends first (kokorod.frontends.wyoming_linger)."""
+        if self._error_written:
+            await self._linger.finish()
+
+    async def write_event(self, event: Event) -> None:
+        if WyomingError.is_type(event.type):
+            self._error_written = True
+        await super().write_event(event)
 
     async def _close_when_idle(self, peer: LocalPeer) -> None:
         """The WebSocket's idle rule: nothing received and nothing to speak or
@@ -286,6 +306,8 @@ class KokorodWyomingHandler(AsyncEventHandler):
 
     async def handle_event(self, event: Event) -> bool:
         self._last_event = self._loop.time()
+        if self._linger.ending:  # an error was sent: the rest of the request is read and dropped (bounded)
+            return self._linger.dropped(event)
         try:
             return await self._dispatch(event)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:  # a malformed event, not our bug
@@ -342,7 +364,7 @@ class KokorodWyomingHandler(AsyncEventHandler):
             code = ErrorCode.UNKNOWN_VOICE if voice is not None and voice.name else ErrorCode.INVALID_FIELD
             log.info("wyoming %s: refused: %s", self.name, exc.message)
             await self.write_event(WyomingError(text=str(exc), code=str(code)).event())
-            return False  # close: see the module docstring
+            return False  # close (see the module docstring), cleanly: disconnect() reads what the client still sends
         request = _Request(f"w{next(self._uids)}", streaming)
         self._requests[request.uid] = request
         if streaming:
@@ -353,8 +375,10 @@ class KokorodWyomingHandler(AsyncEventHandler):
         pieces = [text[i:i + step] for i in range(0, len(text), step)] or [""]
         for i, piece in enumerate(pieces):
             last = i == len(pieces) - 1
+            # A one-shot synthesize is a request (it waits for a slot); a stream plays as it comes.
             self._send(Speak(request.uid, piece, voice=choice.voice, lang=choice.lang,
-                             final=last and not streaming, mode="queue") if i == 0 else
+                             final=last and not streaming, mode="queue",
+                             admission=None if streaming else "queue") if i == 0 else
                        Speak(request.uid, piece, final=last and not streaming))
         return True
 
@@ -397,6 +421,8 @@ class KokorodWyomingHandler(AsyncEventHandler):
             # Events end when the daemon drains or closes this session.
         except (ConnectionError, OSError) as exc:
             log.debug("wyoming %s: client gone while sending: %s", self.name, exc)
+        if self._linger.ending:  # the reader drops the client's remaining events until it closes, briefly
+            await asyncio.sleep(DISCARD_MAX_S)
         await self.stop()
 
     async def _relay(self, event: Any) -> bool:
@@ -423,12 +449,14 @@ class KokorodWyomingHandler(AsyncEventHandler):
                 return True
             log.info("wyoming %s: error %s: %s", self.name, event.code, event.message)
             await self.write_event(WyomingError(text=event.message, code=str(event.code)).event())
+            await self._linger.half_close()
             return False
         elif isinstance(event, Cancelled):
             if request is not None:
                 why = {"shutdown": "kokorod is shutting down", "slow_consumer": "the client is not reading its audio"}
                 await self.write_event(WyomingError(text=f"synthesis cancelled: {why.get(event.reason, event.reason)}",
                                                     code=str(event.reason)).event())
+                await self._linger.half_close()
                 return False
         return True  # Ready, Configured, Chunk, WordEvent: nothing Wyoming carries
 

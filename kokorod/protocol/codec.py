@@ -17,8 +17,8 @@ from typing import Any, Callable, ClassVar, Final, NoReturn
 import msgpack
 
 from .messages import (
-    BYTES_PER_SAMPLE, DEFAULT_MAX_MESSAGE_BYTES, FORMATS, FRAME_MS_MAX, FRAME_MS_MIN, MODES, PHONEMIZE_MAX_CHARS,
-    SAMPLE_RATES, SPEED_MAX, SPEED_MIN, UTTERANCE_ID_MAX_CHARS, UTTERANCE_ID_MIN_CHARS, VOICE_MAX_CHARS,
+    ADMISSIONS, BYTES_PER_SAMPLE, DEFAULT_MAX_MESSAGE_BYTES, FORMATS, FRAME_MS_MAX, FRAME_MS_MIN, MODES,
+    PHONEMIZE_MAX_CHARS, SAMPLE_RATES, SPEED_MAX, SPEED_MIN, UTTERANCE_ID_MAX_CHARS, UTTERANCE_ID_MIN_CHARS, VOICE_MAX_CHARS,
     Audio, Cancel, Cancelled, CapacityInfo, Chunk, ClientMessage, Config, Configured, Done, Error, ErrorCode, LanguageInfo, Limits,
     PhonemeWord, Phonemes, Phonemize, Ready, ServerEvent, Speak, Warning, WordEvent,
 )
@@ -162,6 +162,7 @@ def _speak(d: dict[str, Any], utt: str | None) -> Speak:
         final=_bool(d, "final", utt),
         mode=_str(d, "mode", utt, choices=MODES),  # type: ignore[arg-type]
         lang=_lang(d, utt),
+        admission=_str(d, "admission", utt, choices=ADMISSIONS),  # type: ignore[arg-type]
     )
 
 
@@ -316,7 +317,9 @@ def _capacity(d: dict[str, Any]) -> CapacityInfo | None:
     if type(raw) is not dict:
         _invalid("capacity", "must be a map", raw, None)
     return CapacityInfo(_optional(raw, "rtf", _F), _optional(raw, "max_streams", _I), _need(raw, "active", _I),
-                        _optional(raw, "workers", _I) or 1, _optional(raw, "utilisation", _F))
+                        _optional(raw, "workers", _I) or 1, _optional(raw, "utilisation", _F),
+                        _optional(raw, "queued", _I), _optional(raw, "max_queued", _I),
+                        _optional(raw, "queue_timeout_s", _F))
 
 
 def event_from_map(d: dict[str, Any], pcm: bytes | None = None) -> ServerEvent:

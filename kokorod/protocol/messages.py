@@ -34,6 +34,10 @@ SAMPLE_RATES: Final = (8000, 16000, 22050, 24000, 44100, 48000)
 # MP3 at the model's rate needs no resampling.
 FORMAT_SAMPLE_RATES: Final = {"opus": (24000,), "mp3": (24000,)}
 MODES: Final = ("interrupt", "queue")
+# How a new utterance is admitted when the daemon is at capacity: "stream"
+# (real-time: refused with `overloaded`) or "queue" (a request: waits in the
+# daemon's FIFO for a slot, up to its --max-queued and --queue-timeout-s).
+ADMISSIONS: Final = ("stream", "queue")
 
 FRAME_MS_MIN: Final = 10
 FRAME_MS_MAX: Final = 1000
@@ -51,6 +55,7 @@ PHONEMIZE_MAX_CHARS: Final = 4000
 
 Format = Literal["pcm_s16le", "pcm_f32le", "mulaw", "alaw", "opus", "mp3"]
 Mode = Literal["interrupt", "queue"]
+Admission = Literal["stream", "queue"]
 
 
 def format_rate_problem(fmt: str, sample_rate: int) -> str | None:
@@ -104,6 +109,7 @@ class Speak:
     final: bool = False
     mode: Mode | None = None
     lang: str | None = None  # canonical language code (the codec resolves aliases)
+    admission: Admission | None = None  # None: "stream"; read when the speak starts an utterance
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"type": "speak", "utterance": self.utterance, "text": self.text}
@@ -117,6 +123,8 @@ class Speak:
             d["final"] = True
         if self.mode is not None:
             d["mode"] = self.mode
+        if self.admission is not None:
+            d["admission"] = self.admission
         return d
 
 
@@ -234,10 +242,18 @@ class CapacityInfo:
     active: int                # streams admitted now (connections speaking or queued)
     workers: int = 1           # engine workers
     utilisation: float | None = None  # planned fraction of each worker; None: measured admission off
+    # Requests ("admission": "queue") waiting for a slot now, and the bounds
+    # past which one is refused. None: an older daemon, no request queue.
+    queued: int | None = None
+    max_queued: int | None = None
+    queue_timeout_s: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"rtf": self.rtf, "max_streams": self.max_streams, "active": self.active, "workers": self.workers,
-                "utilisation": self.utilisation}
+        d: dict[str, Any] = {"rtf": self.rtf, "max_streams": self.max_streams, "active": self.active,
+                             "workers": self.workers, "utilisation": self.utilisation}
+        if self.max_queued is not None:
+            d.update(queued=self.queued or 0, max_queued=self.max_queued, queue_timeout_s=self.queue_timeout_s)
+        return d
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ import http.client
 import io
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Iterator
 
 import av
@@ -179,18 +180,26 @@ def test_sse_with_timestamps_gives_words_in_order_inside_the_audio(daemon: Daemo
     assert kinds.index("kokorod.word") < kinds.index("speech.audio.delta")  # words precede their audio
 
 
-def test_an_overloaded_daemon_answers_503_with_retry_after(daemon: DaemonProcess) -> None:
+def test_a_busy_daemon_queues_a_speech_call_then_answers_it(daemon: DaemonProcess) -> None:
+    """At capacity a speech call waits for the slot (no 503, no status line
+    yet) and is answered once it frees; a queue time-out's 503 with Retry-After
+    is tested in test_request_queue.py."""
     with httpx.stream("POST", daemon.http + "/v1/audio/speech", timeout=120,
                       headers={"Authorization": f"Bearer {TOKEN}"},
                       json={"model": "tts-1", "voice": "alloy", "input": LONG, "response_format": "pcm"}) as r:
         assert r.status_code == 200
         chunks = r.iter_raw()  # kept: a dropped iterator would close the response
         next(chunks)  # speaking: it holds the only stream slot
-        with pytest.raises(openai.InternalServerError) as info:
-            client(daemon).audio.speech.create(model="tts-1", voice="alloy", input="Me too, please.")
-        assert info.value.status_code == 503
-        assert info.value.response.headers["retry-after"] == "1"
-        assert info.value.body["code"] == "overloaded"  # type: ignore[index]
+        with ThreadPoolExecutor(1) as pool:
+            queued = pool.submit(lambda: client(daemon).audio.speech.create(
+                model="tts-1", voice="alloy", input="Me too, please.", response_format="pcm").content)
+            deadline = time.monotonic() + 30
+            while scrape(daemon).get("kokorod_request_queue_depth", 0) < 1:
+                assert time.monotonic() < deadline and not queued.done(), "the call did not wait in the queue"
+                time.sleep(0.05)
+            r.close()  # the first client goes away: its slot passes to the waiting call
+            audio = queued.result(timeout=120)
+    assert len(audio) / 2 / 24000 > 0.5
 
 
 def test_too_large_is_413(daemon: DaemonProcess) -> None:

@@ -256,7 +256,12 @@ async def test_ready_and_metrics_carry_the_measured_capacity(secured: DaemonProc
     assert metrics["kokorod_stream_demand_workers"] == 0
     async with websockets.connect(d.url + f"?token={TOKEN}", subprotocols=[Subprotocol("kokorod.v1.json")]) as ws:
         wire = json.loads(await ws.recv())["capacity"]
-    assert set(wire) == {"rtf", "max_streams", "active", "workers", "utilisation"} and wire["max_streams"] == 1
+    assert set(wire) == {"rtf", "max_streams", "active", "workers", "utilisation", "queued", "max_queued",
+                         "queue_timeout_s"} and wire["max_streams"] == 1
+    # The request queue's bounds (defaults) and what waits in it now.
+    assert (wire["queued"], wire["max_queued"], wire["queue_timeout_s"]) == (0, 32, 120.0)
+    assert (cap.queued, cap.max_queued, cap.queue_timeout_s) == (0, 32, 120.0)
+    assert metrics["kokorod_request_queue_depth"] == 0
     # While a stream speaks, a new connection sees it counted, and its demand.
     await peer.send(Speak("busy", LONG, final=True))
     await peer.until(lambda e: isinstance(e, Audio))

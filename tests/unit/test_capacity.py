@@ -293,6 +293,10 @@ def test_ready_carries_capacity_both_ways(codec: MsgpackCodec | JsonCodec) -> No
     assert codec.decode_event(codec.encode(READY)).capacity is None
     unknown = dataclasses.replace(READY, capacity=CapacityInfo(None, None, 0, 1, None))
     assert codec.decode_event(codec.encode(unknown)).capacity == CapacityInfo(None, None, 0, 1, None)
+    # The request queue's state and bounds ride along when the daemon has one.
+    queued = dataclasses.replace(info, queued=3, max_queued=32, queue_timeout_s=60.0)
+    assert dataclasses.replace(READY, capacity=queued).to_dict()["capacity"]["max_queued"] == 32
+    assert codec.decode_event(codec.encode(dataclasses.replace(READY, capacity=queued))).capacity == queued
 
 
 # -- flags ----------------------------------------------------------------------------
@@ -310,6 +314,16 @@ def test_max_active_streams_flag() -> None:
     for bad in ("0", "-1", "many"):
         with pytest.raises(SystemExit):
             parse("--max-active-streams", bad)
+
+
+def test_request_queue_flags() -> None:
+    limits = limits_from_args(parse())
+    assert (limits.max_queued, limits.queue_timeout_s) == (32, 120.0)
+    limits = limits_from_args(parse("--max-queued", "0", "--queue-timeout-s", "2.5"))
+    assert (limits.max_queued, limits.queue_timeout_s) == (0, 2.5)
+    for bad in (["--max-queued", "-1"], ["--max-queued", "x"], ["--queue-timeout-s", "0"], ["--queue-timeout-s", "inf"]):
+        with pytest.raises(SystemExit):
+            parse(*bad)
 
 
 def test_worker_flags() -> None:

@@ -289,6 +289,8 @@ INVALID = [
     ({**SPEAK, "final": 1}, "final", "u1"),
     ({**SPEAK, "mode": "barge_in"}, "mode", "u1"),
     ({**SPEAK, "mode": 0}, "mode", "u1"),
+    ({**SPEAK, "admission": "wait"}, "admission", "u1"),
+    ({**SPEAK, "admission": True}, "admission", "u1"),
     ({"type": "cancel", "utterance": 5}, "utterance", None),
     ({"type": "cancel", "utterance": ""}, "utterance", None),
     ({"type": "cancel", "all": "true"}, "all", None),
@@ -446,3 +448,11 @@ def test_unknown_lang_is_invalid_field_naming_the_codes(codec: Codec, bad: Any) 
     assert err.code == ErrorCode.INVALID_FIELD and "'lang'" in err.message and err.utterance == "u1"
     if bad == "klingon":
         assert "pt-br" in err.message
+
+
+@pytest.mark.parametrize("admission", ["queue", "stream"])
+def test_speak_admission_round_trips(codec: Codec, admission: str) -> None:
+    msg = codec.decode(frame_of(codec, {**SPEAK, "admission": admission}))
+    assert isinstance(msg, Speak) and msg.admission == admission
+    assert msg.to_dict()["admission"] == admission
+    assert "admission" not in codec.decode(frame_of(codec, SPEAK)).to_dict()  # absent: a stream, as before
