@@ -44,6 +44,7 @@ from kokorod.synthesizer import Synthesizer
 from kokorod.text.languages import LANGUAGES
 from kokorod.daemon.warmup import Probe, measure_slope, warm_up
 from kokorod.daemon.workers import WorkerSynthesizers
+from kokorod.daemon.chunk_cache import build_chunk_cache
 
 log = logging.getLogger("kokorod.daemon.server")
 STREAM_PATH = "/v1/stream"
@@ -166,8 +167,12 @@ class Daemon:
         synths = list(self.synth) if isinstance(self.synth, (list, tuple)) else [self.synth]
         workers = self.workers = WorkerSynthesizers(synths, self.estimator)
         voices = tuple(workers.voices.names())
+        # Off the loop: without the graph cache the engine's identity hashes the model file.
+        cache = await asyncio.to_thread(build_chunk_cache, self.config.chunk_cache_mb,
+                                         getattr(synths[0], "engine", None))
+        self.metrics.chunk_cache.cache = cache
         self.services = Services(self.config, self.scheduler, workers, self.metrics, self.capacity,  # type: ignore[arg-type]
-                                 voices, language_catalog(voices, workers))  # type: ignore[arg-type]
+                                 voices, language_catalog(voices, workers), cache)  # type: ignore[arg-type]
         # The --lexicon file, validated now (a bad one is a one-line error); SIGHUP reloads it.
         install_lexicon(self)
         for info in self.services.languages:
@@ -415,7 +420,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         ping_timeout_s=args.ping_timeout_s, drain_timeout_s=args.drain_timeout_s,
         engine_workers=args.engine_workers, engine_threads=args.engine_threads,
         stream_utilisation=args.stream_utilisation, wyoming_uri=args.wyoming_uri, zeroconf=args.zeroconf,
-        lexicon_path=args.lexicon,
+        lexicon_path=args.lexicon, chunk_cache_mb=args.cache_mb,
     )
 
 

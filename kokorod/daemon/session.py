@@ -16,6 +16,7 @@ from typing import Any, AsyncIterable, Protocol
 
 from kokorod import __version__
 from kokorod.daemon.admission import Capacity
+from kokorod.daemon.chunk_cache import ChunkCache
 from kokorod.config import ServerConfig
 from kokorod.engine.base import SAMPLE_RATE
 from kokorod.errors import InputError
@@ -57,6 +58,7 @@ class Services:
     capacity: Capacity
     voices: tuple[str, ...]
     languages: tuple[LanguageInfo, ...] = ()
+    chunk_cache: ChunkCache | None = None  # rendered chunks by what made them (None: off)
 
 
 class _RateLimiter:
@@ -408,9 +410,19 @@ class Session:
     async def _speak_segment(self, utt: Utterance, segment: Segment) -> None:
         await self._await_lookahead()
         last = utt.final and not utt.segments
-        job = partial(self._job, segment=segment, voice=utt.voice, speed=utt.speed, lang=utt.lang, last=last,
-                      lexicon=self.lexicon)
-        rendered: Rendered = await self.s.scheduler.submit(job, urgency=self._urgency)
+        cache = self.s.chunk_cache
+        # Looked up on the loop: a hit neither runs the engine nor queues for it.
+        lookup = None if cache is None else cache.lookup(
+            segment, voice=utt.voice, speed=utt.speed, lang=utt.lang, last=last, session_lexicon=self.lexicon,
+            daemon_lexicons=getattr(getattr(self.s.synth, "g2p", None), "lexicons", None))
+        rendered: Rendered | None = None if lookup is None else lookup.rendered
+        hit = rendered is not None
+        if rendered is None:
+            job = partial(self._job, segment=segment, voice=utt.voice, speed=utt.speed, lang=utt.lang, last=last,
+                          lexicon=self.lexicon)
+            rendered = await self.s.scheduler.submit(job, urgency=self._urgency)
+            if lookup is not None:
+                lookup.store(rendered)
         utt.synth_s += rendered.synth_s
         if rendered.unspeakable:
             self._warn(utt, WarningCode.UNSPEAKABLE, " ".join(rendered.unspeakable),
@@ -418,7 +430,8 @@ class Session:
         if not rendered.chunk.samples:
             return
         utt.chunks += 1
-        self.s.metrics.rtf.observe(rendered.synth_s / (rendered.chunk.samples / SAMPLE_RATE))
+        if not hit:  # the RTF histogram is the engine's speed
+            self.s.metrics.rtf.observe(rendered.synth_s / (rendered.chunk.samples / SAMPLE_RATE))
         self._emit(utt, await utt.render(segment.text, rendered.chunk))
 
     def _job(self, token: Any, *, segment: Any, voice: str, speed: float, lang: Language, last: bool,
