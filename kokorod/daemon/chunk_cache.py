@@ -36,9 +36,10 @@ from kokorod.timing import SpeechChunk
 
 log = logging.getLogger("kokorod.daemon.chunk_cache")
 
-# 32 MiB holds ~350 s of 24 kHz float32 audio: a few hundred short prompts
-# (a 2 s "Sure, one moment." is ~190 kB), about 4 % of the daemon's ~800 MB
-# resident size; a cache much larger mostly holds long one-off answers.
+# 32 MiB holds ~350 s of 24 kHz float32 audio: a hundred or more short prompts
+# (a 2 s "Sure, one moment." is ~190 kB) for under a tenth of the daemon's
+# ~430 MB resident size (docs/operations.md, Memory); a larger cache mostly
+# fills with long one-off answers, which are rarely asked for again.
 DEFAULT_CACHE_MB = 32.0
 # Held besides the samples, per entry: the key (its text, spans, fingerprints),
 # the Rendered/SpeechChunk objects, the array header and the OrderedDict slot.

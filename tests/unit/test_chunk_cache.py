@@ -217,3 +217,18 @@ def test_metrics_read_the_cache_at_scrape_time() -> None:
     assert values["kokorod_chunk_cache_bytes"] == cache.bytes_held > 0
     assert values["kokorod_chunk_cache_max_bytes"] == 10 * 2**20
     assert values["kokorod_chunk_cache_hit_ratio"] == 0.5
+
+
+def test_cache_mb_flag() -> None:
+    import argparse
+
+    from kokorod.config import ServerConfig, add_server_args
+
+    parser = argparse.ArgumentParser()
+    add_server_args(parser)
+    assert parser.parse_args([]).cache_mb == ServerConfig.chunk_cache_mb == 32
+    assert parser.parse_args(["--cache-mb", "0"]).cache_mb == 0  # off
+    assert parser.parse_args(["--cache-mb", "0.5"]).cache_mb == 0.5
+    for bad in ("-1", "inf", "nan", "lots"):
+        with pytest.raises(SystemExit):
+            parser.parse_args(["--cache-mb", bad])
