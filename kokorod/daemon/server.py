@@ -194,11 +194,13 @@ class Daemon:
     def _log_ready(self, probe: Probe) -> None:
         plan = self.capacity.plan()
         threads = self.config.threads_per_worker()
+        cache = self.services.chunk_cache if self.services is not None else None
         fields = {
             "warmup_s": round(probe.warmup_s, 2), "rtf": round(probe.rtf, 3),
             "speed_slope": round(self.estimator.slope, 3), "engine_workers": plan.workers,
             "threads_per_worker": threads, "utilisation": plan.utilisation, "max_streams": plan.max_streams,
             "max_active_streams": self.config.limits.max_active_streams,
+            "chunk_cache_max_bytes": cache.max_bytes if cache is not None else 0,
         }
         log.info("ready (warm-up %.2f s): RTF %.3f at 1x; %d engine worker%s x %s; "
                  "admits %s stream%s at 1x (utilisation bound %g%s)",
