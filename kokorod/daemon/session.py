@@ -423,6 +423,11 @@ class Session:
             rendered = await self.s.scheduler.submit(job, urgency=self._urgency)
             if lookup is not None:
                 lookup.store(rendered)
+        else:
+            # Yield once, as waiting for the engine would: a cancel of this
+            # utterance (barge-in, or _emit's slow-consumer verdict on the
+            # previous chunk) lands here instead of the utterance running on.
+            await asyncio.sleep(0)
         utt.synth_s += rendered.synth_s
         if rendered.unspeakable:
             self._warn(utt, WarningCode.UNSPEAKABLE, " ".join(rendered.unspeakable),
@@ -432,7 +437,21 @@ class Session:
         utt.chunks += 1
         if not hit:  # the RTF histogram is the engine's speed
             self.s.metrics.rtf.observe(rendered.synth_s / (rendered.chunk.samples / SAMPLE_RATE))
+        else:
+            await self._let_writer_catch_up(utt, rendered.chunk.samples / SAMPLE_RATE)
         self._emit(utt, await utt.render(segment.text, rendered.chunk))
+
+    async def _let_writer_catch_up(self, utt: Utterance, audio_s: float) -> None:
+        """A cached chunk is ready at once. The engine would have taken a while
+        to render it, time in which a reading client takes the audio queued for
+        it; give the writer that long before ``_emit`` judges the backlog, so a
+        hit never makes a reading client look like a slow consumer."""
+        limit = self.s.config.limits.max_send_buffer_s
+        if self.outbox.audio_s <= limit:
+            return
+        estimator = self.s.capacity.estimator
+        rtf = estimator.rtf(utt.speed) if estimator is not None else None
+        await self.outbox.wait_below(limit, audio_s * (rtf if rtf is not None else 1.0))
 
     def _job(self, token: Any, *, segment: Any, voice: str, speed: float, lang: Language, last: bool,
              lexicon: Any = None) -> Rendered:

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from kokorod.config import ServerConfig
+from kokorod.config import Limits, ServerConfig
 from kokorod.daemon.admission import Capacity
 from kokorod.daemon.chunk_cache import ChunkCache
 from kokorod.daemon.scheduler import EngineScheduler
@@ -38,17 +38,20 @@ class DriftingSynth(FakeSynth):
 
 
 async def _start(synth: FakeSynth, cache: ChunkCache | None, config: ServerConfig | None = None,
+                 peer: Peer | None = None, sched: EngineScheduler | None = None,
                  ) -> tuple[Session, Peer, asyncio.Task[None], EngineScheduler, Metrics]:
     config = config or ServerConfig()
-    sched = EngineScheduler()
-    sched.start()
+    if sched is None:
+        sched = EngineScheduler()
+        sched.start()
     metrics = Metrics()
     metrics.chunk_cache.cache = cache
     services = Services(config, sched, synth, metrics, Capacity(4), ("af_heart",), chunk_cache=cache)  # type: ignore[arg-type]
-    peer = Peer()
+    peer = peer or Peer()
     session = Session(services, MsgpackCodec(), peer, "cached")
     task = asyncio.create_task(session.run(peer.frames()))
-    await peer.wait_for(lambda e: isinstance(e, Ready))
+    if peer.block.is_set():  # a peer that never reads cannot wait for `ready`
+        await peer.wait_for(lambda e: isinstance(e, Ready))
     return session, peer, task, sched, metrics
 
 
@@ -139,3 +142,46 @@ async def test_cancelling_a_cached_utterance_still_cancels_it() -> None:
     assert cache.hits >= 1 and synth.calls < calls + 8  # it began from the cache, and stopped early
     await stop(peer, task, sched)
 
+
+
+SENTENCES = " ".join(f"Sentence number {i} is here." for i in range(4))  # 4 chunks of 1.2 s
+
+
+async def test_hits_at_once_do_not_make_a_reading_client_look_slow() -> None:
+    # Hits come faster than the writer hands frames to the socket; the backlog
+    # is judged only after the time an engine run would have given the writer.
+    synth = DriftingSynth()
+    cache = ChunkCache(8 * 2**20, "fake")
+    config = ServerConfig(limits=Limits(max_send_buffer_s=0.5))
+    session, peer, task, sched, _ = await _start(synth, cache, config)
+    await _speak(peer, "u1", SENTENCES)
+    calls = synth.calls
+    events = await _speak(peer, "u2", SENTENCES)
+    assert synth.calls == calls and events[-1]["type"] == "Done"
+    assert not any(e["type"] in ("Cancelled", "Error") for e in events)
+    await stop(peer, task, sched)
+
+
+async def test_a_client_that_does_not_read_is_still_cancelled_on_hits() -> None:
+    synth = DriftingSynth()
+    cache = ChunkCache(8 * 2**20, "fake")
+    config = ServerConfig(limits=Limits(max_send_buffer_s=0.5))
+    _, reader, task, sched, _ = await _start(synth, cache, config)
+    await _speak(reader, "warm", SENTENCES)
+    stuck = Peer(block_sends=True)
+    session, _, stuck_task, _, _ = await _start(synth, cache, config, peer=stuck, sched=sched)
+    calls = synth.calls
+    await stuck.say(Speak("u", SENTENCES, final=True))
+    for _ in range(1000):  # the backlog is judged after the time an engine run would take (~3 s here)
+        if "u" in session._ended:
+            break
+        await asyncio.sleep(0.01)
+    assert session._ended.get("u") == "cancelled: slow_consumer" and synth.calls == calls
+    assert session.outbox.audio_s <= 0.5 + 1.2 + 0.01  # the bound, plus the chunk that found it over
+    stuck.block.set()
+    await stuck.wait_for(lambda e: isinstance(e, Cancelled) and e.reason == "slow_consumer")
+    await asyncio.sleep(0.1)
+    assert not any(isinstance(e, Done) for e in stuck.events)  # cancelled means nothing follows
+    await stuck.close()
+    await asyncio.wait_for(stuck_task, 10)
+    await stop(reader, task, sched)

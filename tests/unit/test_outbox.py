@@ -33,3 +33,23 @@ async def test_get_waits_for_put() -> None:
     assert not waiter.done()
     box.put(Cancelled("u", "cancel"))
     assert (await asyncio.wait_for(waiter, 1)).utterance == "u"
+
+
+async def test_wait_below_returns_once_the_writer_has_taken_enough() -> None:
+    box = Outbox()
+    for i in range(5):  # 0.5 s
+        box.put(_audio("u", i))
+    assert await box.wait_below(0.5, timeout_s=0.0)  # already there
+    assert not await box.wait_below(0.2, timeout_s=0.05)  # nobody reads: gives up
+
+    async def reader() -> None:
+        for _ in range(3):
+            await asyncio.sleep(0.01)
+            await box.get()
+
+    task = asyncio.create_task(reader())
+    assert await box.wait_below(0.2, timeout_s=30)
+    assert abs(box.audio_s - 0.2) < 1e-9
+    await task
+    box.purge("u")
+    assert await box.wait_below(0.0, timeout_s=0.0)
