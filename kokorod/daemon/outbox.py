@@ -68,16 +68,20 @@ class Outbox:
 
     async def wait_below(self, audio_s: float, timeout_s: float) -> bool:
         """Wait until at most ``audio_s`` of audio is queued, for up to
-        ``timeout_s``; whether it got there."""
+        ``timeout_s``; whether it got there.
+
+        Not ``asyncio.wait_for``: on Python 3.11 it swallows a cancel that comes
+        in the same loop step as the wake-up, and ``Session._cancel`` does just
+        that (``purge`` wakes us, then the task is cancelled)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
         while self.audio_s > audio_s:
-            remaining = deadline - loop.time()
-            if remaining <= 0:
+            if loop.time() >= deadline:
                 return False
             self._taken.clear()
+            timer = loop.call_at(deadline, self._taken.set)
             try:
-                await asyncio.wait_for(self._taken.wait(), remaining)
-            except asyncio.TimeoutError:
-                return False
+                await self._taken.wait()
+            finally:
+                timer.cancel()
         return True

@@ -53,3 +53,17 @@ async def test_wait_below_returns_once_the_writer_has_taken_enough() -> None:
     await task
     box.purge("u")
     assert await box.wait_below(0.0, timeout_s=0.0)
+
+
+async def test_a_cancel_that_comes_with_the_wake_up_is_not_lost() -> None:
+    # Session._cancel purges the utterance's frames (waking the waiter) and
+    # cancels its task in the same loop step: the task must end, not run on.
+    box = Outbox()
+    for i in range(5):
+        box.put(_audio("u", i))
+    waiter = asyncio.create_task(box.wait_below(0.1, timeout_s=30))
+    await asyncio.sleep(0.01)
+    box.purge("u")
+    waiter.cancel()
+    await asyncio.wait([waiter])
+    assert waiter.cancelled()
