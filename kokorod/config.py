@@ -95,6 +95,9 @@ class ServerConfig:
     zeroconf: str | None = None         # advertise _wyoming._tcp under this name (None: off)
     # Pronunciation lexicon file (TOML or JSON, docs/pronunciation.md); reloaded on SIGHUP.
     lexicon_path: str | None = None
+    # Rendered chunks kept for repeated phrases (kokorod.daemon.chunk_cache), in
+    # MiB of audio plus per-entry overhead; 0 turns the cache off.
+    chunk_cache_mb: float = 32.0
 
     def threads_per_worker(self) -> int | None:
         if self.engine_threads is not None or self.engine_workers == 1:
@@ -233,6 +236,9 @@ def add_server_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lexicon", type=_lexicon_file, default=None, metavar="PATH",
                    help="pronunciation lexicon, TOML or JSON (word = phonemes, per language); checked at start, "
                         "reloaded on SIGHUP (docs/pronunciation.md)")
+    p.add_argument("--cache-mb", type=_non_negative, default=ServerConfig.chunk_cache_mb, metavar="MB",
+                   help="memory for rendered chunks, so a repeated phrase (a greeting, a prompt) starts at once "
+                        f"without the engine; least recently used first out; 0: off (default {ServerConfig.chunk_cache_mb:g})")
     p.add_argument("--zeroconf", nargs="?", const="kokorod", default=None, metavar="NAME",
                    help="advertise the Wyoming server over mDNS as _wyoming._tcp (Home Assistant discovers it), "
                         "under NAME (default kokorod); needs a tcp:// --wyoming-uri")
