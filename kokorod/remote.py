@@ -349,7 +349,7 @@ async def _local_pipe(args: argparse.Namespace, text: StdinText, console: Consol
     from kokorod.text import languages
     from kokorod.text.per_language import segmenter_for
     from kokorod.text.segmenter import Segment
-    from kokorod.say import render_step, unspoken_text
+    from kokorod.local_speech import render_step, unspoken_text
 
     console.status("no daemon answers; loading the model in-process")
     lang = languages.resolve(args.lang) if args.lang else languages.for_voice(args.voice or "af_heart")
