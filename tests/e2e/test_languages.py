@@ -32,18 +32,18 @@ class Case:
     max_error: float  # WER, or CER for zh/ja (measured figures: below)
 
 
-# The audio differs between CPUs (onnxruntime's int8 kernels), so a case must
-# be heard right with margin on any of them. Measured in-process (kokorod's
+# The audio differs between CPUs (onnxruntime's int8 kernels), so a case must be
+# heard right with margin on any of them. Measured in-process (kokorod's
 # speak_local, the daemon's segmentation) on an AMD EPYC with AVX-512 VNNI:
-# every case below scored 0.000 in all of 4 graphs (int8 or conv-dequantised,
-# onnxruntime optimisation all or basic; 1 or 2 threads give identical audio)
-# x 3 forms (as synthesised, white noise 35 dB under the speech, shifted by
-# 5 ms; the perturbed forms reproduce the Xeon's mishearing of the old French
-# sentence). The limits allow a CPU that hears worse some slips (es 3 of 15
-# words, fr and pt-br 2 of 12, it and en-gb 1 of 9; zh, ja a quarter or more
-# of the characters) and stay well below the same text read by the wrong G2P
-# (English; Spanish for en-gb): es >= 0.47, fr >= 0.42, it >= 0.33,
-# pt-br >= 0.33, en-gb >= 0.67.
+# every case below scored 0.000 with both graphs (int8, and conv-dequantised,
+# whose audio differs in length and detail; 1 or 2 threads and optimisation
+# level all or basic gave bit-identical audio) x 3 forms (as synthesised, white
+# noise 35 dB under the speech, shifted by 5 ms; the perturbed forms reproduce
+# the Xeon's mishearing of the old French sentence word for word). The limits
+# allow a CPU that hears worse some slips (es 3 of 15 words, fr and pt-br 2 of
+# 12, it and en-gb 1 of 9; zh, ja a quarter or more of the characters) and stay
+# well below the same text read by the wrong G2P (English; Spanish for en-gb):
+# es >= 0.47, fr >= 0.42, it >= 0.33, pt-br >= 0.33, en-gb >= 0.67.
 CASES = [
     Case("es", "ef_dora", "¿Dónde está la estación de tren? Necesito llegar antes de las 3 de la tarde.",
          "Dónde está la estación de tren? Necesito llegar antes de las tres de la tarde.", 0.20),
@@ -142,8 +142,8 @@ async def test_language_is_heard_with_one_word_event_per_word(daemon: DaemonProc
 async def test_the_judge_fails_the_text_read_in_another_language(daemon: DaemonProcess) -> None:
     """The French case's text read by the English G2P (French voice, ``lang``
     en-us) must fail the French limit, or the judge proves nothing. Measured
-    0.42-0.50 (int8 and dequantised graphs, audio as synthesised, with noise at
-    -35 dB and shifted by 5 ms), against the limit of 0.20."""
+    0.42-0.50 (int8 and conv-dequantised graphs, audio as synthesised, with
+    noise 35 dB under the speech and shifted by 5 ms), against the limit 0.20."""
     case = next(c for c in CASES if c.lang == "fr")
     peer = await Peer.connect(daemon.url)
     utt = await speak(peer, "wrong-fr", case.text, case.voice, lang="en-us")

@@ -83,7 +83,9 @@ def test_every_format_streams_intelligible_speech(daemon: DaemonProcess, fmt: st
     audio, rate = decode(data, fmt)
     assert 2.0 < audio.size / rate < 12.0
     heard, _ = transcribe(audio, rate)
-    assert word_error_rate(SENTENCE, heard) <= 0.10, (fmt, heard)
+    wer = word_error_rate(SENTENCE, heard)
+    print(f"{fmt}: WER {wer:.3f}: {heard}")
+    assert wer <= 0.10, (fmt, heard)
 
 
 def test_first_bytes_leave_before_synthesis_ends(daemon: DaemonProcess) -> None:

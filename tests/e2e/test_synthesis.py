@@ -29,6 +29,10 @@ def test_speech_is_intelligible(spoken) -> None:  # type: ignore[no-untyped-def]
     heard = " ".join(transcribe(s.audio)[0] for s in spoken)
     wer = word_error_rate(reference, heard)
     print(f"WER {wer:.3f}: {heard}")
+    # Measured 0.000 (each sentence) with the int8 and conv-dequantised graphs x
+    # 3 forms (as synthesised, noise 35 dB under the speech, shifted 5 ms);
+    # "before 9" for "before nine" cost 0.091 of one sentence before the judge
+    # read numerals as words.
     assert wer <= 0.10
 
 
