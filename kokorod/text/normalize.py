@@ -73,6 +73,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from kokorod.text import numbers_en
+from kokorod.text.long_numbers import read_long_runs
 from kokorod.text.markdown import Piece, strip_markdown
 
 
@@ -123,6 +124,7 @@ def normalize(text: str) -> Normalized:
     for pattern, repl in _RULES:
         pieces = apply_rule(pieces, pattern, repl)
     if _DIGIT.search(text) is not None:  # digit rules: skipped for text without one (speed)
+        pieces = read_long_runs(pieces)  # 16+ digits: in groups, before any rule reads them as a number
         for pattern, repl in _DATE_RULES:
             pieces = apply_rule(pieces, pattern, repl)
         for pattern, context_repl in numbers_en.RULES:

@@ -33,6 +33,7 @@ from functools import lru_cache
 
 from kokorod.text import numbers_intl
 from kokorod.text.languages import resolve
+from kokorod.text.long_numbers import reader_for, read_long_runs
 from kokorod.text.markdown import strip_markdown
 from kokorod.text.normalize import (
     CLEANUP_RULES, EMAIL_RE, ENTITY_RULE, FILE_RE, FULLWIDTH_RULE, TLDS, URL_END, URL_RE, Normalized, Rule,
@@ -183,6 +184,7 @@ class _Normalizer:
         self.early = _JA_EARLY if code == "ja" else []
         self.rules = [*_INVISIBLE, *_web_rules(code)]
         self.digit_rules = _NUMBERS[code]() if code in _NUMBERS else numbers_intl.latin_rules(code)
+        self.long_runs = reader_for(code)
         self.late = _PUNCT[code]
 
     def __call__(self, text: str) -> Normalized:
@@ -206,6 +208,7 @@ class _Normalizer:
             pieces = apply_rule(pieces, pattern, repl)
         pieces = apply_rule(pieces, _LONE_MODIFIER, lambda m: "")
         if _DIGIT.search(text):
+            pieces = read_long_runs(pieces, *self.long_runs)  # before any rule reads them as a number
             for pattern, repl in self.digit_rules:
                 pieces = apply_rule(pieces, pattern, repl)
         for pattern, repl in [_FULLWIDTH, *self.late]:
