@@ -266,3 +266,10 @@ def test_a_long_digit_run_is_read_in_groups_each_its_own_span(lang: str, group: 
     out = normalizer_for(lang)("Call " + "1" * 400 + " now.")
     assert out.spoken.count(group) == 100 and out.spoken.endswith("now.")
     assert [sp.written for sp in out.spans] == ["1111"] * 100  # a word event per group
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_angle_brackets_comments_and_private_use(lang: str) -> None:
+    out = normalizer_for(lang)("Pulsa <Enter> <!-- nota --> y \ue000 <br>fin")
+    assert "Enter" in out.spoken and "nota" not in out.spoken and "<" not in out.spoken
+    assert set(out.dropped) == {"<!-- nota -->", "<br>", "\ue000"}  # each reported
