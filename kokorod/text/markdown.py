@@ -122,9 +122,13 @@ _ATTR = re.compile(r"""\s*(?:[\w:-]+\s*=\s*(?:"[^"]*"|'[^']*'|[^\s"'=<>`]+)|(?:d
                    re.IGNORECASE)
 
 
+# Our own control tags: acted on by the segmenter (breaks.py), not text, not reported.
+CONTROL_TAGS = frozenset({"break"})
+
+
 def is_html_tag(m: re.Match[str]) -> bool:
     """An ``html`` match of ``_INLINE`` that is really HTML (see the docstring)."""
-    if m.group("tag").lower() not in HTML_TAGS:
+    if m.group("tag").lower() not in HTML_TAGS | CONTROL_TAGS:
         return False
     attrs = (m.group("attrs") or "").strip()
     pos = 0
@@ -279,7 +283,8 @@ def inline(text: str, out: list[Piece], *, table_row: bool = False, dropped: lis
             out.append((",", "|"))
         elif kind == "html":
             out.append((" ", m.group()))  # "line<br>break": a tag separates words
-            _report(dropped, m.group())
+            if m.group("tag").lower() not in CONTROL_TAGS:
+                _report(dropped, m.group())
         elif kind == "comment":
             out.append((" ", m.group()))
             _report(dropped, m.group())

@@ -263,6 +263,7 @@ def test_angle_bracket_text_is_spoken(written: str, spoken: str) -> None:
     ("One <!-- spans\ntwo lines --> two.", "One two.", ("<!-- spans", "two lines -->")),
     ("Open <!-- never closed", "Open", ("<!-- never closed",)),
     ("Icons \ue000\uf8ff and \U000f0001 here.", "Icons and here.", ("\ue000\uf8ff", "\U000f0001")),
+    ('Wait <break time="500ms"/> go.', "Wait go.", ()),  # our control tag: the segmenter's, not dropped text
 ])
 def test_html_and_private_use_are_dropped_and_reported(written: str, spoken: str, dropped: tuple[str, ...]) -> None:
     out = normalize(written)
