@@ -163,10 +163,9 @@ def strip_markdown(text: str, dropped: list[str] | None = None) -> list[Piece]:
             if eol:
                 pieces.append((eol, None))
             continue
-        opened = _COMMENT_OPEN.search(body)
+        opened = _COMMENT_OPEN.search(body) if fence is None else None
         if opened is not None:  # a comment opens and does not close on this line
-            pieces_before = body[:opened.start()]
-            _line(pieces_before, pieces, dropped)
+            _line(body[:opened.start()], pieces, dropped)
             pieces.append(("", body[opened.start():]))
             _report(dropped, body[opened.start():])
             comment = True

@@ -262,6 +262,7 @@ def test_angle_bracket_text_is_spoken(written: str, spoken: str) -> None:
     ("Keep <!-- a note to self --> going.", "Keep going.", ("<!-- a note to self -->",)),
     ("One <!-- spans\ntwo lines --> two.", "One two.", ("<!-- spans", "two lines -->")),
     ("Open <!-- never closed", "Open", ("<!-- never closed",)),
+    ("```\nx <!-- in code\n```\nAfter the code.", "After the code.", ()),  # code: not a comment
     ("Icons \ue000\uf8ff and \U000f0001 here.", "Icons and here.", ("\ue000\uf8ff", "\U000f0001")),
     ('Wait <break time="500ms"/> go.', "Wait go.", ()),  # our control tag: the segmenter's, not dropped text
 ])
