@@ -10,12 +10,43 @@ from __future__ import annotations
 import json
 import logging
 import time
+import traceback
 from typing import Any
 
 _RESERVED = frozenset({"ts", "level", "logger", "msg", "exc"})
 
 
-class _JsonFormatter(logging.Formatter):
+# Messages that carry no user text: system errors (a path, an errno).
+_MESSAGE_KEPT = (OSError,)
+_WITHHELD = "(message withheld: it may quote the text being spoken)"
+
+
+def redacted_traceback(exc: BaseException) -> str:
+    """A traceback with every exception's message withheld (but ``_MESSAGE_KEPT``)."""
+    te = traceback.TracebackException.from_exception(exc)
+    part: traceback.TracebackException | None = te
+    cur: BaseException | None = exc
+    while part is not None and cur is not None:  # the exception, its causes and contexts
+        if not isinstance(cur, _MESSAGE_KEPT):
+            part._str = _WITHHELD  # what format() prints after the type (private, stable since 3.10)
+        if part.__cause__ is not None:
+            part, cur = part.__cause__, cur.__cause__
+        elif not part.__suppress_context__:
+            part, cur = part.__context__, cur.__context__
+        else:
+            break
+    return "".join(te.format()).rstrip("\n")
+
+
+class _RedactingFormatter(logging.Formatter):
+    def formatException(self, ei: Any) -> str:
+        exc = ei[1] if isinstance(ei, tuple) else None
+        if not isinstance(exc, BaseException):
+            return super().formatException(ei)
+        return redacted_traceback(exc)
+
+
+class _JsonFormatter(_RedactingFormatter):
     def format(self, record: logging.LogRecord) -> str:
         fields = getattr(record, "fields", None)
         event = getattr(record, "event", None)
@@ -41,7 +72,7 @@ def kv(fields: dict[str, Any]) -> str:
 
 def setup_logging(*, json_lines: bool, verbose: bool) -> None:
     handler = logging.StreamHandler()
-    handler.setFormatter(_JsonFormatter() if json_lines else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(_JsonFormatter() if json_lines else _RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if verbose else logging.INFO)

@@ -41,14 +41,16 @@ def stop_process(proc: subprocess.Popen[bytes], grace_s: float = 15) -> None:
 
 
 class DaemonProcess:
-    def __init__(self, *extra: str, env: dict[str, str] | None = None) -> None:
+    def __init__(self, *extra: str, env: dict[str, str] | None = None, prefix: tuple[str, ...] = ()) -> None:
+        """``prefix``: a command the daemon's command line is appended to, which
+        must exec it (so ``proc.pid`` is the daemon's), e.g. ``unshare``."""
         self.port = free_port()
         self.url = f"ws://127.0.0.1:{self.port}/v1/stream"
         self.http = f"http://127.0.0.1:{self.port}"
         self.log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"kokorod-test-{self.port}.log"
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "kokorod", "serve", "--port", str(self.port), *extra],
+            [*prefix, sys.executable, "-m", "kokorod", "serve", "--port", str(self.port), *extra],
             cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
         )
         deadline = time.time() + 180
@@ -70,6 +72,13 @@ class DaemonProcess:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    def rss_mb(self) -> float:
+        """The daemon's resident memory (VmRSS), in MB."""
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        raise RuntimeError("no VmRSS")
 
 
 @dataclass

@@ -8,6 +8,7 @@ the Hugging Face hub the same tensors can come from ``hexgrad/Kokoro-82M``.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shutil
@@ -22,6 +23,8 @@ import numpy as np
 import numpy.typing as npt
 
 from kokorod.errors import AssetError, InputError
+
+log = logging.getLogger("kokorod.voices")
 
 NPM_PACKAGE = "kokoro-js@1.2.1"
 VOICE_ROWS = 510
@@ -180,7 +183,10 @@ class VoiceStore:
             path = fetch_voice_hub(self.voice_dir, name)
         data = np.fromfile(path, dtype="<f4")
         if data.size != VOICE_ROWS * STYLE_DIM or not np.all(np.isfinite(data)):
-            raise AssetError(f"voice file {path} is corrupt", "delete it and run: kokorod fetch")
+            # The client sees the voice's name; the path (the daemon's file
+            # layout) goes only to the operator's log.
+            log.error("voice file %s is corrupt (%d values)", path, data.size)
+            raise AssetError(f"voice {name} is corrupt on the server", f"delete {name}.bin from the voice cache and run: kokorod fetch")
         return data.reshape(VOICE_ROWS, 1, STYLE_DIM)
 
     @staticmethod

@@ -19,7 +19,7 @@ from kokorod.daemon.admission import Capacity
 from kokorod.daemon.chunk_cache import ChunkCache
 from kokorod.config import ServerConfig
 from kokorod.engine.base import SAMPLE_RATE
-from kokorod.errors import InputError
+from kokorod.errors import InputError, KokorodError
 from kokorod.logs import kv
 from kokorod.metrics import Metrics
 from kokorod.daemon.outbox import Outbox
@@ -449,7 +449,10 @@ class Session:
         except Exception as exc:  # any synthesis failure ends this utterance only
             log.exception("utterance %s failed", utt.id)
             self.s.metrics.engine_errors.inc()
-            self._fail(utt, ErrorCode.ENGINE_ERROR, f"synthesis failed: {type(exc).__name__}: {str(exc)[:200]}")
+            # Our own errors say what to fix; a library's message may quote the
+            # text (num2words quotes the number), and frontends log this message.
+            detail = f": {str(exc)[:200]}" if isinstance(exc, KokorodError) else ""
+            self._fail(utt, ErrorCode.ENGINE_ERROR, f"synthesis failed: {type(exc).__name__}{detail}")
 
     async def _speak_segment(self, utt: Utterance, segment: Segment) -> None:
         await self._await_lookahead()

@@ -374,7 +374,22 @@ class OnnxEngine:
                 log.warning("cannot cache the ONNX graph in %s: %s", cache.directory, exc)
                 tmp = None
         try:
-            session = ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
+            try:
+                session = ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
+            except Exception as exc:
+                if tmp is None:
+                    raise
+                # onnxruntime writes the optimised graph while it builds the
+                # session and fails the whole session when it cannot (a full
+                # disk: "InvalidProtobuf: Protobuf serialization failed", not
+                # an OSError). The graph in memory is fine: build it again
+                # without the file, so a full cache only costs start-up time.
+                log.warning("cannot cache the ONNX graph in %s (%s); running without the cache",
+                            cache.directory if cache is not None else "-", type(exc).__name__)
+                options.optimized_model_filepath = ""
+                tmp.unlink(missing_ok=True)
+                tmp = None
+                session = ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
             if cache is not None and tmp is not None and tmp.stat().st_size > 0:
                 try:
                     os.replace(tmp, cache.path)  # atomic: a concurrent start sees all of it or nothing

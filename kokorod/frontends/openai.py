@@ -277,7 +277,8 @@ class _SpeechStream:
                                            "start": round(event.start + self.lead_s, 4),
                                            "end": round(event.end + self.lead_s, 4)})
                 elif isinstance(event, Warning):
-                    log.info("speech request: %s: %r", event.code, event.text[:100])
+                    # The text itself is never logged: its length says how much was not spoken.
+                    log.info("speech request: %s: %s (%d characters)", event.code, event.message, len(event.text))
                     if spec.timestamps:
                         await self._event({"type": "kokorod.warning", "code": event.code, "message": event.message,
                                            "text": event.text})

@@ -437,9 +437,10 @@ class KokorodWyomingHandler(AsyncEventHandler):
             if request is not None:
                 await self._finish(request, int(event.duration * 1000))
         elif isinstance(event, Warning):
-            log.warning("wyoming %s: %s", self.name, kv({"code": event.code, "message": event.message,
-                                                          "text": event.text[:200], "request": event.utterance}),
-                        extra={"event": "wyoming_warning", "fields": {"code": event.code, "text": event.text[:200]}})
+            # Wyoming has no warning event, so the operator's log says what was not
+            # spoken: how much, never the text itself (it may be private).
+            fields = {"code": event.code, "message": event.message, "chars": len(event.text), "request": event.utterance}
+            log.warning("wyoming %s: %s", self.name, kv(fields), extra={"event": "wyoming_warning", "fields": fields})
         elif isinstance(event, Error):
             if event.code == ErrorCode.NOTHING_TO_SPEAK and request is not None:
                 # Not a failure of the request (Piper answers empty text with

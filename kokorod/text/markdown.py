@@ -14,6 +14,12 @@ The result is a list of ``Piece`` tuples ``(spoken, written)``:
 ``written is None`` means the text is verbatim input (later normalisation rules
 may still rewrite it); otherwise ``spoken`` replaced ``written`` and is final.
 Deleted syntax is a piece with ``spoken == ''``.
+
+HTML is deleted only where it is HTML: a tag whose name is an HTML element
+and whose attributes look like attributes (``<br>``, ``</b>``, ``<img
+src="x">``), and ``<!-- comments -->``. Each is reported through
+``dropped`` (the session's ``unspeakable`` warning), never lost silently.
+Anything else in angle brackets is text: "Press <Enter>", "a<b and c>d".
 """
 
 from __future__ import annotations
@@ -92,7 +98,8 @@ _INLINE = re.compile(
     r"|(?P<reflink>\[(?P<rtext>[^\[\]\n^]+)\]\[[^\[\]\n]*\])"
     r"|(?P<cite>\[\^?[\w-]{1,20}\])"  # footnote / citation markers: [1], [^note]
     r"|(?P<auto><(?P<autobody>(?:https?://|mailto:)[^<>\s]+|[\w.+-]+@[\w-]+(?:\.[\w-]+)+)>)"
-    r"|(?P<html></?[A-Za-z][A-Za-z0-9-]*(?:\s[^<>\n]*)?/?>)"
+    r"|(?P<comment><!--.*?-->)"
+    r"|(?P<html></?(?P<tag>[A-Za-z][A-Za-z0-9-]*)(?P<attrs>\s[^<>\n]*?)?\s*/?>)"
     r"|(?P<escape>\\(?P<escaped>[\\`*_{}\[\]()#+\-.!|>~]))"
     r"|(?P<stars>\*+)"
     r"|(?P<unders>(?<![A-Za-z0-9])_{1,3}(?=\S)|(?<=\S)_{1,3}(?![A-Za-z0-9]))"
@@ -102,13 +109,69 @@ _INLINE = re.compile(
 )
 
 
-def strip_markdown(text: str) -> list[Piece]:
-    """Delete markdown syntax from ``text``; see the module docstring."""
+# Elements an LLM's markdown or pasted HTML uses; another name is text ("<Enter>").
+HTML_TAGS = frozenset("""a abbr address article aside audio b bdi bdo blockquote body br button caption center cite
+    code col colgroup dd del details dfn div dl dt em embed figcaption figure font footer form h1 h2 h3 h4 h5 h6
+    head header hr html i iframe img input ins kbd label legend li link main mark meta nav noscript ol optgroup
+    option p param picture pre q rp rt ruby s samp script section select small source span strike strong style
+    sub summary sup table tbody td template textarea tfoot th thead title tr track tt u ul var video wbr""".split())
+# An attribute: name="v", name='v', name=v, or a bare name among HTML's boolean ones
+# ("<b and c>" is text: "and" and "c" are no attributes).
+_ATTR = re.compile(r"""\s*(?:[\w:-]+\s*=\s*(?:"[^"]*"|'[^']*'|[^\s"'=<>`]+)|(?:disabled|checked|hidden|open|selected"""
+                   r"""|readonly|required|controls|autoplay|loop|muted|defer|async|multiple|novalidate))(?=\s|$)""",
+                   re.IGNORECASE)
+
+
+# Our own control tags: acted on by the segmenter (breaks.py), not text, not reported.
+CONTROL_TAGS = frozenset({"break"})
+
+
+def is_html_tag(m: re.Match[str]) -> bool:
+    """An ``html`` match of ``_INLINE`` that is really HTML (see the docstring)."""
+    if m.group("tag").lower() not in HTML_TAGS | CONTROL_TAGS:
+        return False
+    attrs = (m.group("attrs") or "").strip()
+    pos = 0
+    while pos < len(attrs):
+        a = _ATTR.match(attrs, pos)
+        if a is None or a.end() == pos:
+            return False
+        pos = a.end()
+    return True
+
+
+_COMMENT_OPEN = re.compile(r"<!--(?!.*-->)")
+
+
+def strip_markdown(text: str, dropped: list[str] | None = None) -> list[Piece]:
+    """Delete markdown syntax from ``text``; see the module docstring. HTML
+    removed is appended to ``dropped``, when given, to be reported."""
     pieces: list[Piece] = []
     fence: tuple[str, int] | None = None  # code is not spoken (the segmenter never
+    comment = False  # inside a <!-- comment --> that spans lines
     for line in text.splitlines(keepends=True):  # sends it here, direct callers might)
         body = line.rstrip("\r\n")
         eol = line[len(body):]
+        if comment:  # the comment's lines are not spoken, up to its "-->"
+            end = body.find("-->")
+            gone = body if end < 0 else body[:end + 3]
+            pieces.append(("", gone))
+            _report(dropped, gone)
+            comment = end < 0
+            if end >= 0 and body[end + 3:]:
+                inline(body[end + 3:], pieces, dropped=dropped)
+            if eol:
+                pieces.append((eol, None))
+            continue
+        opened = _COMMENT_OPEN.search(body) if fence is None else None
+        if opened is not None:  # a comment opens and does not close on this line
+            _line(body[:opened.start()], pieces, dropped)
+            pieces.append(("", body[opened.start():]))
+            _report(dropped, body[opened.start():])
+            comment = True
+            if eol:
+                pieces.append((eol, None))
+            continue
         stripped = body.lstrip(" \t")
         if fence is not None:
             if fence_closes(stripped + "\n", 0, fence, True):
@@ -118,13 +181,18 @@ def strip_markdown(text: str) -> list[Piece]:
             kind = classify_line(stripped, 0, True) if stripped else None
             if kind is not None and kind[0] == "fence":
                 fence = (stripped[0], kind[1])
-            _line(body, pieces)
+            _line(body, pieces, dropped)
         if eol:
             pieces.append((eol, None))
     return pieces
 
 
-def _line(body: str, out: list[Piece]) -> None:
+def _report(dropped: list[str] | None, gone: str) -> None:
+    if dropped is not None and gone.strip():
+        dropped.append(gone.strip())
+
+
+def _line(body: str, out: list[Piece], dropped: list[str] | None = None) -> None:
     if _FENCE_LINE.match(body) or _HRULE.match(body) or (
         "|" in body and "-" in body and _TABLE_SEP.match(body)
     ):
@@ -160,7 +228,7 @@ def _line(body: str, out: list[Piece]) -> None:
         if start < lead_ws + 1:
             out.append(("", body[start:lead_ws + 1]))
             start = lead_ws + 1
-    inline(body[start:end], out, table_row=table_row)
+    inline(body[start:end], out, table_row=table_row, dropped=dropped)
     if end < len(body):
         out.append(("", body[end:]))
 
@@ -171,7 +239,7 @@ def _line(body: str, out: list[Piece]) -> None:
 _PHONEMES = re.compile(r"/[^/\s]*[^\x00-\x7f][^/\s]*/")
 
 
-def inline(text: str, out: list[Piece], *, table_row: bool = False) -> None:
+def inline(text: str, out: list[Piece], *, table_row: bool = False, dropped: list[str] | None = None) -> None:
     """Inline markdown of one line (also used recursively for link text)."""
     pos = 0
     for m in _INLINE.finditer(text):
@@ -179,6 +247,8 @@ def inline(text: str, out: list[Piece], *, table_row: bool = False) -> None:
         s, e = m.span()
         if kind == "stars" and _literal_star(text, s, e):
             continue
+        if kind == "html" and not is_html_tag(m):
+            continue  # text in angle brackets: spoken (later rules read '<' and '>')
         if kind == "pipe" and not table_row:
             continue
         if s > pos:
@@ -198,9 +268,9 @@ def inline(text: str, out: list[Piece], *, table_row: bool = False) -> None:
             # whole and final (no later rule may read its slashes as a path).
             out.append((m.group(), m.group()))
         elif kind == "link":
-            _wrapped(text, m, "ltext", out, recurse=True)
+            _wrapped(text, m, "ltext", out, recurse=True, dropped=dropped)
         elif kind == "reflink":
-            _wrapped(text, m, "rtext", out, recurse=True)
+            _wrapped(text, m, "rtext", out, recurse=True, dropped=dropped)
         elif kind == "auto":
             out.append(("", "<"))
             out.append((m.group("autobody").removeprefix("mailto:"), None))
@@ -212,13 +282,19 @@ def inline(text: str, out: list[Piece], *, table_row: bool = False) -> None:
             out.append((",", "|"))
         elif kind == "html":
             out.append((" ", m.group()))  # "line<br>break": a tag separates words
+            if m.group("tag").lower() not in CONTROL_TAGS:
+                _report(dropped, m.group())
+        elif kind == "comment":
+            out.append((" ", m.group()))
+            _report(dropped, m.group())
         else:  # cite, stars, unders, strike, stray: syntax without words
             out.append(("", m.group()))
     if pos < len(text):
         out.append((text[pos:], None))
 
 
-def _wrapped(text: str, m: re.Match[str], group: str, out: list[Piece], *, recurse: bool) -> None:
+def _wrapped(text: str, m: re.Match[str], group: str, out: list[Piece], *, recurse: bool,
+             dropped: list[str] | None = None) -> None:
     s, e = m.span()
     gs, ge = m.span(group)
     out.append(("", text[s:gs]))

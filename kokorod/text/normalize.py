@@ -39,7 +39,10 @@ x^2                    "x two"                      x squared
 --                     silence (no pause)           — (a pause)
 emoji                  "grinning face"              dropped
 CJK / Arabic / Hangul  "Chinese letter" x N         dropped (en voice can't say it)
-« » ¿ ¡ [ ]            not in Kokoro's vocabulary   “ ” (dropped) ( )
+« » ¿ ¡ [ ] < >        not in Kokoro's vocabulary   “ ” (dropped) ( ) ( )
+a<b, x>5               silence                      a less than b, x greater than 5
+<br>, <!-- note -->    (markdown: dropped)          dropped and reported
+private use (U+E000..) dropped silently             dropped and reported
 control, zero-width    swallow neighbouring words   a space (joiners: dropped)
 =====================  ===========================  ============================
 
@@ -73,6 +76,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from kokorod.text import numbers_en
+from kokorod.text.long_numbers import read_long_runs
 from kokorod.text.markdown import Piece, strip_markdown
 
 
@@ -118,11 +122,12 @@ def normalize(text: str) -> Normalized:
 
     # Unspeakable text goes first, before the cleanup deletes zero-width joiners,
     # so an emoji sequence is reported as it was written.
-    pieces = apply_rule(strip_markdown(text), UNSPEAKABLE_EN, drop)
+    pieces = apply_rule(strip_markdown(text, dropped), UNSPEAKABLE_EN, drop)
     pieces = apply_rule(pieces, _MODIFIERS, lambda m: "")
     for pattern, repl in _RULES:
         pieces = apply_rule(pieces, pattern, repl)
     if _DIGIT.search(text) is not None:  # digit rules: skipped for text without one (speed)
+        pieces = read_long_runs(pieces)  # 16+ digits: in groups, before any rule reads them as a number
         for pattern, repl in _DATE_RULES:
             pieces = apply_rule(pieces, pattern, repl)
         for pattern, context_repl in numbers_en.RULES:
@@ -349,7 +354,10 @@ _COMPARE = {"<=": "less than or equal to", ">=": "greater than or equal to", "!=
             "==": "equals", "<": "less than", ">": "greater than"}
 _PUNCT_MAP = {"«": "“", "»": "”", "„": "“", "‹": "‘", "›": "’", "[": "(", "]": ")", "¿": "", "¡": "",
               "。": ". ", "、": ", ", "「": "“", "」": "”", "『": "“", "』": "”", "【": "(", "】": ")",
-              "•": "", "·": "", "†": "", "‡": "", "‑": "-", "‐": "-", "|": ", ", "~": "", "^": "", "*": "", "`": ""}
+              "•": "", "·": "", "†": "", "‡": "", "‑": "-", "‐": "-", "|": ", ", "~": "", "^": "", "*": "", "`": "",
+              # Angle brackets left by the rules above ("Press <Enter>", "Vec<String>"): misaki
+              # would drop them, and with them the grouping; brackets keep it.
+              "<": "(", ">": ")"}
 
 TLDS = "com|org|net|io|ai|dev|edu|gov|app|co|uk|de|fr|jp|info|ly|gg|tv|ca|xyz|tech|cloud|eu|nl|ch|au"
 URL_END = r"(?=[.,;:!?)\]'\"]*(?:\s|$))"
@@ -421,6 +429,9 @@ _LATE_RULES: list[Rule] = [
     (re.compile(r"->|=>|→|⇒|⟶"), lambda m: " to "),
     (re.compile(r"~\s?(?=\d)"), lambda m: "about "),
     (re.compile(r"(?<=[\s\d])(<=|>=|!=|==|<|>)(?=[\s\d-])"), lambda m: f" {_COMPARE[m.group(1)]} "),
+    # "a<b", "x>5": a comparison between one-character operands.
+    (re.compile(r"(?<=(?<![\w.])[A-Za-z0-9])(<=|>=|<|>)(?=[A-Za-z0-9](?![\w.]))"),
+     lambda m: f" {_COMPARE[m.group(1)]} "),
     (re.compile(r"\^(\d+)"), _power),
     (re.compile(r"(?<=\d)\s*\*\s*(?=\d)"), lambda m: " times "),
     (re.compile(r"(?<=[\w\s])--(?=[\w\s])"), lambda m: " — "),
@@ -436,5 +447,9 @@ _EMOJI_MODS = "\uFE0E\uFE0F\u200D\u20E3\U000E0020-\U000E007F"
 _FOREIGN = ("\u0400-\u052F\u0590-\u08FF\u0900-\u0DFF\u0E00-\u0EFF\u1100-\u11FF\u3040-\u30FF"
             "\u3400-\u4DBF\u4E00-\u9FFF\uAC00-\uD7AF\uF900-\uFAFF")
 _FOREIGN_WORD = f"(?:[{_FOREIGN}]+|[\u0370-\u03FF]{{2,}})"
-UNSPEAKABLE_EN = re.compile(f"[{_EMOJI}][{_EMOJI}{_EMOJI_MODS}]*|{_FOREIGN_WORD}(?:[ \t'’-]+{_FOREIGN_WORD})*")
+# Private-use characters (an icon font's glyphs, a vendor's symbols) mean nothing
+# to any G2P: misaki drops them silently.
+PRIVATE_USE = "\uE000-\uF8FF\U000F0000-\U000FFFFD\U00100000-\U0010FFFD"
+UNSPEAKABLE_EN = re.compile(f"[{_EMOJI}][{_EMOJI}{_EMOJI_MODS}]*|{_FOREIGN_WORD}(?:[ \t'’-]+{_FOREIGN_WORD})*"
+                            f"|[{PRIVATE_USE}]+")
 _MODIFIERS = re.compile(r"[\uFE0E\uFE0F\u200D\u20E3\U000E0020-\U000E007F]+")  # left over: not text

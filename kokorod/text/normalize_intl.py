@@ -33,9 +33,10 @@ from functools import lru_cache
 
 from kokorod.text import numbers_intl
 from kokorod.text.languages import resolve
+from kokorod.text.long_numbers import reader_for, read_long_runs
 from kokorod.text.markdown import strip_markdown
 from kokorod.text.normalize import (
-    CLEANUP_RULES, EMAIL_RE, ENTITY_RULE, FILE_RE, FULLWIDTH_RULE, TLDS, URL_END, URL_RE, Normalized, Rule,
+    CLEANUP_RULES, EMAIL_RE, ENTITY_RULE, FILE_RE, FULLWIDTH_RULE, PRIVATE_USE, TLDS, URL_END, URL_RE, Normalized, Rule,
     apply_rule, assemble, normalize, say_url,
 )
 
@@ -72,7 +73,7 @@ def _unspeakable(code: str) -> re.Pattern[str]:
     foreign = "".join(r for name, r in _SCRIPTS.items() if name not in _KEEP.get(code, set()))
     letter = f"[{foreign}][{foreign}\u0300-\u036F\u200C\u200D]*"
     # Runs of foreign words joined by spaces or hyphens go as one entry ("Привет мир").
-    return re.compile(f"[{_EMOJI}][{_EMOJI}{_EMOJI_MOD}]*|{letter}(?:[ \t'’-]+{letter})*")
+    return re.compile(f"[{_EMOJI}][{_EMOJI}{_EMOJI_MOD}]*|{letter}(?:[ \t'’-]+{letter})*|[{PRIVATE_USE}]+")
 
 
 _LONE_MODIFIER = re.compile(f"[{_EMOJI_MOD}]+")  # a variation selector left after text: not text itself
@@ -144,7 +145,8 @@ def _mapper(table: dict[str, str]) -> Rule:
 # Kokoro's vocabulary lacks « » ‹ › ¿ ¡ [ ] { }; espeak-ng passes [ ] { } ¿ ¡
 # into its phonemes.  misaki's EspeakG2P turns « » into “ ” itself; doing it
 # here too keeps the text independent of that.
-_LATIN_PUNCT = {"«": "“", "»": "”", "‹": "", "›": "", "[": "(", "]": ")", "{": "(", "}": ")", "¿": "", "¡": ""}
+_LATIN_PUNCT = {"«": "“", "»": "”", "‹": "", "›": "", "[": "(", "]": ")", "{": "(", "}": ")", "¿": "", "¡": "",
+                "<": "(", ">": ")"}  # "<Enter>": the G2Ps would drop the brackets; the word stays grouped
 _PUNCT: dict[str, list[Rule]] = {
     # ¿ ¡ carry nothing espeak-ng or Kokoro uses (the intonation comes from the final ? !).
     "es": [_mapper(_LATIN_PUNCT)],
@@ -160,11 +162,11 @@ _PUNCT: dict[str, list[Rule]] = {
     # reach the phonemes raw (its legacy path passes non-Han text through).
     "zh": [_mapper({"『": "“", "』": "”", "〈": "“", "〉": "”", "‘": "“", "’": "”", "〔": "(", "〕": ")",
                     "[": "(", "]": ")", "{": "(", "}": ")", "·": " ", "・": " ", "~": "", "〜": "", "‥": "…",
-                    "〃": "", "¿": "", "¡": ""})],
+                    "〃": "", "¿": "", "¡": "", "<": "(", ">": ")"})],
     # cutlet maps 。、？！「」『』：；（）《》・～〜«» ; it maps 【】 to [ ], which
     # Kokoro lacks, so those become corner brackets (-> “ ”) first.
     "ja": [_mapper({"【": "「", "】": "」", "〔": "(", "〕": ")", "〈": "「", "〉": "」", "[": "(", "]": ")",
-                    "‥": "…", "·": "・", "¿": "", "¡": ""})],
+                    "‥": "…", "·": "・", "¿": "", "¡": "", "<": "(", ">": ")"})],
 }
 
 _NUMBERS: dict[str, Callable[[], list[Rule]]] = {
@@ -183,6 +185,7 @@ class _Normalizer:
         self.early = _JA_EARLY if code == "ja" else []
         self.rules = [*_INVISIBLE, *_web_rules(code)]
         self.digit_rules = _NUMBERS[code]() if code in _NUMBERS else numbers_intl.latin_rules(code)
+        self.long_runs = reader_for(code)
         self.late = _PUNCT[code]
 
     def __call__(self, text: str) -> Normalized:
@@ -192,7 +195,7 @@ class _Normalizer:
             dropped.append(m.group())
             return ""
 
-        pieces = strip_markdown(text)
+        pieces = strip_markdown(text, dropped)  # HTML tags and comments: reported
         for pattern, repl in self.early:
             pieces = apply_rule(pieces, pattern, repl)
         def entity(m: re.Match[str]) -> str | None:  # "&#128512;" is an emoji too
@@ -206,6 +209,7 @@ class _Normalizer:
             pieces = apply_rule(pieces, pattern, repl)
         pieces = apply_rule(pieces, _LONE_MODIFIER, lambda m: "")
         if _DIGIT.search(text):
+            pieces = read_long_runs(pieces, *self.long_runs)  # before any rule reads them as a number
             for pattern, repl in self.digit_rules:
                 pieces = apply_rule(pieces, pattern, repl)
         for pattern, repl in [_FULLWIDTH, *self.late]:

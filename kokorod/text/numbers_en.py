@@ -48,9 +48,11 @@ ZIP 94103, CA 94103,           ZIP: digit by digit, after      12345 people, $12
 94103-1234                     zip / postal code / a state     numbers; 5-4 digits are
                                code; ZIP+4 by format alone     always ZIP+4 (no range goes
                                                                from 5 digits down to 4)
-4111 1111 1111 1111,           digit groups, by format: four   4111111111111111, 1234 5678
+4111 1111 1111 1111,           digit groups, by format: four   123456789012345, 1234 5678
 4111-1111-1111-1111,           groups of four, Amex 4-6-5, or  (two groups), 1,000,000: left
-1234-5678-9012                 3+ hyphenated groups            as numbers
+1234-5678-9012                 3+ hyphenated groups            as numbers (16 digits or more
+                                                               are never a quantity:
+                                                               ``long_numbers``)
 order 1234-5678, account       digit groups after an ID cue    1234-5678 alone: a range
 12345678, Order #12345         (order, account, card, ref,
                                confirmation, tracking, ...)

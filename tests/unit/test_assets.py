@@ -65,10 +65,13 @@ def test_blend_weights_are_normalised(tmp_path: Path) -> None:
         store.pack("af_one:abc")
 
 
-def test_corrupt_voice_file(tmp_path: Path) -> None:
+def test_corrupt_voice_file(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     (tmp_path / "af_bad.bin").write_bytes(b"\0" * 100)
-    with pytest.raises(AssetError, match="corrupt"):
+    with pytest.raises(AssetError, match="corrupt") as info:
         VoiceStore(tmp_path, fetch_missing=False).pack("af_bad")
+    # A client sees the voice's name, never the daemon's file layout; the operator's log has the path.
+    assert "af_bad" in str(info.value) and str(tmp_path) not in str(info.value)
+    assert str(tmp_path / "af_bad.bin") in caplog.text
 
 
 def test_style_row_follows_phoneme_count(tmp_path: Path) -> None:

@@ -174,6 +174,29 @@ def test_a_damaged_cache_entry_is_rebuilt(model_path: Path, tmp_path: Path) -> N
     assert OnnxEngine(model_path, cache_dir=cache).loaded_from_cache
 
 
+def test_a_full_disk_under_the_cache_costs_only_the_cache(model_path: Path, tmp_path: Path) -> None:
+    """A full disk, made honestly: the child may write no byte to any file
+    (RLIMIT_FSIZE 0, SIGXFSZ ignored, so a write fails with EFBIG as on a full
+    file system). onnxruntime then fails the session it is building while it
+    writes the optimised graph ("Protobuf serialization failed", no OSError);
+    the engine must still load from memory and say why there is no cache."""
+    proc = _python(f"""
+        import logging, resource, signal, sys
+        import numpy as np
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (0, resource.RLIM_INFINITY))
+        logging.basicConfig(stream=sys.stdout, level=logging.WARNING, format="%(levelname)s %(message)s")
+        from kokorod.engine.onnx_engine import OnnxEngine
+        engine = OnnxEngine({str(model_path)!r}, cache_dir={str(tmp_path / "cache")!r})
+        out = engine.run({TOKENS!r}, np.zeros((1, 256), np.float32), 1.0)
+        print("durations", out.durations.tolist())
+    """)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert f"durations {[t + 1 for t in TOKENS]}" in proc.stdout
+    assert "WARNING cannot cache the ONNX graph" in proc.stdout
+    assert not list((tmp_path / "cache" / "onnx").glob("*.onnx"))  # no partial entry left behind
+
+
 def test_cache_keys_differ_by_every_part() -> None:
     base = {"model_sha256": "a" * 64, "graph_edit": "1", "dequantize": "none", "onnxruntime": "1.0",
             "optimization": "all", "cpu": "x86_64+avx2"}

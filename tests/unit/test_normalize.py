@@ -238,3 +238,39 @@ def test_english_reports_what_it_cannot_say(text: str, dropped: tuple[str, ...],
     n = normalize(text)
     assert n.dropped == dropped
     assert n.spoken == spoken
+
+
+# ----------------------------------------------- angle brackets, HTML, private use
+# Text in angle brackets was taken for an HTML tag and dropped without a word.
+
+@pytest.mark.parametrize("written, spoken", [
+    ("If a<b and c>d then stop.", "If a less than b and c greater than d then stop."),
+    ("Press <Enter> to continue", "Press (Enter) to continue"),
+    ("Use Vec<String> here", "Use Vec(String) here"),
+    ("if x>5 then", "if x greater than 5 then"),
+    ("<name> and <value>", "(name) and (value)"),
+])
+def test_angle_bracket_text_is_spoken(written: str, spoken: str) -> None:
+    out = normalize(written)
+    assert out.spoken == spoken and out.dropped == ()
+
+
+@pytest.mark.parametrize("written, spoken, dropped", [
+    ("Line<br>break <b>bold</b>", "Line break bold", ("<br>", "<b>", "</b>")),
+    ('See <img src="x.png" alt="cat"> here', "See here", ('<img src="x.png" alt="cat">',)),
+    ("a <div class=x hidden>in</div>", "a in", ("<div class=x hidden>", "</div>")),
+    ("Keep <!-- a note to self --> going.", "Keep going.", ("<!-- a note to self -->",)),
+    ("One <!-- spans\ntwo lines --> two.", "One two.", ("<!-- spans", "two lines -->")),
+    ("Open <!-- never closed", "Open", ("<!-- never closed",)),
+    ("```\nx <!-- in code\n```\nAfter the code.", "After the code.", ()),  # code: not a comment
+    ("Icons \ue000\uf8ff and \U000f0001 here.", "Icons and here.", ("\ue000\uf8ff", "\U000f0001")),
+    ('Wait <break time="500ms"/> go.', "Wait go.", ()),  # our control tag: the segmenter's, not dropped text
+])
+def test_html_and_private_use_are_dropped_and_reported(written: str, spoken: str, dropped: tuple[str, ...]) -> None:
+    out = normalize(written)
+    assert out.spoken == spoken and out.dropped == dropped
+
+
+def test_real_g2p_says_the_word_in_angle_brackets(g2p: Any) -> None:
+    phonemes, _ = g2p(normalize("Press <Enter> to continue").spoken)
+    assert g2p("Enter")[0].strip(".") in phonemes

@@ -60,7 +60,8 @@ def test_english_only_rules_do_not_fire(lang: str, written: str, spoken: str) ->
     ("es", "MP3", "MP3"),
     ("es", "5km", "cinco km"),
     ("es", "código 007", "código cero cero siete"),
-    ("es", "12345678901234567", "uno dos tres cuatro cinco seis siete ocho nueve cero uno dos tres cuatro cinco seis siete"),
+    ("es", "12345678901234567",
+     "uno dos tres cuatro, cinco seis siete ocho, nueve cero uno, dos tres cuatro, cinco seis siete"),
     # Spanish apocope before a noun, not before "de"/"y"
     ("es", "21 años, 1 libro, el 1 de mayo, 1 y 2", "veintiún años, un libro, el uno de mayo, uno y dos"),
     # percentages
@@ -256,3 +257,19 @@ def test_output_is_always_clean(lang: str, text: str) -> None:
         prev_end = r.spoken_end
     for d in n.dropped:
         assert d in text
+
+
+@pytest.mark.parametrize("lang, group", [("es", "uno uno uno uno"), ("fr", "un un un un"), ("it", "uno uno uno uno"),
+                                         ("pt-br", "um um um um"), ("hi", "1 1 1 1"), ("zh", "一一一一"),
+                                         ("ja", "いちいちいちいち")])
+def test_a_long_digit_run_is_read_in_groups_each_its_own_span(lang: str, group: str) -> None:
+    out = normalizer_for(lang)("Call " + "1" * 400 + " now.")
+    assert out.spoken.count(group) == 100 and out.spoken.endswith("now.")
+    assert [sp.written for sp in out.spans] == ["1111"] * 100  # a word event per group
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_angle_brackets_comments_and_private_use(lang: str) -> None:
+    out = normalizer_for(lang)("Pulsa <Enter> <!-- nota --> y \ue000 <br>fin")
+    assert "Enter" in out.spoken and "nota" not in out.spoken and "<" not in out.spoken
+    assert set(out.dropped) == {"<!-- nota -->", "<br>", "\ue000"}  # each reported

@@ -108,7 +108,8 @@ CASES = {
         ("PIN 1234", "PIN 1 2 3 4"),
         ("card 4111111111111111", "card 4 1 1 1, 1 1 1 1, 1 1 1 1, 1 1 1 1"),
         # plain big numbers and pairs stay
-        ("4111111111111111", "4111111111111111"),
+        ("123456789012345", "123456789012345"),
+        ("4111111111111111", "4 1 1 1, 1 1 1 1, 1 1 1 1, 1 1 1 1"),  # 16 digits: never a quantity (long_numbers)
         ("1,000,000 people", "1,000,000 people"),
         ("1234-5678", "1234 to 5678"),
         ("2020 2021 2022", "2020 2021 2022"),
@@ -296,3 +297,36 @@ def test_number_soup_keeps_spans_consistent(text: str) -> None:
         assert prev_end <= r.spoken_start < r.spoken_end <= len(s)
         assert r.written and r.written in text
         prev_end = r.spoken_end
+
+
+# ------------------------------------------------------------- long digit runs
+# num2words (under misaki) raised OverflowError past ~66 digits, failing the
+# whole utterance; 40-120 digits were one token too long for the model window.
+
+@pytest.mark.parametrize("n", [16, 40, 67, 120, 400])
+def test_a_long_digit_run_is_read_in_groups_each_its_own_span(n: int) -> None:
+    text = "Call " + "1" * n + " now. And then more text after it."
+    out = normalize(text)
+    assert not re.search(r"\d\d", out.spoken)  # digit by digit
+    assert out.spoken.startswith("Call 1 1 1") and out.spoken.endswith("now. And then more text after it.")
+    assert "".join(sp.written for sp in out.spans) == "1" * n  # every digit has a span: a word event
+    assert all(3 <= len(sp.written) <= 4 for sp in out.spans)
+    assert all(out.spoken[sp.spoken_start:sp.spoken_end] == " ".join(sp.written) for sp in out.spans)
+
+
+def test_a_long_grouped_number_is_read_by_its_groups() -> None:
+    out = normalize("Total 1" + ",000" * 30 + " units.")
+    assert out.spoken.startswith("Total 1, 0 0 0, 0 0 0") and out.spoken.endswith(" units.")
+    assert [sp.written for sp in out.spans] == ["1"] + ["000"] * 30
+
+
+def test_numbers_up_to_fifteen_digits_stay_quantities() -> None:
+    assert normalize("It has 999999999999999 stars.").spoken == "It has 999999999999999 stars."
+    assert normalize("1,000,000,000,000 dollars").spoken == "1,000,000,000,000 dollars"
+
+
+@pytest.mark.parametrize("text", ["Call " + "1" * 400 + " now.", "Pi is 3." + "1" * 400, "$" + "9" * 80 + "M",
+                                  "x -" + "7" * 90, "1" + ",000" * 40])
+def test_real_g2p_reads_any_long_number(g2p: Any, text: str) -> None:
+    _, tokens = g2p(normalize(text).spoken)
+    assert tokens and all(len(t.phonemes or "") < 40 for t in tokens)  # no token overflows the window
