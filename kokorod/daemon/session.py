@@ -314,13 +314,16 @@ class Session:
             return
         # Chunk sizes follow what the engine can make: the first within the
         # latency budget, later ones while earlier chunks play.
+        self._budget(utt)
+        utt.add_text(msg.text, msg.final)
+        if msg.text and not msg.final:
+            self._loop.call_later(self.s.config.stall_flush_s, self._flush_if_stalled, utt, utt.chars)
+
+    def _budget(self, utt: Utterance) -> None:
         first_ms = self.s.config.first_audio_ms
         utt.segmenter.budget = self.s.rates.budget(
             utt.lang.code, utt.segmenter.profile.unit, speed=utt.speed, pace=self.s.capacity.pace(utt.speed),
             first_audio_s=first_ms / 1000 if first_ms > 0 else None)
-        utt.add_text(msg.text, msg.final)
-        if msg.text and not msg.final:
-            self._loop.call_later(self.s.config.stall_flush_s, self._flush_if_stalled, utt, utt.chars)
 
     def _flush_if_stalled(self, utt: Utterance, chars_then: int) -> None:
         """No text for a while and the buffer ends a sentence: speak it now
@@ -381,7 +384,7 @@ class Session:
         if auto is not None:
             utt.pending = PendingChoice(self.s.detector, voice, keep_voice=auto == AUTO_KEEP_VOICE,
                                         voices=self.s.voice_for)
-            utt.on_choice = self._count_choice
+            utt.on_choice = self._on_choice
         self.utterances[utt.id] = utt
         self._tasks_owned.add(utt)
         self.s.metrics.utterances_started.inc()
@@ -390,7 +393,9 @@ class Session:
         utt.task.add_done_callback(lambda _t, u=utt: self._tasks_owned.discard(u))
         return utt
 
-    def _count_choice(self, utt: Utterance, choice: Choice) -> None:
+    def _on_choice(self, utt: Utterance, choice: Choice) -> None:
+        """lang auto decided: the new segmenter's budget in its language's rates; counted."""
+        self._budget(utt)
         outcome = "undecided" if choice.detected is None else "switched" if choice.switched else "same"
         self.s.metrics.language_auto.labels(outcome=outcome, lang=choice.lang.code).inc()
         if choice.switched:

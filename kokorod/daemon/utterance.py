@@ -83,13 +83,11 @@ class Utterance:
 
     def _choose(self, choice: Choice) -> None:
         """Speak the decided language, with its voice. Nothing was segmented yet,
-        so the language's own segmenter takes the text (with the budget the
-        session set for the first chunk)."""
+        so the language's own segmenter takes the text; ``on_choice`` (the
+        session) gives it a budget from that language's speaking rate."""
         if choice.lang != self.lang:
-            budget = self.segmenter.budget
             self.lang = choice.lang
             self.segmenter = segmenter_for(choice.lang)
-            self.segmenter.budget = budget
             self.timeline.lang = choice.lang.code
         self.voice = choice.voice
         if self.on_choice is not None:
