@@ -306,3 +306,20 @@ SENTENCES: dict[str, list[str]] = {
         "我想学做一道正宗的麻婆豆腐。",
     ],
 }
+
+# English commands and sentences around foreign names (Home Assistant device
+# and room names, people, places): all must stay English. Scored apart.
+MIXED_ENGLISH: list[str] = [
+    "Turn on the Salle à manger light.",
+    "Turn off the Cucina lights.",
+    "Set the Chambre des enfants to twenty degrees.",
+    "Play the playlist Canciones de verano.",
+    "Is the Porta da frente locked?",
+    "Remind me to call Jean-Pierre Dubois at six.",
+    "Book a table at Trattoria da Mario for Friday.",
+    "Open the garage door at Rua das Flores.",
+    "Start the robot vacuum in the Salón principal.",
+    "Navigate to Champs-Élysées avenue in Paris.",
+    "What time does the Museo del Prado open tomorrow?",
+    "Add croissants and pain au chocolat to the list.",
+]

@@ -10,8 +10,8 @@ on the event loop; the model load (~1 s) runs off it, at start-up
 (:meth:`LanguageDetector.load` from a thread).
 
 The gate: text keeps the voice's language unless it has at least
-``MIN_LETTERS`` letters and the detector is at least ``MIN_CONFIDENCE`` sure of
-another language. The shortest correct answers in the bench were Portuguese
+``MIN_LETTERS`` letters, the detector is at least ``MIN_CONFIDENCE`` sure of
+another language and gives the voice's own less than ``MAX_VOICE_SCORE``. The shortest correct answers in the bench were Portuguese
 and Spanish at 0.51-0.60; single words ("Pizza" 0.72 Italian, "Hello" 0.30
 Italian, "Merci" 0.19 Spanish) are exactly what must not switch, so words
 that short never decide. A text in a script of its own (kana, Han, Devanagari)
@@ -37,6 +37,10 @@ AUTO_MODES = (AUTO, AUTO_KEEP_VOICE)
 
 MIN_CONFIDENCE = 0.5   # the detector's normalised probability of its top language
 MIN_LETTERS = 8        # letters in a Latin-script text before it may switch language
+# ... and the voice's own language must be unlikely: in the bench every foreign
+# sentence scored at most 0.04 English, while English commands around a French
+# room name ("Turn on the Salle à manger light.") scored 0.45 (French 0.53).
+MAX_VOICE_SCORE = 0.2
 MIN_LETTERS_OWN_SCRIPT = 2
 # A streamed utterance decides on its first sentence, or on this many
 # characters if no sentence ends sooner (then the rest follows in its language).
@@ -60,6 +64,10 @@ _FROM_DETECT = {"en": "en-us", "es": "es", "fr": "fr", "hi": "hi", "it": "it", "
 class Detection:
     lang: Language
     confidence: float
+    scores: Mapping[str, float]  # every candidate's probability, by our code (en-us stands for English)
+
+    def score_of(self, lang: Language) -> float:
+        return self.scores.get(_FROM_DETECT[_DETECT_CODE[lang.code]], 0.0)
 
 
 def _own_script(ch: str) -> bool:
@@ -99,16 +107,22 @@ class LanguageDetector:
         if len(letters) < (MIN_LETTERS_OWN_SCRIPT if own * 2 >= len(letters) > 0 else self.min_letters):
             return None
         self.load()  # a no-op once loaded (the daemon loads it at start-up, off the loop)
-        code, prob = self._ident.classify(text)
+        ranked = self._ident.rank(text)
+        code, prob = ranked[0]
         if float(prob) < self.min_confidence or code not in _FROM_DETECT:
             return None
-        return Detection(languages.BY_CODE[_FROM_DETECT[code]], float(prob))
+        scores = {_FROM_DETECT[c]: float(p) for c, p in ranked if c in _FROM_DETECT}
+        return Detection(languages.BY_CODE[_FROM_DETECT[code]], float(prob), scores)
 
 
 def language_for(detected: Detection | None, voice_lang: Language) -> Language:
     """What to speak: the detected language, except that the voice's own variant
-    of it wins (British English stays British) and no decision keeps the voice's."""
+    of it wins (British English stays British), no decision keeps the voice's,
+    and so does text the detector still finds ``MAX_VOICE_SCORE`` likely in the
+    voice's language (an English sentence around a French name)."""
     if detected is None or _DETECT_CODE[detected.lang.code] == _DETECT_CODE[voice_lang.code]:
+        return voice_lang
+    if detected.score_of(voice_lang) >= MAX_VOICE_SCORE:
         return voice_lang
     return detected.lang
 

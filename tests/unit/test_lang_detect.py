@@ -95,3 +95,9 @@ def test_final_decides_even_short_text(detector: LanguageDetector) -> None:
     p = PendingChoice(detector, "af_heart", keep_voice=False, voices=DEFAULT_VOICE_FOR)
     choice = p.feed("Merci", True)
     assert choice is not None and choice.lang == EN and choice.voice == "af_heart"
+
+
+@pytest.mark.parametrize("text", ["Turn on the Salle à manger light.", "Is the Porta da frente locked?",
+                                  "Remind me to call Jean-Pierre Dubois at six."])
+def test_english_commands_around_foreign_names_stay_english(detector: LanguageDetector, text: str) -> None:
+    assert language_for(detector.detect(text), EN) == EN
