@@ -106,7 +106,8 @@ class LanguageDetector:
         own = sum(1 for ch in letters if _own_script(ch))
         if len(letters) < (MIN_LETTERS_OWN_SCRIPT if own * 2 >= len(letters) > 0 else self.min_letters):
             return None
-        self.load()  # a no-op once loaded (the daemon loads it at start-up, off the loop)
+        if self._ident is None:  # the daemon loads it at start-up, off the loop
+            self.load()
         ranked = self._ident.rank(text)
         code, prob = ranked[0]
         if float(prob) < self.min_confidence or code not in _FROM_DETECT:
