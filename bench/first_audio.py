@@ -29,10 +29,8 @@ import asyncio
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -45,28 +43,13 @@ sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT / "tests"))
 
 from machine import cpu_info, describe  # noqa: E402
-from stream_bench import PARAGRAPHS, Player, free_port, pct, summary  # noqa: E402
+from stream_bench import PARAGRAPHS, Player, free_port, pct, start_daemon, summary  # noqa: E402
 
 from kokorod.protocol.codec import MsgpackCodec  # noqa: E402
 from kokorod.protocol.messages import Audio, Cancelled, Chunk, Done, Error, Speak  # noqa: E402
 
 VOICE = "af_heart"
 SPEECH_LEVEL = int(32767 * 10 ** (-40 / 20))  # -40 dBFS in s16
-
-
-def start(port: int, budget_ms: float) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen([sys.executable, "-m", "kokorod", "serve", "--port", str(port),
-                             "--first-audio-ms", str(budget_ms)], cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 180
-    while time.time() < deadline:
-        try:
-            if urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1).status == 200:
-                return proc
-        except OSError:
-            time.sleep(0.2)
-    proc.kill()
-    raise SystemExit("daemon did not become ready")
 
 
 def cpu_s(pid: int) -> float:
@@ -179,7 +162,7 @@ def main() -> None:
     cpu = cpu_info()
     print(describe(cpu), flush=True)
     budgets = {"before (4-12 words)": 0.0, f"after ({args.budget_ms:g} ms budget)": args.budget_ms}
-    procs = {name: (start(port := free_port(), b), port) for name, b in budgets.items()}
+    procs = {name: (start_daemon(port := free_port(), "--first-audio-ms", str(b)), port) for name, b in budgets.items()}
     try:
         idle = {name: rss_mb(p.pid, "VmRSS") for name, (p, _) in procs.items()}
         urls = {name: f"ws://127.0.0.1:{port}/v1/stream" for name, (_, port) in procs.items()}

@@ -147,10 +147,10 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_daemon(port: int) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen([sys.executable, "-m", "kokorod", "serve", "--port", str(port)], cwd=ROOT,
+def start_daemon(port: int, *extra: str) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen([sys.executable, "-m", "kokorod", "serve", "--port", str(port), *extra], cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
+    deadline = time.time() + 180
     while time.time() < deadline:
         try:
             if urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1).status == 200:

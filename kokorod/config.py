@@ -99,6 +99,9 @@ class ServerConfig:
     # voice is of another (--voice-for fr=ff_siwis); unset languages keep
     # kokorod.text.detect.DEFAULT_VOICE_FOR.
     voice_for: tuple[tuple[str, str], ...] = ()
+    # Rendered chunks kept for repeated phrases (kokorod.daemon.chunk_cache), in
+    # MiB of audio plus per-entry overhead; 0 turns the cache off.
+    chunk_cache_mb: float = 32.0
 
     def threads_per_worker(self) -> int | None:
         if self.engine_threads is not None or self.engine_workers == 1:
@@ -255,6 +258,9 @@ def add_server_args(p: argparse.ArgumentParser) -> None:
                    help="with lang auto (the default of the OpenAI API and Wyoming), the voice for text detected in "
                         "LANG when the requested voice is of another language; repeatable (defaults: "
                         "docs/protocol.md#languages)")
+    p.add_argument("--cache-mb", type=_non_negative, default=ServerConfig.chunk_cache_mb, metavar="MB",
+                   help="memory for rendered chunks, so a repeated phrase (a greeting, a prompt) starts at once "
+                        f"without the engine; least recently used first out; 0: off (default {ServerConfig.chunk_cache_mb:g})")
     p.add_argument("--zeroconf", nargs="?", const="kokorod", default=None, metavar="NAME",
                    help="advertise the Wyoming server over mDNS as _wyoming._tcp (Home Assistant discovers it), "
                         "under NAME (default kokorod); needs a tcp:// --wyoming-uri")

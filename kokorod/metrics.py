@@ -6,9 +6,11 @@ import asyncio
 import math
 import os
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
 
 _LATENCY_BUCKETS_S = (0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0)
 # Seconds a request waited for its stream slot (0: admitted at once).
@@ -18,6 +20,29 @@ _TASK_DIR = "/proc/self/task"
 
 if TYPE_CHECKING:
     from kokorod.daemon.admission import Plan
+    from kokorod.daemon.chunk_cache import ChunkCache
+
+
+class ChunkCacheCollector:
+    """The rendered-chunk cache's counters, read at scrape time (the cache
+    counts for itself; zeros while it is off or not built yet)."""
+
+    def __init__(self) -> None:
+        self.cache: "ChunkCache | None" = None
+
+    def collect(self) -> Iterator[Metric]:
+        from kokorod.daemon.chunk_cache import CacheStats
+
+        s = self.cache.stats() if self.cache is not None else CacheStats()
+        lookups = s.hits + s.misses
+        yield CounterMetricFamily("kokorod_chunk_cache_hits", "Chunks served from the rendered-chunk cache (no engine run)", value=s.hits)
+        yield CounterMetricFamily("kokorod_chunk_cache_misses", "Chunk lookups that had to run the engine", value=s.misses)
+        yield CounterMetricFamily("kokorod_chunk_cache_evictions", "Cached chunks dropped to stay within --cache-mb", value=s.evictions)
+        yield GaugeMetricFamily("kokorod_chunk_cache_bytes", "Bytes the chunk cache holds (audio plus per-entry overhead)", value=s.bytes_held)
+        yield GaugeMetricFamily("kokorod_chunk_cache_max_bytes", "The chunk cache's bound (0: off)", value=s.max_bytes)
+        yield GaugeMetricFamily("kokorod_chunk_cache_entries", "Chunks in the cache", value=s.entries)
+        yield GaugeMetricFamily("kokorod_chunk_cache_hit_ratio", "Hits / lookups since start (NaN before the first)",
+                                value=s.hits / lookups if lookups else math.nan)
 
 
 class Metrics:
@@ -65,6 +90,8 @@ class Metrics:
         self.request_queue_timeouts = Counter("kokorod_request_queue_timeouts_total", "Requests refused after waiting --queue-timeout-s for a slot", registry=r)
         self.request_queue_full = Counter("kokorod_request_queue_full_total", "Requests refused because --max-queued were already waiting", registry=r)
         self.engine_workers = Gauge("kokorod_engine_workers", "Engine workers (threads with their own engine session)", registry=r)
+        self.chunk_cache = ChunkCacheCollector()  # its cache is set when the daemon builds one
+        r.register(self.chunk_cache)
         # process_resident_memory_bytes, process_open_fds, ... (Linux only; no-op elsewhere).
         ProcessCollector(registry=r)
 

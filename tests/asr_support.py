@@ -59,10 +59,18 @@ def normalize_words(text: str) -> str:
     return " ".join(text.split())
 
 
+def normalize_english(text: str) -> str:
+    """``normalize_words`` after reading numerals and symbols as words, so the
+    recogniser's "before 9", "$12" and "22" match "before nine", "twelve dollars"
+    and "twenty two": how a number is written is not something heard."""
+    return normalize_words(_spell_digits(read_symbols(text, "en"), "en"))
+
+
 def word_error_rate(reference: str, hypothesis: str) -> float:
+    """English WER, both sides through ``normalize_english``."""
     import jiwer
 
-    return float(jiwer.wer(normalize_words(reference), normalize_words(hypothesis)))
+    return float(jiwer.wer(normalize_english(reference), normalize_english(hypothesis)))
 
 
 def median_start_error_s(ours: list[tuple[str, float]], heard: list[HeardWord]) -> tuple[float, int]:
@@ -201,6 +209,44 @@ def transcribe_lang(audio: np.ndarray, sample_rate: int, lang: str) -> tuple[str
     return joiner.join(texts), words
 
 
+# Symbols a recogniser writes for spoken words, per Whisper language: "$12" is
+# heard as "twelve dollars", "10h" (French) as "dix heures". Plurals throughout:
+# a number next to a symbol is rarely one.
+_SYMBOL_WORDS: dict[str, dict[str, str]] = {
+    "en": {"$": "dollars", "€": "euros", "£": "pounds", "%": "percent"},
+    "fr": {"$": "dollars", "€": "euros", "%": "pour cent", "h": "heures"},
+    "es": {"$": "dólares", "€": "euros", "%": "por ciento"},
+    "it": {"$": "dollari", "€": "euro", "%": "per cento"},
+    "pt": {"R$": "reais", "$": "dólares", "€": "euros", "%": "por cento"},
+}
+_PREFIX_SYMBOL = re.compile(r"(R\$|[$€£])\s?(\d+)", re.IGNORECASE)  # normalize_lang lowercases first
+_SUFFIX_SYMBOL = re.compile(r"(\d+)\s?([€%])")
+_FRENCH_HOUR = re.compile(r"\b(\d{1,2})\s?h\s?(\d{2})?\b")  # 10h, 10 h, 10h30
+_THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}\b)")  # English 1,000
+
+
+def read_symbols(text: str, lang: str) -> str:
+    """Currency, percent and (French) hour symbols next to a number → words in
+    ``lang``, the number left as digits for ``_spell_digits``. English ordinals
+    ("3rd") become words and English thousands separators go, so "1,000" is one
+    number. Languages without a table are returned unchanged."""
+    code = whisper_lang(lang)
+    words = _SYMBOL_WORDS.get(code)
+    if words is None:
+        return text
+    # A symbol after its number first ("12 € 5 %" is 12 euros, not € 5).
+    text = _SUFFIX_SYMBOL.sub(lambda m: f"{m.group(1)} {words.get(m.group(2), m.group(2))}", text)
+    text = _PREFIX_SYMBOL.sub(lambda m: f"{m.group(2)} {words.get(m.group(1).upper(), m.group(1))}", text)
+    if code == "fr":
+        text = _FRENCH_HOUR.sub(lambda m: f"{m.group(1)} heures {m.group(2) or ''}", text)
+    if code == "en":
+        from num2words import num2words
+
+        text = _THOUSANDS.sub("", text)
+        text = re.sub(r"\b(\d+)(st|nd|rd|th)\b", lambda m: num2words(int(m.group(1)), lang="en", to="ordinal"), text)
+    return text
+
+
 def _spell_digits(text: str, lang: str) -> str:
     """Numerals → words in ``lang``, so "25" and "veinticinco" compare equal.
 
@@ -255,8 +301,8 @@ def ja_reading(text: str) -> str:
 
 
 def normalize_lang(text: str, lang: str) -> str:
-    """The form ``error_rate`` compares: NFKC, lowercase, numerals spelled in
-    the language, punctuation gone; zh in Simplified characters, ja as a
+    """The form ``error_rate`` compares: NFKC, lowercase, symbols read and
+    numerals spelled in the language (``read_symbols``), punctuation gone; zh in Simplified characters, ja as a
     katakana reading; unspaced languages lose all spaces."""
     code = whisper_lang(lang)
     text = unicodedata.normalize("NFKC", text).lower()
@@ -273,7 +319,7 @@ def normalize_lang(text: str, lang: str) -> str:
     elif code == "ja":
         text = ja_reading(_strip_punctuation(_spell_digits(text, code)))
     else:
-        text = _spell_digits(text, code)
+        text = _spell_digits(read_symbols(text, code), code)
     text = _strip_punctuation(text)
     if code in UNSPACED:
         return "".join(text.split())

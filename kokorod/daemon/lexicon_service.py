@@ -14,6 +14,7 @@ import asyncio
 import logging
 from typing import Any
 
+from kokorod.daemon.chunk_cache import lexicon_fingerprint
 from kokorod.errors import KokorodError
 from kokorod.text.lexicon import LexiconError, load_lexicon_file
 
@@ -40,6 +41,7 @@ def install_lexicon(daemon: Any) -> None:
         lexicon = load_lexicon_file(path)
     except LexiconError as exc:
         raise KokorodError(exc.message, "fix the entry, or start without --lexicon") from None
+    lexicon_fingerprint(lexicon)  # before the first chunk is keyed by it
     bank = _bank(daemon)
     bank.lexicons.file, bank.lexicons.file_path = lexicon, path
     log.info("lexicon %s: %d entries", path, len(lexicon),
@@ -59,6 +61,7 @@ def reload_lexicon_now(daemon: Any) -> bool:
         log.error("lexicon reload failed, keeping the previous lexicon: %s", exc.message,
                   extra={"event": "lexicon_reload_failed", "fields": {"path": path, "error": exc.message}})
         return False
+    lexicon_fingerprint(lexicon)  # here, on this thread: the chunk cache keys by it on the loop
     bank = _bank(daemon)
     bank.lexicons.file, bank.lexicons.file_path = lexicon, path
     log.info("lexicon reloaded from %s: %d entries", path, len(lexicon),

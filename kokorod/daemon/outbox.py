@@ -29,6 +29,7 @@ class Outbox:
         self._items: deque[Any] = deque()
         self._ready = asyncio.Event()
         self._audio_us = 0  # audio queued, not yet handed to the socket
+        self._taken = asyncio.Event()  # set whenever queued audio leaves (sent or purged)
 
     @property
     def audio_s(self) -> float:
@@ -53,6 +54,7 @@ class Outbox:
             else:
                 kept.append(event)
         self._items = kept
+        self._taken.set()
         return dropped
 
     async def get(self) -> Any:
@@ -61,4 +63,25 @@ class Outbox:
             await self._ready.wait()
         event = self._items.popleft()
         self._audio_us -= _audio_us(event)
+        self._taken.set()
         return event
+
+    async def wait_below(self, audio_s: float, timeout_s: float) -> bool:
+        """Wait until at most ``audio_s`` of audio is queued, for up to
+        ``timeout_s``; whether it got there.
+
+        Not ``asyncio.wait_for``: on Python 3.11 it swallows a cancel that comes
+        in the same loop step as the wake-up, and ``Session._cancel`` does just
+        that (``purge`` wakes us, then the task is cancelled)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while self.audio_s > audio_s:
+            if loop.time() >= deadline:
+                return False
+            self._taken.clear()
+            timer = loop.call_at(deadline, self._taken.set)
+            try:
+                await self._taken.wait()
+            finally:
+                timer.cancel()
+        return True

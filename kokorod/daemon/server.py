@@ -46,6 +46,7 @@ from kokorod.text.detect import DEFAULT_VOICE_FOR, LanguageDetector
 from kokorod.text.languages import LANGUAGES
 from kokorod.daemon.warmup import Probe, measure_slope, warm_up
 from kokorod.daemon.workers import WorkerSynthesizers
+from kokorod.daemon.chunk_cache import build_chunk_cache
 
 log = logging.getLogger("kokorod.daemon.server")
 STREAM_PATH = "/v1/stream"
@@ -171,8 +172,13 @@ class Daemon:
         synths = list(self.synth) if isinstance(self.synth, (list, tuple)) else [self.synth]
         workers = self.workers = WorkerSynthesizers(synths, self.estimator)
         voices = tuple(workers.voices.names())
+        # Off the loop: without the graph cache the engine's identity hashes the model file.
+        cache = await asyncio.to_thread(build_chunk_cache, self.config.chunk_cache_mb,
+                                         getattr(synths[0], "engine", None))
+        self.metrics.chunk_cache.cache = cache
         self.services = Services(self.config, self.scheduler, workers, self.metrics, self.capacity,  # type: ignore[arg-type]
-                                 voices, language_catalog(voices, workers), self.requests)  # type: ignore[arg-type]
+                                 voices, language_catalog(voices, workers), requests=self.requests,
+                                 chunk_cache=cache)  # type: ignore[arg-type]
         # The --lexicon file, validated now (a bad one is a one-line error); SIGHUP reloads it.
         install_lexicon(self)
         for info in self.services.languages:
@@ -210,11 +216,13 @@ class Daemon:
     def _log_ready(self, probe: Probe) -> None:
         plan = self.capacity.plan()
         threads = self.config.threads_per_worker()
+        cache = self.services.chunk_cache if self.services is not None else None
         fields = {
             "warmup_s": round(probe.warmup_s, 2), "rtf": round(probe.rtf, 3),
             "speed_slope": round(self.estimator.slope, 3), "engine_workers": plan.workers,
             "threads_per_worker": threads, "utilisation": plan.utilisation, "max_streams": plan.max_streams,
             "max_active_streams": self.config.limits.max_active_streams,
+            "chunk_cache_max_bytes": cache.max_bytes if cache is not None else 0,
         }
         log.info("ready (warm-up %.2f s): RTF %.3f at 1x; %d engine worker%s x %s; "
                  "admits %s stream%s at 1x (utilisation bound %g%s)",
@@ -442,7 +450,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         ping_timeout_s=args.ping_timeout_s, drain_timeout_s=args.drain_timeout_s,
         engine_workers=args.engine_workers, engine_threads=args.engine_threads,
         stream_utilisation=args.stream_utilisation, wyoming_uri=args.wyoming_uri, zeroconf=args.zeroconf,
-        lexicon_path=args.lexicon, voice_for=tuple(args.voice_for),
+        lexicon_path=args.lexicon, voice_for=tuple(args.voice_for), chunk_cache_mb=args.cache_mb,
     )
 
 

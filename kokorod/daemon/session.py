@@ -16,6 +16,7 @@ from typing import Any, AsyncIterable, Mapping, Protocol
 
 from kokorod import __version__
 from kokorod.daemon.admission import Capacity
+from kokorod.daemon.chunk_cache import ChunkCache
 from kokorod.config import ServerConfig
 from kokorod.engine.base import SAMPLE_RATE
 from kokorod.errors import InputError
@@ -61,6 +62,7 @@ class Services:
     voices: tuple[str, ...]
     languages: tuple[LanguageInfo, ...] = ()
     requests: RequestAdmission | None = None  # None: no request queue, every utterance is a stream
+    chunk_cache: ChunkCache | None = None  # rendered chunks by what made them (None: off)
     rates: SpeechRates = field(default_factory=SpeechRates)  # speaking rate and per-run overhead, learnt
     # lang "auto": the detector (candidates: the languages installed here) and
     # the voice of each language for text not in the caller's voice's language.
@@ -481,9 +483,24 @@ class Session:
     async def _speak_segment(self, utt: Utterance, segment: Segment) -> None:
         await self._await_lookahead()
         last = utt.final and not utt.segments
-        job = partial(self._job, segment=segment, voice=utt.voice, speed=utt.speed, lang=utt.lang, last=last,
-                      lexicon=self.lexicon)
-        rendered: Rendered = await self.s.scheduler.submit(job, urgency=self._urgency)
+        cache = self.s.chunk_cache
+        # Looked up on the loop: a hit neither runs the engine nor queues for it.
+        lookup = None if cache is None else cache.lookup(
+            segment, voice=utt.voice, speed=utt.speed, lang=utt.lang, last=last, session_lexicon=self.lexicon,
+            daemon_lexicons=getattr(getattr(self.s.synth, "g2p", None), "lexicons", None))
+        rendered: Rendered | None = None if lookup is None else lookup.rendered
+        hit = rendered is not None
+        if rendered is None:
+            job = partial(self._job, segment=segment, voice=utt.voice, speed=utt.speed, lang=utt.lang, last=last,
+                          lexicon=self.lexicon)
+            rendered = await self.s.scheduler.submit(job, urgency=self._urgency)
+            if lookup is not None:
+                lookup.store(rendered)
+        else:
+            # Yield once, as waiting for the engine would: a cancel of this
+            # utterance (barge-in, or _emit's slow-consumer verdict on the
+            # previous chunk) lands here instead of the utterance running on.
+            await asyncio.sleep(0)
         utt.synth_s += rendered.synth_s
         if rendered.unspeakable:
             self._warn(utt, WarningCode.UNSPEAKABLE, " ".join(rendered.unspeakable),
@@ -491,11 +508,26 @@ class Session:
         if not rendered.chunk.samples:
             return
         utt.chunks += 1
-        self.s.metrics.rtf.observe(rendered.synth_s / (rendered.chunk.samples / SAMPLE_RATE))
-        self.s.rates.observe(utt.lang.code, utt.segmenter.profile.unit, spoken_chars=len(segment.spoken),
-                             speech_samples=rendered.speech_samples, decoded_samples=rendered.decoded_samples,
-                             sample_rate=SAMPLE_RATE, speed=utt.speed)
+        if not hit:  # the engine's speed and the model's speaking rate: only from real runs
+            self.s.metrics.rtf.observe(rendered.synth_s / (rendered.chunk.samples / SAMPLE_RATE))
+            self.s.rates.observe(utt.lang.code, utt.segmenter.profile.unit, spoken_chars=len(segment.spoken),
+                                 speech_samples=rendered.speech_samples, decoded_samples=rendered.decoded_samples,
+                                 sample_rate=SAMPLE_RATE, speed=utt.speed)
+        else:
+            await self._let_writer_catch_up(utt, rendered.chunk.samples / SAMPLE_RATE)
         self._emit(utt, await utt.render(segment.text, rendered.chunk))
+
+    async def _let_writer_catch_up(self, utt: Utterance, audio_s: float) -> None:
+        """A cached chunk is ready at once. The engine would have taken a while
+        to render it, time in which a reading client takes the audio queued for
+        it; give the writer that long before ``_emit`` judges the backlog, so a
+        hit never makes a reading client look like a slow consumer."""
+        limit = self.s.config.limits.max_send_buffer_s
+        if self.outbox.audio_s <= limit:
+            return
+        estimator = self.s.capacity.estimator
+        rtf = estimator.rtf(utt.speed) if estimator is not None else None
+        await self.outbox.wait_below(limit, audio_s * (rtf if rtf is not None else 1.0))
 
     def _job(self, token: Any, *, segment: Any, voice: str, speed: float, lang: Language, last: bool,
              lexicon: Any = None) -> Rendered:

@@ -124,6 +124,17 @@ class Utterance:
 _PAUSE_KIND = {"clause": "clause", "sentence": "sentence", "paragraph": "paragraph", "forced": "forced", "final": "sentence"}
 
 
+def seam_kind(segment: Segment, last: bool) -> str | None:
+    """The natural pause after a segment's audio (a seams pause kind), or None.
+
+    The last chunk of an utterance gets none, so ``done`` is not delayed by
+    silence; before a <break/> the tag's pause replaces it (the session adds
+    it). Part of the chunk cache's key: the only way the seam changes a chunk."""
+    if last or segment.boundary == "break":
+        return None
+    return _PAUSE_KIND.get(segment.boundary, "sentence")
+
+
 @dataclass
 class Rendered:
     chunk: SpeechChunk
@@ -151,9 +162,8 @@ def render_segment(
                              lang=lang, **extra)
     if not chunk.samples:  # nothing in it the voice could say (reported by the caller)
         return Rendered(chunk, time.perf_counter() - started, chunk.unspeakable)
-    # Before a <break/> the tag's pause replaces the natural one (the session adds it).
-    natural = not last and segment.boundary != "break"
-    pause = pause_for_boundary(_PAUSE_KIND.get(segment.boundary, "sentence"), speed) if natural else 0
+    kind = seam_kind(segment, last)
+    pause = pause_for_boundary(kind, speed) if kind is not None else 0
     shaped = shape_chunk(chunk, lead_in_samples=0, pause_samples=pause)
     bounds = speech_bounds(chunk.audio)
     speech = 0 if bounds is None else bounds[1] - bounds[0]

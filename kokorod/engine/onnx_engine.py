@@ -226,6 +226,21 @@ def _prune(graph: Any, onnx: Any) -> None:
 # -- sessions ---------------------------------------------------------------------
 
 
+def graph_key(model_sha256: str, dequantize: str) -> dict[str, str]:
+    """Everything the optimised graph, and so the audio, depends on: the
+    GraphCache's key, and part of the rendered-chunk cache's engine identity."""
+    import onnxruntime as ort
+
+    return {
+        "model_sha256": model_sha256,
+        "graph_edit": str(GRAPH_EDIT_VERSION),
+        "dequantize": dequantize,
+        "onnxruntime": ort.__version__,
+        "optimization": "all",
+        "cpu": cpu_isa(),
+    }
+
+
 @dataclass(frozen=True)
 class GraphCache:
     """Where onnxruntime's optimised graph for one (model, options, machine) lives."""
@@ -301,14 +316,7 @@ class OnnxEngine:
                 from kokorod.assets.model import sha256_file
 
                 model_sha256 = sha256_file(self.model_path)
-            self.graph_cache = GraphCache(Path(cache_dir) / GRAPH_CACHE_DIR, {
-                "model_sha256": model_sha256,
-                "graph_edit": str(GRAPH_EDIT_VERSION),
-                "dequantize": dequantize,
-                "onnxruntime": ort.__version__,
-                "optimization": "all",
-                "cpu": cpu_isa(),
-            })
+            self.graph_cache = GraphCache(Path(cache_dir) / GRAPH_CACHE_DIR, graph_key(model_sha256, dequantize))
         self._session = self._load()
         self.vocab = load_vocab()
         self._lock = threading.Lock()

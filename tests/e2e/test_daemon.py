@@ -144,9 +144,10 @@ async def test_two_concurrent_clients_both_stream(daemon: DaemonProcess) -> None
     # B was not starved behind A's long paragraph: compared with the same text on
     # the now idle daemon, in the same run (machines differ 3x in speed, and CI
     # is loaded). Starved, B would wait for A's synthesis, which takes many times
-    # longer than one short sentence.
+    # longer than one short sentence. (Another text of the same length: the same
+    # one would now come from the chunk cache, without the engine.)
     t1 = loop.time()
-    await b.send(Speak("c", "Hello from the second client.", final=True))
+    await b.send(Speak("c", "Hello from the other client.", final=True))
     await b.until(lambda e: isinstance(e, Audio) and e.utterance == "c")
     alone = loop.time() - t1
     await b.utterance("c")

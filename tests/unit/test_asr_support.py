@@ -126,3 +126,36 @@ def test_a_truncated_whisper_base_dir_is_rebuilt(tmp_path: Path, monkeypatch: py
     (broken / "model.bin").write_bytes(b"AAAA")  # part 2 missing
     model_dir = asr_support.whisper_base_dir(tmp_path / "cache")
     assert (model_dir / "model.bin").read_bytes() == b"AAAABBB"
+
+
+@pytest.mark.parametrize("reference,heard", [
+    ("Please call me before nine.", "Please call me before 9."),
+    ("Tickets cost twelve dollars.", "Tickets cost $12."),
+    ("A high of twenty two degrees.", "A high of 22 degrees."),
+    ("One thousand people came on the third day.", "1,000 people came on the 3rd day."),
+    ("Prices rose five percent.", "Prices rose 5%."),
+])
+def test_english_numerals_and_symbols_are_read_as_words(reference: str, heard: str) -> None:
+    assert asr_support.word_error_rate(reference, heard) == 0.0
+
+
+def test_english_word_error_rate_still_counts_wrong_numbers() -> None:
+    assert asr_support.word_error_rate("before nine", "before 5") == pytest.approx(0.5)
+    assert asr_support.word_error_rate("twelve dollars", "$12 dollars") == pytest.approx(0.5)  # the extra word
+
+
+@pytest.mark.parametrize("text,lang,expected", [
+    ("Ça coûte 12 €.", "fr", "ça coûte douze euros"),
+    ("Ouvert à 10h, fermé à 18 h 30.", "fr", "ouvert à dix heures fermé à dix huit heures trente"),
+    ("Cuesta 5 € o $3, un 10 %.", "es", "cuesta cinco euros o tres dólares un diez por ciento"),
+    ("Costa 4 €", "it", "costa quattro euro"),
+    ("Custa R$ 20", "pt-br", "custa vinte reais"),
+])
+def test_symbols_next_to_numbers_are_read_in_the_language(text: str, lang: str, expected: str) -> None:
+    assert normalize_lang(text, lang) == expected
+
+
+def test_french_hours_match_the_spoken_words_but_not_other_words() -> None:
+    # Whisper writes "dix heures" as "10h"; "douze euros" heard as "12h" stays an error.
+    assert error_rate("Il ouvre à dix heures.", "Il ouvre à 10h.", "fr") == 0.0
+    assert error_rate("Il coûte douze euros.", "Il coûte 12h.", "fr") == pytest.approx(1 / 4)

@@ -33,3 +33,37 @@ async def test_get_waits_for_put() -> None:
     assert not waiter.done()
     box.put(Cancelled("u", "cancel"))
     assert (await asyncio.wait_for(waiter, 1)).utterance == "u"
+
+
+async def test_wait_below_returns_once_the_writer_has_taken_enough() -> None:
+    box = Outbox()
+    for i in range(5):  # 0.5 s
+        box.put(_audio("u", i))
+    assert await box.wait_below(0.5, timeout_s=0.0)  # already there
+    assert not await box.wait_below(0.2, timeout_s=0.05)  # nobody reads: gives up
+
+    async def reader() -> None:
+        for _ in range(3):
+            await asyncio.sleep(0.01)
+            await box.get()
+
+    task = asyncio.create_task(reader())
+    assert await box.wait_below(0.2, timeout_s=30)
+    assert abs(box.audio_s - 0.2) < 1e-9
+    await task
+    box.purge("u")
+    assert await box.wait_below(0.0, timeout_s=0.0)
+
+
+async def test_a_cancel_that_comes_with_the_wake_up_is_not_lost() -> None:
+    # Session._cancel purges the utterance's frames (waking the waiter) and
+    # cancels its task in the same loop step: the task must end, not run on.
+    box = Outbox()
+    for i in range(5):
+        box.put(_audio("u", i))
+    waiter = asyncio.create_task(box.wait_below(0.1, timeout_s=30))
+    await asyncio.sleep(0.01)
+    box.purge("u")
+    waiter.cancel()
+    await asyncio.wait([waiter])
+    assert waiter.cancelled()

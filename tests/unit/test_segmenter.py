@@ -14,14 +14,18 @@ from kokorod.text.cut_policy import RAMP_FLOOR_FACTOR
 from kokorod.text.segmenter import ChunkBudget, Segment, Segmenter
 
 
-def run(text: str, splits: list[int] | None = None, **kw: object) -> list[Segment]:
-    seg = Segmenter(**kw)  # type: ignore[arg-type]
+def feed_all(seg: Segmenter, text: str, splits: list[int] | None = None) -> list[Segment]:
+    """``text`` fed in pieces cut at ``splits``, then flushed."""
     out: list[Segment] = []
     prev = 0
     for k in [*(splits or []), len(text)]:
         out += seg.feed(text[prev:k])
         prev = k
     return out + seg.flush()
+
+
+def run(text: str, splits: list[int] | None = None, **kw: object) -> list[Segment]:
+    return feed_all(Segmenter(**kw), text, splits)  # type: ignore[arg-type]
 
 
 # Cut-point tests: a first clause "Okay," takes the first-segment slot, and
@@ -380,12 +384,7 @@ PARAGRAPH = ("Okay, here we go now, with a story. " + "The river ran on past the
 def paced(pace: float | None, splits: list[int] | None = None) -> list[Segment]:
     seg = Segmenter()
     seg.pace = pace
-    out: list[Segment] = []
-    prev = 0
-    for k in [*(splits or []), len(PARAGRAPH)]:
-        out += seg.feed(PARAGRAPH[prev:k])
-        prev = k
-    return out + seg.flush()
+    return feed_all(seg, PARAGRAPH, splits)
 
 
 @pytest.mark.parametrize("pace", [0.3, 0.6, 0.9])
@@ -428,12 +427,7 @@ def budgeted(text: str, first_chars: float, *, pace: float = 0.3, overhead_chars
     seg = Segmenter()
     seg.budget = ChunkBudget(pace, chars_per_s=1.0, overhead_s=overhead_chars,
                              first_audio_s=(first_chars + overhead_chars) * pace)
-    out: list[Segment] = []
-    prev = 0
-    for k in [*(splits or []), len(text)]:
-        out += seg.feed(text[prev:k])
-        prev = k
-    return out + seg.flush()
+    return feed_all(seg, text, splits)
 
 
 def test_a_whole_first_sentence_is_used_when_it_fits() -> None:
