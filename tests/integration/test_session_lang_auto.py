@@ -84,3 +84,18 @@ async def test_config_auto_keep_voice_and_english_stays_english() -> None:
     assert set(synth.voices_used) == {"af_heart"}  # kept, with the French G2P for u1
     assert _auto_count(session, "same", "en-us") == 1
     await stop(peer, task, sched)
+
+
+async def test_a_chinese_token_stream_decides_at_its_first_sentence() -> None:
+    synth = VoiceSynth()
+    session, peer, task, sched = await start(synth)
+    text = "你好，今天天气很好。我们下午去公园散步吧。"
+    pieces = [text[i:i + 2] for i in range(0, len(text), 2)]
+    for i, piece in enumerate(pieces):
+        await peer.say(Speak("u1", piece, voice="af_heart" if i == 0 else None, lang="auto" if i == 0 else None,
+                             final=i == len(pieces) - 1))
+    await peer.wait_for(lambda e: isinstance(e, Done))
+    chunks = [e for e in peer.events if isinstance(e, Chunk)]
+    assert "".join(c.text for c in chunks) == text
+    assert {c.lang for c in chunks} == {"zh"} and set(synth.voices_used) == {"zf_xiaobei"}
+    await stop(peer, task, sched)
