@@ -95,6 +95,10 @@ class ServerConfig:
     zeroconf: str | None = None         # advertise _wyoming._tcp under this name (None: off)
     # Pronunciation lexicon file (TOML or JSON, docs/pronunciation.md); reloaded on SIGHUP.
     lexicon_path: str | None = None
+    # lang "auto": the voice that speaks a language detected in text whose
+    # voice is of another (--voice-for fr=ff_siwis); unset languages keep
+    # kokorod.text.detect.DEFAULT_VOICE_FOR.
+    voice_for: tuple[tuple[str, str], ...] = ()
     # Rendered chunks kept for repeated phrases (kokorod.daemon.chunk_cache), in
     # MiB of audio plus per-entry overhead; 0 turns the cache off.
     chunk_cache_mb: float = 32.0
@@ -184,6 +188,20 @@ def _wyoming_uri(text: str) -> str:
     return text.strip()
 
 
+def _voice_for(text: str) -> tuple[str, str]:
+    """LANG=VOICE, the language canonical (the voice is checked when the voices load)."""
+    from kokorod.errors import InputError
+    from kokorod.text.languages import resolve
+
+    code, sep, voice = text.partition("=")
+    try:
+        if not sep or not voice.strip():
+            raise InputError(f"{text!r}: expected LANG=VOICE", "e.g. --voice-for fr=ff_siwis")
+        return resolve(code).code, voice.strip()
+    except InputError as exc:
+        raise argparse.ArgumentTypeError(f"{exc.message} ({exc.fix})" if exc.fix else exc.message) from None
+
+
 def _lexicon_file(text: str) -> str:
     """A lexicon file, validated now (every entry, against the model's phoneme
     vocabulary), so a bad one fails before the model loads: argparse prints
@@ -236,6 +254,10 @@ def add_server_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lexicon", type=_lexicon_file, default=None, metavar="PATH",
                    help="pronunciation lexicon, TOML or JSON (word = phonemes, per language); checked at start, "
                         "reloaded on SIGHUP (docs/pronunciation.md)")
+    p.add_argument("--voice-for", type=_voice_for, action="append", default=[], metavar="LANG=VOICE",
+                   help="with lang auto (the default of the OpenAI API and Wyoming), the voice for text detected in "
+                        "LANG when the requested voice is of another language; repeatable (defaults: "
+                        "docs/protocol.md#languages)")
     p.add_argument("--cache-mb", type=_non_negative, default=ServerConfig.chunk_cache_mb, metavar="MB",
                    help="memory for rendered chunks, so a repeated phrase (a greeting, a prompt) starts at once "
                         f"without the engine; least recently used first out; 0: off (default {ServerConfig.chunk_cache_mb:g})")

@@ -65,6 +65,11 @@ class Metrics:
         self.engine_errors = Counter("kokorod_engine_errors_total", "Synthesis failures", registry=r)
         self.warnings = Counter("kokorod_warnings_total", "Warning events sent (text not spoken)", ["code"], registry=r)
         self.protocol_errors = Counter("kokorod_protocol_errors_total", "Error events sent to clients", ["code"], registry=r)
+        # lang "auto" (kokorod.text.detect): "switched" counts text spoken in its own
+        # language rather than the voice's (a corrected mismatch); lang is what was spoken.
+        self.language_auto = Counter("kokorod_language_auto_total", "Utterances with lang auto, by outcome: switched "
+                                     "(the text's language, not the voice's), same, undecided (too short or unsure: "
+                                     "the voice's kept)", ["outcome", "lang"], registry=r)
         self.audio_seconds = Counter("kokorod_audio_seconds_total", "Seconds of audio streamed", registry=r)
         # Sampled at scrape time. They exist so leaks (tasks or threads left behind
         # by a client that vanished mid-synthesis) are visible from outside.

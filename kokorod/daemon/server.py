@@ -42,6 +42,7 @@ from kokorod.daemon.admission import Capacity
 from kokorod.daemon.request_queue import RequestAdmission, RequestQueue
 from kokorod.daemon.session import Services, Session
 from kokorod.synthesizer import Synthesizer
+from kokorod.text.detect import DEFAULT_VOICE_FOR, LanguageDetector
 from kokorod.text.languages import LANGUAGES
 from kokorod.daemon.warmup import Probe, measure_slope, warm_up
 from kokorod.daemon.workers import WorkerSynthesizers
@@ -183,8 +184,10 @@ class Daemon:
         for info in self.services.languages:
             if not info.available:
                 log.warning("language %s unavailable: %s", info.code, info.fix)
+        detector = self._language_detector(voices)
         try:
             probe = await warm_up(self.scheduler, workers, self.estimator, self.config.voice)
+            await detector
         except KokorodError:
             raise
         except Exception as exc:
@@ -195,6 +198,20 @@ class Daemon:
         # The speed slope is measured after ready, behind every listener's job.
         self._slope_task = asyncio.create_task(
             measure_slope(self.scheduler, workers, self.estimator, self.config.voice, probe), name="kokorod-measure-slope")
+
+    def _language_detector(self, voices: tuple[str, ...]) -> "asyncio.Future[None]":
+        """lang auto's detector, over the languages installed here, and its voices
+        (a --voice-for naming no voice fails here); its model loads on a thread
+        while the engine warms up."""
+        services = self.services
+        assert services is not None
+        table = dict(DEFAULT_VOICE_FOR) | dict(self.config.voice_for)
+        unknown = [f"{code}={voice}" for code, voice in self.config.voice_for if voice not in voices]
+        if unknown:
+            raise KokorodError(f"--voice-for {', '.join(unknown)}: no such voice", "kokorod voices lists them")
+        services.voice_for = table
+        services.detector = LanguageDetector(tuple(info.code for info in services.languages if info.available))
+        return asyncio.ensure_future(asyncio.to_thread(services.detector.load))
 
     def _log_ready(self, probe: Probe) -> None:
         plan = self.capacity.plan()
@@ -433,7 +450,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         ping_timeout_s=args.ping_timeout_s, drain_timeout_s=args.drain_timeout_s,
         engine_workers=args.engine_workers, engine_threads=args.engine_threads,
         stream_utilisation=args.stream_utilisation, wyoming_uri=args.wyoming_uri, zeroconf=args.zeroconf,
-        lexicon_path=args.lexicon, chunk_cache_mb=args.cache_mb,
+        lexicon_path=args.lexicon, voice_for=tuple(args.voice_for), chunk_cache_mb=args.cache_mb,
     )
 
 

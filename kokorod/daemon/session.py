@@ -12,7 +12,7 @@ import logging
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, AsyncIterable, Protocol
+from typing import Any, AsyncIterable, Mapping, Protocol
 
 from kokorod import __version__
 from kokorod.daemon.admission import Capacity
@@ -33,6 +33,7 @@ from kokorod.protocol.messages import (
 from kokorod.daemon.scheduler import EngineScheduler
 from kokorod.synthesizer import Synthesizer
 from kokorod.text import languages
+from kokorod.text.detect import AUTO_KEEP_VOICE, AUTO_MODES, DEFAULT_VOICE_FOR, Choice, LanguageDetector, PendingChoice
 from kokorod.text.g2p import LanguageUnavailable
 from kokorod.text.languages import Language
 from kokorod.text.segmenter import Segment
@@ -63,6 +64,10 @@ class Services:
     requests: RequestAdmission | None = None  # None: no request queue, every utterance is a stream
     chunk_cache: ChunkCache | None = None  # rendered chunks by what made them (None: off)
     rates: SpeechRates = field(default_factory=SpeechRates)  # speaking rate and per-run overhead, learnt
+    # lang "auto": the detector (candidates: the languages installed here) and
+    # the voice of each language for text not in the caller's voice's language.
+    detector: LanguageDetector = field(default_factory=LanguageDetector)
+    voice_for: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_VOICE_FOR))
 
 
 class _RateLimiter:
@@ -90,6 +95,7 @@ class Session:
         cfg = services.config
         self.voice, self.speed, self.mode = cfg.voice, 1.0, "interrupt"
         self.lang: Language | None = None  # None: each utterance speaks its voice's language
+        self.lang_auto: str | None = None  # config lang "auto"/"auto-keep-voice": detected per utterance
         self.lexicon: Any = None  # the session's pronunciation lexicon (kokorod.text.lexicon.Lexicon)
         self._phonemizing: set[asyncio.Task[None]] = set()
         self.fmt = OutputFormat()
@@ -219,14 +225,15 @@ class Session:
             return
         self.voice = voice
         if msg.lang is not None:
-            self.lang = languages.resolve(msg.lang) if msg.lang else None
+            self.lang_auto = msg.lang if msg.lang in AUTO_MODES else None
+            self.lang = languages.resolve(msg.lang) if msg.lang and self.lang_auto is None else None
         self.speed = msg.speed if msg.speed is not None else self.speed
         self.mode = msg.on_new_utterance or self.mode
         self.fmt = fmt
         if msg.lexicon is not None:  # validated by the codec; replaces the whole lexicon ({} clears it)
             self.lexicon = msg.lexicon if len(msg.lexicon) else None
         self.outbox.put(Configured(self.voice, self.speed, self.fmt.format, self.fmt.sample_rate, self.fmt.frame_ms,
-                                   self.mode, self.lang.code if self.lang else None,
+                                   self.mode, self.lang.code if self.lang else self.lang_auto,
                                    len(self.lexicon) if self.lexicon is not None else 0))
 
     def _on_phonemize(self, msg: Phonemize) -> None:
@@ -309,13 +316,16 @@ class Session:
             return
         # Chunk sizes follow what the engine can make: the first within the
         # latency budget, later ones while earlier chunks play.
+        self._budget(utt)
+        utt.add_text(msg.text, msg.final)
+        if msg.text and not msg.final:
+            self._loop.call_later(self.s.config.stall_flush_s, self._flush_if_stalled, utt, utt.chars)
+
+    def _budget(self, utt: Utterance) -> None:
         first_ms = self.s.config.first_audio_ms
         utt.segmenter.budget = self.s.rates.budget(
             utt.lang.code, utt.segmenter.profile.unit, speed=utt.speed, pace=self.s.capacity.pace(utt.speed),
             first_audio_s=first_ms / 1000 if first_ms > 0 else None)
-        utt.add_text(msg.text, msg.final)
-        if msg.text and not msg.final:
-            self._loop.call_later(self.s.config.stall_flush_s, self._flush_if_stalled, utt, utt.chars)
 
     def _flush_if_stalled(self, utt: Utterance, chars_then: int) -> None:
         """No text for a while and the buffer ends a sentence: speak it now
@@ -345,7 +355,13 @@ class Session:
         except InputError as exc:
             self._refuse(msg.utterance, ErrorCode.UNKNOWN_VOICE, exc.message)
             return None
-        lang = languages.resolve(msg.lang) if msg.lang else self.lang or languages.for_voice(voice)
+        # lang auto: the utterance starts in its voice's language and switches
+        # (language and voice) once its first text is known (kokorod.text.detect).
+        auto = msg.lang if msg.lang in AUTO_MODES else (self.lang_auto if not msg.lang and self.lang is None else None)
+        if auto is not None:
+            lang = languages.for_voice(voice)
+        else:
+            lang = languages.resolve(msg.lang) if msg.lang else self.lang or languages.for_voice(voice)
         missing = self.s.synth.g2p.unavailable(lang)
         if missing is not None:
             self._refuse(msg.utterance, ErrorCode.LANGUAGE_UNAVAILABLE, str(missing))
@@ -367,6 +383,10 @@ class Session:
         utt = Utterance(msg.utterance, voice, msg.speed if msg.speed is not None else self.speed, self.fmt,
                         self._loop.time(), lang)
         utt.ticket = ticket
+        if auto is not None:
+            utt.pending = PendingChoice(self.s.detector, voice, keep_voice=auto == AUTO_KEEP_VOICE,
+                                        voices=self.s.voice_for)
+            utt.on_choice = self._on_choice
         self.utterances[utt.id] = utt
         self._tasks_owned.add(utt)
         self.s.metrics.utterances_started.inc()
@@ -374,6 +394,15 @@ class Session:
         utt.task = asyncio.create_task(self._speak(utt, previous), name=f"kokorod-utt-{self.id}-{utt.id}")
         utt.task.add_done_callback(lambda _t, u=utt: self._tasks_owned.discard(u))
         return utt
+
+    def _on_choice(self, utt: Utterance, choice: Choice) -> None:
+        """lang auto decided: the new segmenter's budget in its language's rates; counted."""
+        self._budget(utt)
+        outcome = "undecided" if choice.detected is None else "switched" if choice.switched else "same"
+        self.s.metrics.language_auto.labels(outcome=outcome, lang=choice.lang.code).inc()
+        if choice.switched:
+            log.info("utterance %s: text in %s, not its voice's %s: spoken by %s", utt.id, choice.lang.code,
+                     choice.voice_lang.code, choice.voice)
 
     def _admit(self, msg: Speak, speed: float) -> tuple[bool, Ticket | None]:
         """A stream slot for a new utterance: now, a place in the request queue

@@ -45,6 +45,7 @@ class UtteranceTimeline:
     def __init__(self, utterance: str, fmt: OutputFormat) -> None:
         self.utterance = utterance
         self.fmt = fmt
+        self.lang: str | None = None  # the language code each chunk event names
         self._resampler = StreamResampler(fmt.sample_rate)
         self.pos_24k = 0            # samples of model-rate audio placed so far
         self.out_samples = 0        # samples at the output rate sent so far
@@ -70,7 +71,8 @@ class UtteranceTimeline:
             return []
         start = self.pos_24k
         events: list[ServerEvent] = [
-            Chunk(self.utterance, self._chunk_index, text, start / SAMPLE_RATE, (start + chunk.samples) / SAMPLE_RATE)
+            Chunk(self.utterance, self._chunk_index, text, start / SAMPLE_RATE, (start + chunk.samples) / SAMPLE_RATE,
+                  self.lang)
         ]
         self._chunk_index += 1
         self._words.extend(w.shifted(start) for w in chunk.words)

@@ -7,11 +7,12 @@ import enum
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from kokorod.audio.seams import pause_for_boundary, shape_chunk, speech_bounds
 from kokorod.engine.base import CancelToken
 from kokorod.synthesizer import Synthesizer
+from kokorod.text.detect import Choice, PendingChoice
 from kokorod.text.languages import Language
 from kokorod.text.per_language import segmenter_for
 from kokorod.text.segmenter import Segment, Segmenter
@@ -55,18 +56,42 @@ class Utterance:
     # (kokorod.daemon.request_queue.Ticket); None once admitted.
     ticket: Any = None
     timeline: UtteranceTimeline = field(init=False)
+    # lang "auto": the text waits here until its language is decided (then None);
+    # on_choice hears the decision (the session counts it).
+    pending: PendingChoice | None = None
+    on_choice: Callable[["Utterance", Choice], None] | None = None
 
     def __post_init__(self) -> None:
         self.timeline = UtteranceTimeline(self.id, self.fmt)
+        self.timeline.lang = self.lang.code
         self.segmenter = segmenter_for(self.lang)
 
     def add_text(self, text: str, final: bool) -> None:
         self.chars += len(text)
+        if self.pending is not None:
+            choice = self.pending.feed(text, final)
+            if choice is None:
+                return  # not enough text to tell its language yet (bounded: see kokorod.text.detect)
+            text = self.pending.text
+            self.pending = None
+            self._choose(choice)
         self.segments.extend(self.segmenter.feed(text))
         if final:
             self.segments.extend(self.segmenter.flush())
             self.final = True
         self.changed.set()
+
+    def _choose(self, choice: Choice) -> None:
+        """Speak the decided language, with its voice. Nothing was segmented yet,
+        so the language's own segmenter takes the text; ``on_choice`` (the
+        session) gives it a budget from that language's speaking rate."""
+        if choice.lang != self.lang:
+            self.lang = choice.lang
+            self.segmenter = segmenter_for(choice.lang)
+            self.timeline.lang = choice.lang.code
+        self.voice = choice.voice
+        if self.on_choice is not None:
+            self.on_choice(self, choice)
 
     async def render(self, text: str, chunk: SpeechChunk) -> list[Any]:
         """The timeline's events for one chunk. A compressed format's encoder
@@ -90,7 +115,8 @@ class Utterance:
 
     @property
     def pending_chars(self) -> int:
-        return self.segmenter.pending_chars + sum(len(s.text) for s in self.segments)
+        waiting = len(self.pending.text) if self.pending is not None else 0
+        return waiting + self.segmenter.pending_chars + sum(len(s.text) for s in self.segments)
 
 
 # Segment boundaries → the seams module's pause kinds. ``final`` is text cut only

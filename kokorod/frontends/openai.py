@@ -32,6 +32,7 @@ from websockets.datastructures import Headers
 from websockets.http11 import Request as WsRequest
 from websockets.http11 import Response as WsResponse
 
+from kokorod.text.detect import AUTO
 from kokorod.frontends.http import HttpProtocol, HttpRequest, HttpResponse, Responder
 from kokorod.frontends.openai_schema import (
     MODELS, OPENAI_VOICES, ApiError, SpeechRequest, error_for, max_body_bytes, parse_speech_request, split_input,
@@ -264,7 +265,8 @@ class _SpeechStream:
             for i, fragment in enumerate(fragments):
                 first = i == 0
                 peer.send(Speak(UTTERANCE, fragment, voice=spec.voice if first else None,
-                                speed=spec.speed if first else None, lang=spec.lang if first else None,
+                                # OpenAI's API has no language: the text's own (kokorod.text.detect)
+                                speed=spec.speed if first else None, lang=(spec.lang or AUTO) if first else None,
                                 final=i == len(fragments) - 1, mode="queue",
                                 # A request: it waits for a slot (no audio, no status yet) rather than a 503.
                                 admission="queue" if first else None))

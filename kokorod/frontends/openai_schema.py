@@ -14,6 +14,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from kokorod.text.detect import AUTO_MODES
 from kokorod.audio.encode import ENCODE_FORMATS
 from kokorod.errors import InputError
 from kokorod.protocol.messages import SPEED_MAX, SPEED_MIN, VOICE_MAX_CHARS, ErrorCode
@@ -186,7 +187,9 @@ def parse_speech_request(raw: bytes, *, max_text_chars: int) -> SpeechRequest:
                        param="timestamps", code="invalid_value")
     _field(body, "instructions", str)  # accepted, ignored: Kokoro takes no style prompt
     lang = _field(body, "lang", str)
-    if lang is not None:
+    if lang is not None and lang.strip().lower() in AUTO_MODES:
+        lang = lang.strip().lower()
+    elif lang is not None:
         try:
             lang = languages.resolve(lang).code
         except InputError as exc:

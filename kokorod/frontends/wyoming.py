@@ -51,6 +51,7 @@ from wyoming.info import Describe
 from wyoming.server import AsyncEventHandler, AsyncServer, AsyncTcpServer
 from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, SynthesizeStop, SynthesizeStopped, SynthesizeVoice
 
+from kokorod.text.detect import AUTO
 from kokorod.auth import is_loopback
 from kokorod.config import ServerConfig
 from kokorod.errors import InputError, KokorodError
@@ -376,7 +377,8 @@ class KokorodWyomingHandler(AsyncEventHandler):
         for i, piece in enumerate(pieces):
             last = i == len(pieces) - 1
             # A one-shot synthesize is a request (it waits for a slot); a stream plays as it comes.
-            self._send(Speak(request.uid, piece, voice=choice.voice, lang=choice.lang,
+            # No language named (Home Assistant never names one): detect it from the text.
+            self._send(Speak(request.uid, piece, voice=choice.voice, lang=choice.lang or AUTO,
                              final=last and not streaming, mode="queue",
                              admission=None if streaming else "queue") if i == 0 else
                        Speak(request.uid, piece, final=last and not streaming))

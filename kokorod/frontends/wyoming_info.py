@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from wyoming.info import Attribution, Info, TtsProgram, TtsVoice
 from wyoming.tts import SynthesizeVoice
 
+from kokorod.text.detect import DEFAULT_VOICE_FOR
 from kokorod import __version__
 from kokorod.errors import InputError
 from kokorod.text import languages
@@ -35,11 +36,8 @@ WYOMING_LANGUAGE = {
     "it": "it_IT", "pt-br": "pt_BR", "ja": "ja_JP", "zh": "zh_CN",
 }
 # The voice a language alone picks (Kokoro's best-graded voice of each), unless
-# the daemon's --voice speaks that language.
-DEFAULT_VOICE = {
-    "en-us": "af_heart", "en-gb": "bf_emma", "es": "ef_dora", "fr": "ff_siwis", "hi": "hf_alpha",
-    "it": "if_sara", "pt-br": "pf_dora", "ja": "jf_alpha", "zh": "zf_xiaobei",
-}
+# the daemon's --voice speaks that language: the same table lang "auto" uses.
+DEFAULT_VOICE = DEFAULT_VOICE_FOR
 _GENDER = {"f": "female", "m": "male"}
 
 

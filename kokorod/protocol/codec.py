@@ -125,18 +125,22 @@ def _bool(d: dict[str, Any], name: str, utt: str | None) -> bool:
     return v
 
 
-def _lang(d: dict[str, Any], utt: str | None, *, allow_reset: bool = False) -> str | None:
-    """A language code or alias ("es", "pt", "zh-CN"), returned canonical."""
+def _lang(d: dict[str, Any], utt: str | None, *, allow_reset: bool = False, allow_auto: bool = False) -> str | None:
+    """A language code or alias ("es", "pt", "zh-CN"), returned canonical; with
+    ``allow_auto`` also "auto" / "auto-keep-voice" (detect it from the text)."""
     from kokorod.errors import InputError
+    from kokorod.text.detect import AUTO_MODES
     from kokorod.text.languages import CODES, resolve
 
     v = _str(d, "lang", utt, max_len=16)
     if v is None or (allow_reset and v == ""):
         return v
+    if allow_auto and v.strip().lower() in AUTO_MODES:
+        return v.strip().lower()
     try:
         return resolve(v).code
     except InputError:
-        _invalid("lang", "must be one of " + ", ".join(CODES), v, utt)
+        _invalid("lang", "must be one of " + ", ".join(CODES + (AUTO_MODES if allow_auto else ())), v, utt)
 
 
 def _peek_utterance(d: dict[str, Any]) -> str | None:
@@ -161,7 +165,7 @@ def _speak(d: dict[str, Any], utt: str | None) -> Speak:
         speed=_float(d, "speed", utt, lo=SPEED_MIN, hi=SPEED_MAX),
         final=_bool(d, "final", utt),
         mode=_str(d, "mode", utt, choices=MODES),  # type: ignore[arg-type]
-        lang=_lang(d, utt),
+        lang=_lang(d, utt, allow_auto=True),
         admission=_str(d, "admission", utt, choices=ADMISSIONS),  # type: ignore[arg-type]
     )
 
@@ -182,7 +186,7 @@ def _config(d: dict[str, Any], utt: str | None) -> Config:
         sample_rate=_int(d, "sample_rate", utt, choices=SAMPLE_RATES),
         frame_ms=_int(d, "frame_ms", utt, lo=FRAME_MS_MIN, hi=FRAME_MS_MAX),
         on_new_utterance=_str(d, "on_new_utterance", utt, choices=MODES),  # type: ignore[arg-type]
-        lang=_lang(d, utt, allow_reset=True),
+        lang=_lang(d, utt, allow_reset=True, allow_auto=True),
         lexicon=_lexicon(d),
     )
     # Whether format and sample_rate fit together (opus and mp3 carry 24000 only)
@@ -332,6 +336,8 @@ def event_from_map(d: dict[str, Any], pcm: bytes | None = None) -> ServerEvent:
     if simple is not None:
         cls, fields = simple
         event = cls(*(_need(d, name, kind) for name, kind in fields))
+        if cls is Chunk:  # its optional field (servers before lang "auto" do not send it)
+            event = dataclasses.replace(event, lang=_optional_str(d, "lang"))
         if cls is Configured:  # its optional fields
             event = dataclasses.replace(event, lang=_optional_str(d, "lang"), lexicon=_optional(d, "lexicon", _I) or 0)
         return event  # type: ignore[no-any-return]

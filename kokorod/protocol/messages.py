@@ -353,9 +353,10 @@ class Chunk:
     text: str
     start: float
     end: float
+    lang: str | None = None  # the language it was spoken in (with lang "auto": the detected one)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        d: dict[str, Any] = {
             "type": "chunk",
             "utterance": self.utterance,
             "index": self.index,
@@ -363,6 +364,9 @@ class Chunk:
             "start": self.start,
             "end": self.end,
         }
+        if self.lang is not None:
+            d["lang"] = self.lang
+        return d
 
 
 @dataclass(frozen=True, slots=True)

@@ -99,6 +99,10 @@ class EnglishG2P:
     def __init__(self, nlp: Any, lock: threading.Lock, *, british: bool) -> None:
         from misaki import en, espeak
 
+        from kokorod.text.g2p.espeak import quiet_word_count_mismatch
+
+        quiet_word_count_mismatch()  # misaki's espeak fallback reads "7:29" as several words: benign
+
         class _OfflineG2P(en.G2P):  # type: ignore[misc]
             def __init__(self, nlp: Any, british: bool) -> None:
                 self.version = None

@@ -16,6 +16,7 @@ text's words:
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 from typing import Any
@@ -26,6 +27,29 @@ from kokorod.text.tokens import Token
 _WORD = re.compile(r"\S+")
 
 
+class _BenignMismatch(logging.Filter):
+    """phonemizer warns "words count mismatch" whenever espeak reads one word as
+    several ("7:29" -> "seven twenty-nine", "vingt-cinq"). Both callers expect
+    it: misaki's English fallback phonemises one token at a time and keeps the
+    whole output as that token's phonemes, and EspeakWordG2P below maps the
+    output back onto the words itself. The speech is right, so the warning
+    (one per clock time in English) is noise; other phonemizer warnings pass."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("words count mismatch")
+
+
+_FILTER = _BenignMismatch()
+
+
+def quiet_word_count_mismatch() -> None:
+    """Install the filter on phonemizer's logger (idempotent; phonemizer resets
+    the logger's handlers per backend, not its filters)."""
+    logger = logging.getLogger("phonemizer")
+    if _FILTER not in logger.filters:
+        logger.addFilter(_FILTER)
+
+
 class EspeakWordG2P:
     def __init__(self, espeak_language: str) -> None:
         try:
@@ -34,6 +58,7 @@ class EspeakWordG2P:
             raise AssetError(f"espeak-ng G2P unavailable ({exc.name or exc})",
                              "pip install phonemizer-fork espeakng-loader (or reinstall kokorod)") from exc
         # version=None: the phoneme mapping Kokoro v1.0 was trained with.
+        quiet_word_count_mismatch()
         self._g2p: Any = espeak.EspeakG2P(language=espeak_language)
         self.language = espeak_language
         self._lock = threading.Lock()  # phonemizer's espeak wrapper holds global C state
