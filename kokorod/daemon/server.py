@@ -44,7 +44,7 @@ from kokorod.daemon.session import Services, Session
 from kokorod.synthesizer import Synthesizer
 from kokorod.text.detect import DEFAULT_VOICE_FOR, LanguageDetector
 from kokorod.text.languages import LANGUAGES
-from kokorod.daemon.warmup import Probe, measure_slope, warm_up
+from kokorod.daemon.warmup import Probe, measure_slope, release_free_heap, warm_up
 from kokorod.daemon.workers import WorkerSynthesizers
 from kokorod.daemon.chunk_cache import build_chunk_cache
 
@@ -188,6 +188,7 @@ class Daemon:
         try:
             probe = await warm_up(self.scheduler, workers, self.estimator, self.config.voice)
             await detector
+            release_free_heap()  # the detector's load may end after the warm-up's trim
         except KokorodError:
             raise
         except Exception as exc:

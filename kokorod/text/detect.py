@@ -23,6 +23,8 @@ Detection names a language family; the voice's own variant wins within it
 
 from __future__ import annotations
 
+import contextlib
+
 import re
 import threading
 from dataclasses import dataclass
@@ -98,6 +100,13 @@ class LanguageDetector:
 
                 ident = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
                 ident.set_languages(list(self.candidates))
+                # set_languages keeps the whole 97-language model to allow another
+                # set_languages later; we never call it again, and dropping it
+                # frees ~28 MB (resident +78 -> +50 MB with the heap trimmed).
+                # A private attribute: if a release renames it, nothing breaks.
+                if getattr(ident, "_full_model", None) is not None:
+                    with contextlib.suppress(AttributeError, TypeError):
+                        ident._full_model = None
                 self._ident = ident
 
     def detect(self, text: str) -> Detection | None:
