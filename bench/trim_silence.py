@@ -114,7 +114,7 @@ def cpu_run(engine: Any, ids: list[int], style: np.ndarray) -> tuple[Any, float]
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--contexts", default="2,4,6,8", help="context frames K to try, comma-separated")
-    ap.add_argument("--cuts", default="decoder,generator", help="where to split the graph (kokorod.engine.trim.CUTS)")
+    ap.add_argument("--cuts", default="decoder", help="where to split the graph (kokorod.engine.trim.CUTS)")
     ap.add_argument("--reps", type=int, default=3, help="alternated full/trimmed CPU timings per timed chunk")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--no-quality", action="store_true", help="skip WER/CER and DNSMOS (CPU and levels only)")
@@ -125,15 +125,16 @@ def main() -> None:
     from machine import cpu_info, describe
 
     from kokorod.assets.paths import resolve_cache_dir
-    from kokorod.audio.seams import speech_bounds
+    from kokorod.audio.seams import shape_chunk, speech_bounds
     from kokorod.engine.onnx_engine import OnnxEngine
     from kokorod.engine.trim import edge_frames
-    from kokorod.runtime import build_synthesizer, EngineOptions
+    from kokorod.runtime import EngineOptions, build_synthesizer
+    from kokorod.timing import SpeechChunk
 
     info = cpu_info()
     print(describe(info), flush=True)
     model = resolve_cache_dir(None) / "kokoro-v1.0.int8.onnx"
-    synth = build_synthesizer(EngineOptions(graph_cache=False))
+    synth = build_synthesizer(EngineOptions(graph_cache=False, trim_silence="off"))  # G2P and voices only
     contexts = [int(k) for k in args.contexts.split(",")]
     cuts = args.cuts.split(",")
     with tempfile.TemporaryDirectory(prefix="trim-bench-") as cache:
@@ -153,7 +154,13 @@ def main() -> None:
             if not args.no_quality:
                 base["err_full"] = heard_error(ref_shaped, text, lang)
                 base["ovrl_full"], base["sig_full"] = dnsmos(ref_shaped)
-            print(f"{label} [{lang}] {base['frames']} frames, edges {lead}+{trail}", flush=True)
+                # DNSMOS's own noise: the same audio 2 ms later (short clips move by ~0.1).
+                moved = shape_chunk(SpeechChunk(ref.audio, []), lead_in_samples=48, pause_samples=0).audio
+                ctrl_ovrl, ctrl_sig = dnsmos(moved)
+                base["ctrl_d_ovrl"], base["ctrl_d_sig"] = ctrl_ovrl - base["ovrl_full"], ctrl_sig - base["sig_full"]
+            print(f"{label} [{lang}] {base['frames']} frames, edges {lead}+{trail}"
+                  + ("" if args.no_quality else f"; DNSMOS 2 ms later: {base['ctrl_d_ovrl']:+.3f} OVRL, "
+                     f"{base['ctrl_d_sig']:+.3f} SIG"), flush=True)
             for cut in cuts:
                 engine = trimmed[cut]
                 for k in contexts:
@@ -189,6 +196,7 @@ def main() -> None:
                     f"max peak/full {max(r['peak'] / r['peak_full'] for r in sel):.2f}")
             if not args.no_quality:
                 line += (f", d_ovrl {min(r['d_ovrl'] for r in sel):+.3f}..{max(r['d_ovrl'] for r in sel):+.3f}"
+                         f" (control {min(r['ctrl_d_ovrl'] for r in sel):+.3f}..{max(r['ctrl_d_ovrl'] for r in sel):+.3f})"
                          f", d_sig {min(r['d_sig'] for r in sel):+.3f}..{max(r['d_sig'] for r in sel):+.3f}"
                          f", err worse on {sum(r['err'] > r['err_full'] + 1e-9 for r in sel)}/{len(sel)}"
                          f" (sum err full {sum(r['err_full'] for r in sel):.2f}, trimmed {sum(r['err'] for r in sel):.2f})")

@@ -39,6 +39,7 @@ import numpy.typing as npt
 
 from kokorod.engine.base import SAMPLE_RATE, CancelToken, EngineOutput, SynthesisCancelled
 from kokorod.engine.trim import CUTS, DEFAULT_CUT, TrimPlan, place, plan_trim, silent_ids, slice_inputs, split_model
+from kokorod.engine.trim_norms import frame_weights, norm_rates, rates_of, weigh_norms, weight_feed
 from kokorod.errors import AssetError, InputError
 
 log = logging.getLogger("kokorod.engine")
@@ -46,6 +47,8 @@ log = logging.getLogger("kokorod.engine")
 DURATIONS_TENSOR = "/encoder/Cast_output_0"
 # Bump whenever prepare_model's output changes, so cached graphs are rebuilt.
 GRAPH_EDIT_VERSION = 1
+# Bump whenever the trimmed parts' edit (trim.py, trim_norms.py) changes.
+TRIM_EDIT_VERSION = 1
 # "none": run the int8 export as it is (the default: on the AVX2 machine we
 # measured, an AMD EPYC without VNNI, onnxruntime's int8 ConvInteger was faster
 # than fp32 Conv with the dequantised weights, RTF 0.80-0.90 vs 0.98-1.04 by
@@ -325,7 +328,8 @@ class OnnxEngine:
             }
             for part in self.parts:
                 self.graph_caches[part] = GraphCache(
-                    Path(cache_dir) / GRAPH_CACHE_DIR, key if part == "whole" else {**key, "part": part})
+                    Path(cache_dir) / GRAPH_CACHE_DIR, key if part == "whole" else {**key, "part": part,
+                                                                                      "trim_edit": str(TRIM_EDIT_VERSION)})
         # The first part's entry is the one `kokorod doctor` reports.
         self.graph_cache: GraphCache | None = self.graph_caches.get(self.parts[0])
         self._split: dict[str, bytes] = {}  # the parts' graphs while they load (slow path only)
@@ -334,6 +338,7 @@ class OnnxEngine:
         self._split.clear()
         self._session = sessions[0]
         self._back = sessions[1] if len(sessions) > 1 else None
+        self._rates = rates_of([i.name for i in self._back.get_inputs()]) if self._back is not None else []
         self.vocab = load_vocab()
         self._silent = silent_ids(self.vocab)
         self._lock = threading.Lock()
@@ -419,6 +424,7 @@ class OnnxEngine:
         if part == "whole":
             return bytes(model.SerializeToString())
         front, back = split_model(model, self.trim_cut)
+        weigh_norms(back, norm_rates(back, self.trim_cut))
         self._split = {f"{self.trim_cut}-front": front.SerializeToString(),
                        f"{self.trim_cut}-back": back.SerializeToString()}
         return self._split.pop(part)
@@ -478,6 +484,7 @@ class OnnxEngine:
         plan = self.plan(token_ids, durations)
         back_feed: dict[str, Any] = slice_inputs(self.trim_cut, dict(zip(names, cut)), plan)
         back_feed["style"] = feed["style"]
+        back_feed.update(weight_feed(frame_weights(plan), self._rates))
         (decoded,) = self._back.run(["audio"], back_feed, run_options)
         return place(plan, decoded), durations
 

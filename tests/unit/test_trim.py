@@ -80,3 +80,16 @@ def test_place_puts_the_decoded_audio_on_the_full_timeline_with_exact_zeros() ->
         place(plan, decoded[:-1])
     untrimmed = np.ones(29 * SAMPLES_PER_FRAME, dtype=np.float32)
     assert place(TrimPlan(0, 29, 29), untrimmed) is not None
+
+
+def test_the_trim_silence_setting() -> None:
+    from kokorod.engine import trim_context
+    from kokorod.engine.trim import DEFAULT_CONTEXT_FRAMES
+    from kokorod.errors import InputError
+
+    assert trim_context(None) == trim_context("") == DEFAULT_CONTEXT_FRAMES
+    assert trim_context("off") is None and trim_context("OFF") is None
+    assert trim_context("6") == 6
+    for bad in ("-1", "lots"):
+        with pytest.raises(InputError):
+            trim_context(bad)
