@@ -17,6 +17,10 @@ internal tensor, which we add to the graph outputs so one run returns both.
 Optionally (``dequantize="conv"``) the int8 convolutions (DynamicQuantizeLinear
 → ConvInteger → bias add → rescale) become fp32 ``Conv`` nodes with the
 dequantised weights; see ``DEQUANTIZE_CHOICES``.
+
+Trimmed runs (``trim_context``, the daemon's default): the edited graph is split
+where the decoder starts into two sessions, each with its own cache entry, and
+the second decodes only the frames next to the speech (trim.py, trim_norms.py).
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from kokorod.engine.base import SAMPLE_RATE, CancelToken, EngineOutput, SynthesisCancelled
+from kokorod.engine.base import SAMPLE_RATE, SAMPLES_PER_FRAME, CancelToken, EngineOutput, SynthesisCancelled
 from kokorod.engine.trim import CUTS, DEFAULT_CUT, TrimPlan, place, plan_trim, silent_ids, slice_inputs, split_model
 from kokorod.engine.trim_norms import frame_weights, norm_rates, rates_of, weigh_norms, weight_feed
 from kokorod.errors import AssetError, InputError
@@ -503,3 +507,9 @@ class OnnxEngine:
         when an edge is shorter. None when not trimming: then every run decodes
         its whole edge silence, which depends on the run (``edge_frames``)."""
         return None if self.trim_context is None else 2 * self.trim_context
+
+    @property
+    def overhead_samples(self) -> int | None:
+        """``overhead_frames`` in samples at 24 kHz."""
+        frames = self.overhead_frames
+        return None if frames is None else frames * SAMPLES_PER_FRAME
