@@ -26,6 +26,9 @@ def _engine_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--model", default=None, help="model file: .onnx for --engine onnx, .pth for --engine torch")
     g.add_argument("--config", default=None, help="Kokoro config.json for --engine torch (default: from the hub)")
     g.add_argument("--device", default="auto", help="torch device: auto, cpu, cuda, mps")
+    g.add_argument("--trim-silence", default=None, metavar="K|off",
+                   help="ONNX: decode only K frames (25 ms each) of each chunk's edge silence; off decodes all of it "
+                        "(default: $KOKOROD_ONNX_TRIM_SILENCE, else on with K=8)")
 
 
 def _speech_args(p: argparse.ArgumentParser) -> None:
@@ -47,7 +50,8 @@ def _client_args(p: argparse.ArgumentParser) -> None:
 def _engine_options(args: argparse.Namespace) -> "EngineOptions":
     from kokorod.runtime import EngineOptions
 
-    return EngineOptions(engine=args.engine, cache_dir=args.cache_dir, model=args.model, config=args.config, device=args.device)
+    return EngineOptions(engine=args.engine, cache_dir=args.cache_dir, model=args.model, config=args.config, device=args.device,
+                         trim_silence=args.trim_silence)
 
 
 def cmd_voices(args: argparse.Namespace) -> int:

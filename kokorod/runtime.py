@@ -20,6 +20,7 @@ class EngineOptions:
     threads: int | None = None
     dequantize: str | None = None     # ONNX: "none" | "conv" (None: $KOKOROD_ONNX_DEQUANTIZE, else "none")
     graph_cache: bool | None = None   # ONNX: cache the optimised graph (None: on unless $KOKOROD_ONNX_GRAPH_CACHE=0)
+    trim_silence: str | None = None   # ONNX: "off" or context frames K (None: $KOKOROD_ONNX_TRIM_SILENCE, else on)
 
 
 def build_synthesizer(opts: EngineOptions) -> Synthesizer:
@@ -46,6 +47,7 @@ def build_synthesizer(opts: EngineOptions) -> Synthesizer:
         threads=opts.threads,
         dequantize=opts.dequantize,
         graph_cache=opts.graph_cache,
+        trim_silence=opts.trim_silence,
     )
     g2p = G2PBank(nlp_loader=functools.partial(load_nlp, without_torch=engine.name != "torch"))
     return Synthesizer(engine, store, g2p)

@@ -123,6 +123,9 @@ def engine_identity(engine: Any) -> str | None:
 
         key = graph_key(sha256_file(engine.model_path), engine.dequantize)
     key["threads"] = str(getattr(engine, "threads", None))
+    # Trimmed decoding (kokorod.engine.trim) changes the audio at the edges;
+    # its context is a run-time setting, not part of the graph's key.
+    key["trim"] = f"{getattr(engine, 'trim_context', None)}:{getattr(engine, 'trim_cut', None)}"
     return "onnx:" + hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
 
 

@@ -23,6 +23,7 @@ ENGINE_CHOICES = ("auto", "onnx", "torch")
 DEQUANTIZE_ENV = "KOKOROD_ONNX_DEQUANTIZE"    # none | conv
 GRAPH_CACHE_ENV = "KOKOROD_ONNX_GRAPH_CACHE"  # 0 turns the optimised-graph cache off
 SPINNING_ENV = "KOKOROD_ONNX_SPINNING"        # 1: intra-op threads spin-wait between operators (default: sleep)
+TRIM_SILENCE_ENV = "KOKOROD_ONNX_TRIM_SILENCE"  # off | context frames K (default: on, kokorod.engine.trim)
 
 
 @contextlib.contextmanager
@@ -60,6 +61,7 @@ def load_engine(
     dequantize: str | None = None,
     graph_cache: bool | None = None,
     spinning: bool | None = None,
+    trim_silence: str | None = None,
 ) -> Engine:
     """``auto`` is the ONNX engine over the offline model unless a torch checkpoint
     (``.pth``) is given; ``--model`` with an ``.onnx`` file runs that file.
@@ -67,7 +69,9 @@ def load_engine(
     ONNX only: ``dequantize`` ("none" or "conv", default $KOKOROD_ONNX_DEQUANTIZE
     or "none"), ``graph_cache`` (keep onnxruntime's optimised graph under
     ``cache_dir``; default on unless $KOKOROD_ONNX_GRAPH_CACHE=0) and
-    ``spinning`` (default off unless $KOKOROD_ONNX_SPINNING=1)."""
+    ``spinning`` (default off unless $KOKOROD_ONNX_SPINNING=1), ``trim_silence``
+    ("off" or context frames K, default $KOKOROD_ONNX_TRIM_SILENCE, else
+    ``trim.DEFAULT_CONTEXT_FRAMES``: see ``trim_context``)."""
     from kokorod.errors import InputError
 
     if kind not in ENGINE_CHOICES:
@@ -98,7 +102,29 @@ def load_engine(
     if spinning is None:
         spinning = os.environ.get(SPINNING_ENV, "0") == "1"
     return OnnxEngine(path, threads=threads, dequantize=dequantize, cache_dir=cache_dir if graph_cache else None,
-                      model_sha256=sha, spinning=spinning)
+                      model_sha256=sha, spinning=spinning,
+                      trim_context=trim_context(trim_silence if trim_silence is not None else os.environ.get(TRIM_SILENCE_ENV)))
+
+
+def trim_context(setting: str | None) -> int | None:
+    """``--trim-silence``'s value as ``OnnxEngine``'s ``trim_context``: None
+    (or empty) is the default K, "off" is None (decode all the silence)."""
+    from kokorod.engine.trim import DEFAULT_CONTEXT_FRAMES
+    from kokorod.errors import InputError
+
+    text = (setting or "").strip().lower()
+    if not text:
+        return DEFAULT_CONTEXT_FRAMES
+    if text in ("off", "no", "false"):
+        return None
+    try:
+        k = int(text)
+    except ValueError:
+        k = -1
+    if k < 0:
+        raise InputError(f"--trim-silence {setting!r} is neither off nor a number of frames",
+                         f"use off, or K >= 0 (default {DEFAULT_CONTEXT_FRAMES})")
+    return k
 
 
 __all__ = [

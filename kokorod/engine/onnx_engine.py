@@ -17,6 +17,10 @@ internal tensor, which we add to the graph outputs so one run returns both.
 Optionally (``dequantize="conv"``) the int8 convolutions (DynamicQuantizeLinear
 → ConvInteger → bias add → rescale) become fp32 ``Conv`` nodes with the
 dequantised weights; see ``DEQUANTIZE_CHOICES``.
+
+Trimmed runs (``trim_context``, the daemon's default): the edited graph is split
+where the decoder starts into two sessions, each with its own cache entry, and
+the second decodes only the frames next to the speech (trim.py, trim_norms.py).
 """
 
 from __future__ import annotations
@@ -37,7 +41,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from kokorod.engine.base import SAMPLE_RATE, CancelToken, EngineOutput, SynthesisCancelled
+from kokorod.engine.base import SAMPLE_RATE, SAMPLES_PER_FRAME, CancelToken, EngineOutput, SynthesisCancelled
+from kokorod.engine.trim import CUTS, DEFAULT_CUT, TrimPlan, place, plan_trim, silent_ids, slice_inputs, split_model
+from kokorod.engine.trim_norms import frame_weights, norm_rates, rates_of, weigh_norms, weight_feed
 from kokorod.errors import AssetError, InputError
 
 log = logging.getLogger("kokorod.engine")
@@ -45,6 +51,8 @@ log = logging.getLogger("kokorod.engine")
 DURATIONS_TENSOR = "/encoder/Cast_output_0"
 # Bump whenever prepare_model's output changes, so cached graphs are rebuilt.
 GRAPH_EDIT_VERSION = 1
+# Bump whenever the trimmed parts' edit (trim.py, trim_norms.py) changes.
+TRIM_EDIT_VERSION = 1
 # "none": run the int8 export as it is (the default: on the AVX2 machine we
 # measured, an AMD EPYC without VNNI, onnxruntime's int8 ConvInteger was faster
 # than fp32 Conv with the dequantised weights, RTF 0.80-0.90 vs 0.98-1.04 by
@@ -54,7 +62,7 @@ GRAPH_EDIT_VERSION = 1
 # memory), for CPUs where fp32 convolutions turn out faster.
 DEQUANTIZE_CHOICES = ("none", "conv")
 GRAPH_CACHE_DIR = "onnx"
-GRAPH_CACHE_KEEP = 4  # entries kept in the cache directory (least recently used go)
+GRAPH_CACHE_KEEP = 6  # entries kept in the cache directory (least recently used go)
 # Instruction-set extensions that change which kernels or graph layout
 # onnxruntime picks; part of the cache key.
 _ISA_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni",
@@ -290,6 +298,8 @@ class OnnxEngine:
         cache_dir: Path | None = None,
         model_sha256: str | None = None,
         spinning: bool = False,
+        trim_context: int | None = None,
+        trim_cut: str = DEFAULT_CUT,
     ) -> None:
         """``threads``: onnxruntime's intra-op threads (None: its default, one per
         physical core). ``cache_dir``: where to keep the optimised graph (None: no
@@ -299,7 +309,10 @@ class OnnxEngine:
         between operators (onnxruntime's default) or sleep: off by default, since
         the daemon shares its machine (on the 2-core machine we measured, 2
         spinning threads were the slowest setting under load, and spinning burns
-        CPU that other processes want)."""
+        CPU that other processes want). ``trim_context``: run the graph in two
+        parts and decode only ``trim_context`` frames of each edge's silence
+        (kokorod/engine/trim.py; None: one part, everything decoded); ``trim_cut``:
+        where the graph is split (``trim.CUTS``)."""
         import onnxruntime as ort
 
         if dequantize not in DEQUANTIZE_CHOICES:
@@ -309,16 +322,37 @@ class OnnxEngine:
         self.dequantize = dequantize
         self.threads = threads
         self.spinning = spinning
-        self.graph_cache: GraphCache | None = None
-        self.loaded_from_cache = False
+        if trim_cut not in CUTS:
+            raise InputError(f"unknown trim cut {trim_cut!r}", f"use one of {', '.join(CUTS)}")
+        if trim_context is not None and trim_context < 0:
+            raise InputError("trim_context must be >= 0 frames", "use a small number of frames, e.g. 4, or None")
+        self.trim_context = trim_context
+        self.trim_cut = trim_cut
+        # One cache entry per session: the whole graph, or the two parts of a
+        # trimmed run (each part's key names it and the cut).
+        self.parts = ("whole",) if trim_context is None else (f"{trim_cut}-front", f"{trim_cut}-back")
+        self.graph_caches: dict[str, GraphCache] = {}
         if cache_dir is not None:
             if model_sha256 is None:
                 from kokorod.assets.model import sha256_file
 
                 model_sha256 = sha256_file(self.model_path)
-            self.graph_cache = GraphCache(Path(cache_dir) / GRAPH_CACHE_DIR, graph_key(model_sha256, dequantize))
-        self._session = self._load()
+            key = graph_key(model_sha256, dequantize)
+            for part in self.parts:
+                self.graph_caches[part] = GraphCache(
+                    Path(cache_dir) / GRAPH_CACHE_DIR, key if part == "whole" else {**key, "part": part,
+                                                                                      "trim_edit": str(TRIM_EDIT_VERSION)})
+        # The first part's entry is the one `kokorod doctor` reports.
+        self.graph_cache: GraphCache | None = self.graph_caches.get(self.parts[0])
+        self._split: dict[str, bytes] = {}  # the parts' graphs while they load (slow path only)
+        self.loaded_from_cache = True
+        sessions = [self._load(part) for part in self.parts]
+        self._split.clear()
+        self._session = sessions[0]
+        self._back = sessions[1] if len(sessions) > 1 else None
+        self._rates = rates_of([i.name for i in self._back.get_inputs()]) if self._back is not None else []
         self.vocab = load_vocab()
+        self._silent = silent_ids(self.vocab)
         self._lock = threading.Lock()
 
     def _options(self, *, optimize: bool) -> Any:
@@ -341,9 +375,9 @@ class OnnxEngine:
             ort.GraphOptimizationLevel.ORT_ENABLE_ALL if optimize else ort.GraphOptimizationLevel.ORT_DISABLE_ALL)
         return options
 
-    def _load(self) -> Any:
+    def _load(self, part: str) -> Any:
         ort = self._ort
-        cache = self.graph_cache
+        cache = self.graph_caches.get(part)
         if cache is not None and cache.path.is_file():
             try:
                 session = ort.InferenceSession(str(cache.path), self._options(optimize=False),
@@ -355,9 +389,9 @@ class OnnxEngine:
             else:
                 with contextlib.suppress(OSError):
                     os.utime(cache.path)  # most recently used: kept by prune()
-                self.loaded_from_cache = True
                 return session
-        model_bytes = self._prepared_bytes()
+        self.loaded_from_cache = False
+        model_bytes = self._prepared_bytes(part)
         options = self._options(optimize=True)
         # Saving an ORT_ENABLE_ALL graph logs that it is specific to this CPU;
         # the cache key says so already (cpu_isa), so only errors are logged.
@@ -403,15 +437,24 @@ class OnnxEngine:
                     tmp.unlink(missing_ok=True)
         return session
 
-    def _prepared_bytes(self) -> bytes:
+    def _prepared_bytes(self, part: str) -> bytes:
+        """The edited graph, or one part of it split at ``self.trim_cut``."""
         import onnx
 
+        if part in self._split:
+            return self._split.pop(part)
         try:
             model = onnx.load(str(self.model_path))
         except Exception as exc:
             raise AssetError(f"cannot read ONNX model {self.model_path}: {exc}", "delete it and run: kokorod fetch") from exc
         prepare_model(model, dequantize=self.dequantize)
-        return bytes(model.SerializeToString())
+        if part == "whole":
+            return bytes(model.SerializeToString())
+        front, back = split_model(model, self.trim_cut)
+        weigh_norms(back, norm_rates(back, self.trim_cut))
+        self._split = {f"{self.trim_cut}-front": front.SerializeToString(),
+                       f"{self.trim_cut}-back": back.SerializeToString()}
+        return self._split.pop(part)
 
     def run(
         self,
@@ -433,17 +476,17 @@ class OnnxEngine:
         if cancel is not None:
             cancel.raise_if_cancelled()
             cancel.add_hook(terminate)
+        feed = {
+            "tokens": np.asarray([token_ids], dtype=np.int64),
+            "style": np.asarray(style, dtype=np.float32).reshape(1, -1),
+            "speed": np.asarray([speed], dtype=np.float32),
+        }
         try:
             with self._lock:
-                audio, durations = self._session.run(
-                    ["audio", DURATIONS_TENSOR],
-                    {
-                        "tokens": np.asarray([token_ids], dtype=np.int64),
-                        "style": np.asarray(style, dtype=np.float32).reshape(1, -1),
-                        "speed": np.asarray([speed], dtype=np.float32),
-                    },
-                    run_options,
-                )
+                if self._back is None:
+                    audio, durations = self._session.run(["audio", DURATIONS_TENSOR], feed, run_options)
+                else:
+                    audio, durations = self._run_trimmed(token_ids, feed, run_options, cancel)
         except Exception as exc:
             # onnxruntime reports a terminated run as a generic failure; the token
             # tells us whether it was our doing.
@@ -456,3 +499,40 @@ class OnnxEngine:
         if cancel is not None:
             cancel.raise_if_cancelled()
         return EngineOutput(np.asarray(audio, dtype=np.float32).reshape(-1), np.asarray(durations, dtype=np.int64).reshape(-1))
+
+    def _run_trimmed(self, token_ids: list[int], feed: dict[str, Any], run_options: Any,
+                     cancel: CancelToken | None) -> tuple[Any, Any]:
+        """Front part over the whole chunk, then the back part over the frames
+        ``plan_trim`` keeps; the audio on the whole chunk's timeline."""
+        names = list(CUTS[self.trim_cut])
+        durations, *cut = self._session.run([DURATIONS_TENSOR, *names], feed, run_options)
+        if cancel is not None:
+            cancel.raise_if_cancelled()
+        plan = self.plan(token_ids, durations)
+        back_feed: dict[str, Any] = slice_inputs(self.trim_cut, dict(zip(names, cut)), plan)
+        back_feed["style"] = feed["style"]
+        back_feed.update(weight_feed(frame_weights(plan), self._rates))
+        (decoded,) = self._back.run(["audio"], back_feed, run_options)
+        return place(plan, decoded), durations
+
+    def plan(self, token_ids: list[int], durations: Any) -> TrimPlan:
+        """Which frames of a run this engine decodes (all of them when not trimming)."""
+        d = np.asarray(durations, dtype=np.int64).reshape(-1)
+        if self.trim_context is None:
+            total = int(d.sum())
+            return TrimPlan(0, total, total)
+        return plan_trim(token_ids, d, self._silent, self.trim_context)
+
+    @property
+    def overhead_frames(self) -> int | None:
+        """Duration frames a trimmed run decodes beyond the speech itself (each
+        ``SAMPLES_PER_FRAME`` samples): the context kept at both edges, or fewer
+        when an edge is shorter. None when not trimming: then every run decodes
+        its whole edge silence, which depends on the run (``edge_frames``)."""
+        return None if self.trim_context is None else 2 * self.trim_context
+
+    @property
+    def overhead_samples(self) -> int | None:
+        """``overhead_frames`` in samples at 24 kHz."""
+        frames = self.overhead_frames
+        return None if frames is None else frames * SAMPLES_PER_FRAME

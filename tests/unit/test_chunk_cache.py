@@ -232,3 +232,14 @@ def test_cache_mb_flag() -> None:
     for bad in ("-1", "inf", "nan", "lots"):
         with pytest.raises(SystemExit):
             parser.parse_args(["--cache-mb", bad])
+
+
+def test_trimmed_decoding_is_part_of_the_engine_identity() -> None:
+    from types import SimpleNamespace
+
+    from kokorod.daemon.chunk_cache import engine_identity
+
+    cache = SimpleNamespace(key={"model_sha256": "x"})
+    full = SimpleNamespace(name="onnx", graph_cache=cache, threads=2, trim_context=None, trim_cut="decoder")
+    trimmed = SimpleNamespace(name="onnx", graph_cache=cache, threads=2, trim_context=8, trim_cut="decoder")
+    assert engine_identity(full) != engine_identity(trimmed)

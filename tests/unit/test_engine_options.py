@@ -274,3 +274,13 @@ def test_spacy_loads_without_torch_and_torch_still_imports_afterwards() -> None:
     assert lines[2] == "[]"
     assert lines[3] == "False"
     assert lines[4] == "torch ok"
+
+
+def test_trim_options_are_checked_before_loading(tmp_path: Path) -> None:
+    from kokorod.errors import InputError
+
+    missing = tmp_path / "no-model.onnx"  # never read: the options fail first
+    with pytest.raises(InputError):
+        OnnxEngine(missing, trim_cut="encoder")
+    with pytest.raises(InputError):
+        OnnxEngine(missing, trim_context=-1)
