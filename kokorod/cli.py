@@ -6,13 +6,10 @@ import argparse
 import logging
 import os
 import sys
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import Callable, Sequence
 
 from kokorod import __version__
 from kokorod.errors import KokorodError
-
-if TYPE_CHECKING:  # imported lazily at run time: it pulls in the model stack
-    from kokorod.runtime import EngineOptions
 
 DEFAULT_URL = "ws://127.0.0.1:8765/v1/stream"
 Handler = Callable[[argparse.Namespace], int]
@@ -45,13 +42,6 @@ def _client_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--token", default=None, help="daemon token (default: $KOKOROD_TOKEN)")
     p.add_argument("--local", action="store_true", help="never use the daemon; synthesize in this process")
     p.add_argument("--words", action="store_true", help="print each word in time with playback")
-
-
-def _engine_options(args: argparse.Namespace) -> "EngineOptions":
-    from kokorod.runtime import EngineOptions
-
-    return EngineOptions(engine=args.engine, cache_dir=args.cache_dir, model=args.model, config=args.config, device=args.device,
-                         trim_silence=args.trim_silence)
 
 
 def cmd_voices(args: argparse.Namespace) -> int:

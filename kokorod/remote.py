@@ -343,9 +343,8 @@ def _report_unspoken(console: Console, pieces: list[str]) -> None:
 
 
 async def _local_pipe(args: argparse.Namespace, text: StdinText, console: Console) -> int:
-    from kokorod.cli import _engine_options
     from kokorod.engine.base import SAMPLE_RATE, CancelToken
-    from kokorod.runtime import build_synthesizer
+    from kokorod.runtime import EngineOptions, build_synthesizer
     from kokorod.text import languages
     from kokorod.text.per_language import segmenter_for
     from kokorod.text.segmenter import Segment
@@ -380,7 +379,7 @@ async def _local_pipe(args: argparse.Namespace, text: StdinText, console: Consol
     async def work() -> int:
         nonlocal sink
         # stdin is read while the model loads; empty stdin fails without waiting for it.
-        loading = asyncio.create_task(asyncio.to_thread(build_synthesizer, _engine_options(args)))
+        loading = asyncio.create_task(asyncio.to_thread(build_synthesizer, EngineOptions.from_args(args)))
         await asyncio.wait({loading, reader}, return_when=asyncio.FIRST_EXCEPTION)
         if reader.done() and not reader.cancelled() and reader.exception() is not None:
             raise reader.exception()  # type: ignore[misc]

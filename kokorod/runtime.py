@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from kokorod.assets.paths import resolve_cache_dir
 from kokorod.assets.voices import VoiceStore
@@ -21,6 +22,13 @@ class EngineOptions:
     dequantize: str | None = None     # ONNX: "none" | "conv" (None: $KOKOROD_ONNX_DEQUANTIZE, else "none")
     graph_cache: bool | None = None   # ONNX: cache the optimised graph (None: on unless $KOKOROD_ONNX_GRAPH_CACHE=0)
     trim_silence: str | None = None   # ONNX: "off" or context frames K (None: $KOKOROD_ONNX_TRIM_SILENCE, else on)
+
+    @classmethod
+    def from_args(cls, args: Any, *, threads: int | None = None) -> "EngineOptions":
+        """From the command line's engine group (every command that loads a model:
+        serve, say, pipe): one place, so a new engine flag reaches all of them."""
+        return cls(engine=args.engine, cache_dir=args.cache_dir, model=args.model, config=args.config,
+                   device=args.device, threads=threads, trim_silence=getattr(args, "trim_silence", None))
 
 
 def build_synthesizer(opts: EngineOptions) -> Synthesizer:

@@ -46,10 +46,9 @@ def run_say(args: argparse.Namespace) -> int:
 
 def _say_local(args: argparse.Namespace, text: str) -> int:
     from kokorod.audio.wav import write_wav
-    from kokorod.runtime import build_synthesizer
-    from kokorod.cli import _engine_options
+    from kokorod.runtime import EngineOptions, build_synthesizer
 
-    synth = build_synthesizer(_engine_options(args))
+    synth = build_synthesizer(EngineOptions.from_args(args))
     voice = args.voice or "af_heart"
     synth.check_voice(voice)
     speech = speak_local(synth, text, voice=voice, speed=args.speed, lang=args.lang)

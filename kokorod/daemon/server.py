@@ -495,8 +495,7 @@ def run_server(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     check_bind(config)
     check_wyoming_config(config)
-    options = EngineOptions(engine=args.engine, cache_dir=args.cache_dir, model=args.model,
-                            config=args.config, device=args.device, threads=config.threads_per_worker())
+    options = EngineOptions.from_args(args, threads=config.threads_per_worker())
 
     def load() -> list[Synthesizer]:
         started = time.perf_counter()

@@ -284,3 +284,13 @@ def test_trim_options_are_checked_before_loading(tmp_path: Path) -> None:
         OnnxEngine(missing, trim_cut="encoder")
     with pytest.raises(InputError):
         OnnxEngine(missing, trim_context=-1)
+
+
+def test_every_command_takes_its_engine_options_from_one_place() -> None:
+    import argparse
+
+    from kokorod.runtime import EngineOptions
+
+    args = argparse.Namespace(engine="onnx", cache_dir="/c", model=None, config=None, device="auto", trim_silence="off")
+    opts = EngineOptions.from_args(args, threads=3)
+    assert (opts.engine, opts.cache_dir, opts.threads, opts.trim_silence) == ("onnx", "/c", 3, "off")
