@@ -72,10 +72,10 @@ import html
 import re
 import unicodedata
 import urllib.parse
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from kokorod.text import numbers_en
+from kokorod.text.numbers_en import Repl, Rule
 from kokorod.text.long_numbers import read_long_runs
 from kokorod.text.markdown import Piece, strip_markdown
 
@@ -96,7 +96,6 @@ class Normalized:
     dropped: tuple[str, ...] = ()
 
 
-Repl = Callable[[re.Match[str]], "str | None"]
 
 # Capitalised words that, after an ambiguous abbreviation ("U.S.", "Inc."),
 # mean a new sentence started: "in the U.S. Then he left" vs "the U.S. Army".
@@ -371,7 +370,6 @@ _NAMES = frozenset("""Henry Louis Edward George Elizabeth Charles James William 
     Clement Urban Alfonso Ferdinand Nicholas Ivan Constantine Otto Francis David Malcolm Robert Harold
     Stephen Wilhelm Gustav Olaf Christian Felipe Juan Carlos Ludwig""".split())
 
-Rule = tuple[re.Pattern[str], Repl]
 # Named, because the other languages' normalisers (normalize_intl) reuse them.
 # Invisible / control characters make misaki drop neighbouring words.  A
 # zero-width space or a control character separates words; joiners do not.

@@ -94,6 +94,10 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+# A rewrite rule: a pattern and what replaces each match (None: leave it). Here,
+# at the bottom of the text layer, because every language's normaliser uses it.
+Repl = Callable[[re.Match[str]], "str | None"]
+Rule = tuple[re.Pattern[str], Repl]
 ContextRepl = Callable[[re.Match[str], str], "str | None"]
 ContextRule = tuple[re.Pattern[str], ContextRepl]
 

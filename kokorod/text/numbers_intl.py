@@ -21,7 +21,7 @@ from functools import lru_cache
 
 from num2words import num2words
 
-from kokorod.text.normalize import Rule
+from kokorod.text.numbers_en import Rule
 
 # An amount as written in es/fr/it/pt: "1.000,5", "1 000", "3,5", "3.5", "12".
 # A '.' (or a no-break / narrow no-break space) followed by exactly three
