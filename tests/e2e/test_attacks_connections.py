@@ -208,3 +208,25 @@ def _metrics(d: DaemonProcess) -> str:
 
     with urllib.request.urlopen(d.http + "/metrics", timeout=10) as r:
         return r.read().decode()
+
+
+def test_client_that_asks_for_speech_and_never_reads_is_cut_by_the_keepalive_rule(daemon: DaemonProcess) -> None:
+    # websockets' keepalive ping waits for the write buffer to drain, so its timeout
+    # never starts for a client that does not read; the daemon's own rule (writing
+    # paused for --ping-interval-s + --ping-timeout-s, 10 s here) closes it.
+    sock = raw_websocket(daemon.port)
+    text = " ".join(f"Sentence number {i} is long enough to make audio." for i in range(200))
+    sock.sendall(ws_frame(0x2, msgpack.packb({"type": "speak", "utterance": "long", "text": text, "final": True})))
+    started = time.monotonic()
+    # Only a rare small frame, so the byte budget is not what ends it.
+    cut, _, _ = attack(daemon, lambda tick: flood(sock, lambda: ws_frame(0xA, b""), started + 90, _slow(tick)))
+    sock.close()
+    assert cut, "a client that never read stayed connected for 90 s"
+    assert 'kokorod_connections_closed_total{reason="not_reading"}' in _metrics(daemon)
+
+
+def _slow(tick: Callable[[], None]) -> Callable[[], None]:
+    def slow() -> None:
+        tick()
+        time.sleep(1.0)
+    return slow
