@@ -95,7 +95,7 @@ def flood(sock: socket.socket, batches: Callable[[], bytes], until: float, on_ti
     """Send ``batches()`` until the daemon closes the connection (True) or time, or
     ``max_sent_bytes`` (a cap on what an unfixed daemon could be made to hold), is up (False)."""
     sock.settimeout(1.0)
-    sent = 0
+    sent, began = 0, time.monotonic()
     while time.monotonic() < until and sent < max_sent_bytes:
         try:
             batch = batches()
@@ -104,8 +104,10 @@ def flood(sock: socket.socket, batches: Callable[[], bytes], until: float, on_ti
         except socket.timeout:
             pass  # the daemon is not reading us right now: keep trying until it cuts us
         except OSError:  # reset or broken pipe: cut
+            print(f"cut after {time.monotonic() - began:.1f} s, {sent / 2**20:.1f} MiB sent")
             return True
         on_tick()
+    print(f"not cut: {time.monotonic() - began:.1f} s, {sent / 2**20:.1f} MiB sent")
     return False
 
 
@@ -191,7 +193,8 @@ def test_non_reading_client_asking_for_warning_heavy_utterances_is_cut(daemon: D
     assert peak - start < RSS_GROWTH_MAX_MB
     time.sleep(1)
     after = rss_mb(daemon.proc.pid)
-    print(f"RSS after close {after:.0f} MB")
+    print(f"RSS after close {after:.0f} MB;", [line for line in _metrics(daemon).splitlines()
+                                                 if line.startswith("kokorod_connections_closed_total")])
     assert after - start < RSS_GROWTH_MAX_MB
 
 
