@@ -20,6 +20,11 @@ class Limits:
     messages_per_s: float = 200.0
     message_burst: int = 400
     max_send_buffer_s: float = 30.0     # audio queued for a client that is not reading
+    # Everything held for one connection that the client has not read: its
+    # queued events (audio or not, estimated) and the socket's write buffer
+    # (pongs included). Past it the connection is closed (docs/operations.md).
+    # Well above 30 s of 48 kHz PCM plus a chunk, so only a non-reader reaches it.
+    max_connection_buffer_bytes: int = 8 * 1024 * 1024
     # Connections speaking at once, daemon-wide, on top of measured admission
     # (kokorod.daemon.admission): None = "auto", only what the engine workers can feed
     # at 1x with headroom; a number caps that too (docs/operations.md, Capacity).
@@ -50,6 +55,8 @@ _LIMIT_HELP = {  # flag's metavar, help
     "messages_per_s": ("RATE", "client messages per second, sustained"),
     "message_burst": ("N", "client messages allowed in a burst"),
     "max_send_buffer_s": ("SECONDS", "audio held for a client that is not reading; past it its stream is cancelled"),
+    "max_connection_buffer_bytes": ("BYTES", "everything held for a connection that does not read (events, pongs, "
+                                    "socket write buffer); past it the connection is closed"),
     "max_active_streams": ("auto|N", "connections speaking at once, daemon-wide; auto = as many as the measured "
                            "engine speed feeds at 1x with headroom, N = that but at most N; more real-time streams "
                            "are refused with overloaded, requests wait (--max-queued)"),
@@ -147,7 +154,7 @@ def _positive_seconds(text: str) -> float:
     return value
 
 
-_LIMIT_TYPES = {"max_active_streams": _streams, "max_queued": _non_negative_int, "queue_timeout_s": _positive_seconds}
+_LIMIT_TYPES = {"max_connection_buffer_bytes": _positive_int, "max_active_streams": _streams, "max_queued": _non_negative_int, "queue_timeout_s": _positive_seconds}
 
 
 def _utilisation(text: str) -> float:

@@ -51,6 +51,9 @@ class Metrics:
         self.connections = Gauge("kokorod_open_connections", "Open sessions: WebSocket connections and in-process front-end sessions (OpenAI HTTP, Wyoming)", registry=r)
         self.connections_total = Counter("kokorod_connections_total", "Accepted WebSocket connections", registry=r)
         self.connections_refused = Counter("kokorod_connections_refused_total", "Connections refused", ["reason"], registry=r)
+        self.connections_cut = Counter("kokorod_connections_closed_total", "Connections the daemon closed because the "
+                                        "client did not read (reason: buffer_bytes, not_reading) or sent an "
+                                        "oversized Wyoming event (oversized_event)", ["reason"], registry=r)
         self.idle_closed = Counter("kokorod_idle_disconnects_total", "Connections closed by the idle timeout", registry=r)
         self.utterances_started = Counter("kokorod_utterances_started_total", "Utterances started", registry=r)
         self.utterances_done = Counter("kokorod_utterances_completed_total", "Utterances spoken to the end", registry=r)

@@ -30,7 +30,7 @@ from kokorod.daemon.admission import RtfEstimator
 from kokorod.auth import AuthPolicy, load_token
 from kokorod.config import ServerConfig, limits_from_args
 from kokorod.errors import KokorodError
-from kokorod.frontends.http_sniff import sniffing_connection
+from kokorod.daemon.guarded_connection import REASON_BUFFER, ConnectionBudget, GuardedConnection, guarded_connection
 from kokorod.frontends.local import LocalPeer
 from kokorod.frontends.openai import OpenAIFrontend
 from kokorod.daemon.lexicon_service import install_lexicon, on_sighup
@@ -145,7 +145,7 @@ class Daemon:
                 ping_interval=self.config.ping_interval_s or None,
                 ping_timeout=self.config.ping_timeout_s or None,
                 max_queue=32,
-                create_connection=sniffing_connection(self.http.protocol),
+                create_connection=guarded_connection(self.http.protocol, self._connection_budget()),
             )
         except OSError as exc:
             raise KokorodError(f"cannot listen on {self.config.host}:{self.config.port}: {exc.strerror or exc}",
@@ -161,6 +161,12 @@ class Daemon:
                 self.server.close()
                 await self.server.wait_closed()
                 raise
+
+    def _connection_budget(self) -> ConnectionBudget:
+        interval, timeout = self.config.ping_interval_s, self.config.ping_timeout_s
+        return ConnectionBudget(self.config.limits.max_connection_buffer_bytes,
+                                interval + timeout if interval and timeout else None,
+                                on_cut=lambda reason: self.metrics.connections_cut.labels(reason=reason).inc())
 
     async def load(self, loader: Callable[[], Synthesizer | Sequence[Synthesizer]] | None = None) -> None:
         """Load the model (on an engine thread, so the loop keeps answering
@@ -360,6 +366,8 @@ class Daemon:
                               self.capacity, self.requests)
         session = Session(self.services, codec, _Transport(connection), uuid.uuid4().hex[:12])  # type: ignore[arg-type]
         activity = _Activity(asyncio.get_running_loop().time())
+        if isinstance(connection, GuardedConnection):  # its budget counts the session's queued events too
+            connection.held_elsewhere_bytes = lambda: session.outbox.nbytes
         self.sessions.add(session)
         self.metrics.connections.inc()
         self.metrics.connections_total.inc()
@@ -439,6 +447,13 @@ class _Transport:
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
         await self._connection.close(code, reason)
+
+    def cut(self, why: str) -> None:
+        """Drop the connection at once (a close frame would queue behind what the client does not read)."""
+        if isinstance(self._connection, GuardedConnection):
+            self._connection.cut(REASON_BUFFER, why)
+        else:
+            self._connection.transport.abort()
 
 
 def config_from_args(args: argparse.Namespace) -> ServerConfig:

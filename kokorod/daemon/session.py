@@ -102,11 +102,12 @@ class Session:
         self.utterances: OrderedDict[str, Utterance] = OrderedDict()  # queued or speaking, in play order
         self._ended: OrderedDict[str, str] = OrderedDict()  # id -> how it ended, for the error
         self._tasks_owned: set[Utterance] = set()  # utterances whose task has not finished
-        self.outbox = Outbox()
+        self.outbox = Outbox(cfg.limits.max_connection_buffer_bytes, self._on_outbox_full)
         self._loop = asyncio.get_running_loop()
         self.play_end = 0.0  # loop time at which the client's queued audio runs out
         self._limiter = _RateLimiter(cfg.limits.messages_per_s, cfg.limits.message_burst, self._loop.time())
         self._writer: asyncio.Task[None] | None = None
+        self._closing: asyncio.Task[None] | None = None  # closing the transport after _on_outbox_full
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -582,6 +583,25 @@ class Session:
                 self.play_end = max(self.play_end, now) + event.samples / event.sample_rate
                 self.s.metrics.audio_seconds.inc(event.samples / event.sample_rate)
             self.outbox.put(event)
+
+    def _on_outbox_full(self) -> None:
+        """More events queued than --max-connection-buffer-bytes: a client that
+        does not read (``_emit``'s check sees only audio; a flood of warnings or
+        phonemize answers is caught here). Everything it asked for stops and the
+        connection is closed: nothing more can reach it anyway."""
+        limit = self.s.config.limits.max_connection_buffer_bytes
+        for victim in list(self.utterances.values()):
+            self._cancel(victim, CancelReason.SLOW_CONSUMER, notify=False)
+        for task in list(self._phonemizing):
+            task.cancel()
+        why = f"not reading: more than {limit} bytes of events held (--max-connection-buffer-bytes)"
+        cut = getattr(self.transport, "cut", None)
+        if cut is not None:  # the WebSocket: its connection logs and counts the cut
+            cut(why)
+            return
+        self.s.metrics.connections_cut.labels(reason="buffer_bytes").inc()
+        log.warning("session %s: %s; closing", self.id, why)
+        self._closing = asyncio.create_task(self.transport.close(1008, why), name=f"kokorod-close-{self.id}")
 
     def _fail(self, utt: Utterance, code: str, message: str) -> None:
         if utt.state.ended:

@@ -60,7 +60,10 @@ class _QueueTransport:
         try:
             self._queue.put_nowait(_CLOSED)
         except asyncio.QueueFull:
-            pass
+            if code == 1008:  # the session's buffer limit (Session._on_outbox_full): nothing queued matters now
+                while not self._queue.empty():
+                    self._queue.get_nowait()
+                self._queue.put_nowait(_CLOSED)
 
 
 class LocalPeer:

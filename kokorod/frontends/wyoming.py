@@ -39,6 +39,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import socket
 from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -54,10 +55,12 @@ from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, Synthesize
 from kokorod.text.detect import AUTO
 from kokorod.auth import is_loopback
 from kokorod.config import ServerConfig
+from kokorod.daemon.server import SOCKET_SEND_BUFFER_BYTES
 from kokorod.errors import InputError, KokorodError
 from kokorod.frontends.local import LocalPeer
 from kokorod.frontends.wyoming_info import build_info, resolve_voice
 from kokorod.frontends.wyoming_linger import DISCARD_MAX_S, Linger
+from kokorod.frontends.wyoming_reader import WyomingReadError, max_event_bytes, read_event
 from kokorod.logs import kv
 from kokorod.protocol.messages import Audio, Cancelled, Done, Error, ErrorCode, Speak, Warning
 
@@ -240,6 +243,17 @@ class KokorodWyomingHandler(AsyncEventHandler):
         self._linger = Linger(reader, writer)  # after an error: end without resetting the client
         self._error_written = False  # an `error` event was sent
         self._flushed_at = float("-inf")
+        config = frontend.config
+        self._max_event_bytes = max_event_bytes(config.limits.max_text_chars)
+        # The WebSocket's keepalive allowance: a client that reads nothing for this long is cut.
+        self._stall_s = (config.ping_interval_s + config.ping_timeout_s
+                         if config.ping_interval_s and config.ping_timeout_s else None)
+        sock = writer.get_extra_info("socket")
+        if sock is not None:  # as on the WebSocket: keep the kernel from buffering a minute of audio
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKET_SEND_BUFFER_BYTES)
+            except OSError:
+                pass
         loop = asyncio.get_running_loop()
         self._loop, self._last_event = loop, loop.time()
 
@@ -259,7 +273,7 @@ class KokorodWyomingHandler(AsyncEventHandler):
                 tasks = [asyncio.create_task(self._pump(peer), name=f"kokorod-wyoming-pump-{self.name}"),
                          asyncio.create_task(self._close_when_idle(peer), name=f"kokorod-wyoming-idle-{self.name}")]
                 try:
-                    await super().run()
+                    await self._read_events()
                 finally:
                     if self._flush_timer is not None:
                         self._flush_timer.cancel()
@@ -274,6 +288,27 @@ class KokorodWyomingHandler(AsyncEventHandler):
             self.frontend.handlers.discard(self)
             self.writer.close()
 
+    async def _read_events(self) -> None:
+        """AsyncEventHandler.run's loop, reading through our bounded reader
+        (kokorod.frontends.wyoming_reader) instead of the package's."""
+        self._is_running = True
+        try:
+            while self._is_running:
+                try:
+                    event = await read_event(self.reader, self._max_event_bytes)
+                except WyomingReadError as exc:
+                    # One line, no client data: a flood of bad headers must not flood the log.
+                    log.info("wyoming %s: %s; closing", self.name, exc.reason)
+                    if exc.oversized:
+                        self.frontend.daemon.metrics.connections_cut.labels(reason="oversized_event").inc()
+                    await self.write_event(WyomingError(text=exc.reason, code=str(ErrorCode.BAD_MESSAGE)).event())
+                    break
+                if event is None or not await self.handle_event(event):
+                    break
+        finally:
+            await self.disconnect()
+            self.writer.close()
+
     async def disconnect(self) -> None:
         """AsyncEventHandler.run calls this before it closes the socket: after an
         error, drop what the client still sends first (kokorod.frontends.wyoming_linger)."""
@@ -283,7 +318,18 @@ class KokorodWyomingHandler(AsyncEventHandler):
     async def write_event(self, event: Event) -> None:
         if WyomingError.is_type(event.type):
             self._error_written = True
-        await super().write_event(event)
+        if self._stall_s is None:
+            await super().write_event(event)
+            return
+        try:
+            await asyncio.wait_for(super().write_event(event), self._stall_s)
+        except asyncio.TimeoutError:
+            # The WebSocket's rule (kokorod.daemon.guarded_connection): read nothing
+            # for the keepalive allowance and the connection is cut, its buffers freed.
+            log.info("wyoming %s: read nothing for %g s; closing", self.name, self._stall_s)
+            self.frontend.daemon.metrics.connections_cut.labels(reason="not_reading").inc()
+            self.writer.transport.abort()
+            raise ConnectionResetError("client not reading") from None
 
     async def _close_when_idle(self, peer: LocalPeer) -> None:
         """The WebSocket's idle rule: nothing received and nothing to speak or

@@ -18,7 +18,7 @@ from kokorod.engine.base import CancelToken
 from kokorod.errors import InputError
 from kokorod.metrics import Metrics
 from kokorod.protocol.codec import MsgpackCodec
-from kokorod.protocol.messages import Audio, Cancel, Cancelled, Done, Error, Ready, Speak, Warning, WordEvent
+from kokorod.protocol.messages import Audio, Cancel, Cancelled, Config, Done, Error, Ready, Speak, Warning, WordEvent
 from kokorod.daemon.scheduler import EngineScheduler
 from kokorod.daemon.admission import Capacity
 from kokorod.daemon.session import Services, Session
@@ -453,4 +453,23 @@ async def test_two_engine_workers_share_the_streams() -> None:
     for _s, peer, task, _ in peers:
         await peer.close()
         await task
+    await sched.aclose()
+
+
+async def test_a_non_reader_flooding_non_audio_events_is_closed_at_the_byte_budget() -> None:
+    # Errors, like warnings or phonemes answers, are no audio: max_send_buffer_s never
+    # sees them. The byte budget does, and the connection is closed, its memory freed.
+    config = ServerConfig(limits=Limits(max_connection_buffer_bytes=20_000))
+    peer = Peer(block_sends=True)  # never reads
+    sched = EngineScheduler()
+    sched.start()
+    metrics = Metrics()
+    services = Services(config, sched, FakeSynth(), metrics, Capacity(4), ("af_heart",))  # type: ignore[arg-type]
+    session = Session(services, MsgpackCodec(), peer, "flood")
+    task = asyncio.create_task(session.run(peer.frames()))
+    for i in range(300):  # each answered with an error event of ~300 bytes
+        await peer.say(Config(voice=f"no_such_voice_{i}"))
+    await asyncio.wait_for(task, 10)  # closed by the session itself (Peer.close ends the frames)
+    assert session.outbox.nbytes == 0 and len(session.outbox) == 0
+    assert metrics.connections_cut.labels(reason="buffer_bytes")._value.get() == 1
     await sched.aclose()

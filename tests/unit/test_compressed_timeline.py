@@ -203,7 +203,7 @@ def test_cancel_purges_every_compressed_frame_of_the_utterance() -> None:
         outbox.put(type(b)(*[("v" if f == "utterance" else getattr(b, f)) for f in b.__dataclass_fields__]))  # type: ignore[call-overload]
     b_audio_s = sum(e.samples for e in events_b if isinstance(e, Audio)) / SR
     outbox.purge("u")
-    left = [outbox._items.popleft() for _ in range(len(outbox))]
+    left = [outbox._items.popleft()[0] for _ in range(len(outbox))]
     assert left and all(e.utterance == "v" for e in left)
     assert outbox.audio_s == pytest.approx(b_audio_s, abs=1e-5)
 

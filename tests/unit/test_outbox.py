@@ -67,3 +67,26 @@ async def test_a_cancel_that_comes_with_the_wake_up_is_not_lost() -> None:
     waiter.cancel()
     await asyncio.wait([waiter])
     assert waiter.cancelled()
+
+
+async def test_bytes_count_every_event_and_return_to_zero() -> None:
+    from kokorod.protocol.messages import Warning
+
+    box = Outbox()
+    box.put(_audio("a", 0))
+    box.put(Warning("a", "unspeakable", "skipped", "\U0001F600" * 1000))
+    box.put(WordEvent("b", 0, "hi", 0.0, 0.1))
+    assert box.nbytes >= 4800 + 1000  # the pcm and the warning's text at least
+    warning_only = box.nbytes
+    assert box.purge("a") == 2
+    assert 0 < box.nbytes < warning_only - 4800 - 1000 + 1
+    await box.get()
+    assert box.nbytes == 0
+
+
+async def test_a_flood_of_small_events_is_counted() -> None:
+    box = Outbox()
+    for _ in range(1000):
+        box.put(Cancelled("u", "cancel"))
+    assert box.audio_s == 0
+    assert box.nbytes >= 1000 * 100  # the per-event overhead, not just the strings
