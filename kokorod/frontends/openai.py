@@ -37,7 +37,9 @@ from kokorod.frontends.http import HttpProtocol, HttpRequest, HttpResponse, Resp
 from kokorod.frontends.openai_schema import (
     MODELS, OPENAI_VOICES, ApiError, SpeechRequest, error_for, max_body_bytes, parse_speech_request, split_input,
 )
-from kokorod.protocol.messages import Audio, Cancelled, Config, Done, Error, ErrorCode, Speak, Warning, WordEvent
+from kokorod.protocol.messages import (
+    Audio, Cancelled, Chunk, Config, Done, Error, ErrorCode, Speak, Warning, WordEvent,
+)
 
 if TYPE_CHECKING:
     from kokorod.daemon.server import Daemon
@@ -52,8 +54,8 @@ UTTERANCE: Final = "speech"
 SPEECH_PATH: Final = "/v1/audio/speech"
 MODELS_PATH: Final = "/v1/models"
 VOICES_PATH: Final = "/v1/audio/voices"
-_EXPOSED: Final = ("X-Kokorod-Voice, X-Kokorod-Speed-Clamped, X-Kokorod-Sample-Rate, X-Kokorod-Lead-Samples, "
-                   "Retry-After")
+_EXPOSED: Final = ("X-Kokorod-Voice, X-Kokorod-Language, X-Kokorod-Speed-Clamped, X-Kokorod-Sample-Rate, "
+                   "X-Kokorod-Lead-Samples, Retry-After")
 
 
 class _Metrics:
@@ -244,12 +246,14 @@ class _SpeechStream:
         self.encoder = open_encoder(spec.response_format, SAMPLE_RATE)
         self.lead_s = self.encoder.lead_samples / SAMPLE_RATE
         self.pending: list[bytes] = []  # SSE events before the head (words precede their audio)
+        self.lang: str | None = None  # the language of the first chunk, for X-Kokorod-Language
 
     def _headers(self) -> list[tuple[str, str]]:
         spec = self.spec
         headers = [("Content-Type", "text/event-stream" if self.sse else self.encoder.content_type),
                    ("Cache-Control", "no-store"), ("X-Accel-Buffering", "no"),
                    ("X-Kokorod-Voice", spec.voice), ("X-Kokorod-Sample-Rate", str(SAMPLE_RATE)),
+                   *([("X-Kokorod-Language", self.lang)] if self.lang else []),
                    ("X-Kokorod-Lead-Samples", str(self.encoder.lead_samples))]
         if spec.speed_clamped:
             headers.append(("X-Kokorod-Speed-Clamped", f"{spec.speed_requested}->{spec.speed}"))
@@ -273,6 +277,15 @@ class _SpeechStream:
             async for event in peer.events():
                 if isinstance(event, Audio):
                     await self._audio(event)
+                elif isinstance(event, Chunk):
+                    # The language it is spoken in (with "auto", the detected one): a
+                    # header before the first audio, and an SSE event per chunk.
+                    if self.lang is None:
+                        self.lang = event.lang
+                    if spec.timestamps:
+                        await self._event({"type": "kokorod.chunk", "index": event.index, "lang": event.lang,
+                                           "start": round(event.start + self.lead_s, 4),
+                                           "end": round(event.end + self.lead_s, 4)})
                 elif isinstance(event, WordEvent):
                     if spec.timestamps:
                         await self._event({"type": "kokorod.word", "index": event.index, "text": event.text,

@@ -59,11 +59,13 @@ def daemon():  # type: ignore[no-untyped-def]
     assert d.process.stop() == 0, d.process.log()[-3000:]
 
 
-def openai_speech(d: Daemon, text: str) -> np.ndarray:
+def openai_speech(d: Daemon, text: str, lang: str | None = None) -> np.ndarray:
     client = openai.OpenAI(base_url=f"{d.process.http}/v1", api_key="-", max_retries=0, timeout=180)
     with client.audio.speech.with_streaming_response.create(
             model="tts-1", voice="nova", input=text, response_format="pcm") as response:
         pcm = response.read()
+        if lang is not None:  # the response says which language it was spoken in
+            assert response.headers.get("X-Kokorod-Language") == lang, response.headers
     return np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
 
 
@@ -90,7 +92,7 @@ def judge(audio: np.ndarray, case: Case, via: str) -> float:
 
 @pytest.mark.parametrize("case", AUTO_CASES, ids=lambda c: c.lang)
 async def test_openai_nova_speaks_the_text_language(daemon: Daemon, case: Case) -> None:
-    assert judge(openai_speech(daemon, case.text), case, "openai") <= case.max_error + MARGIN
+    assert judge(openai_speech(daemon, case.text, case.lang), case, "openai") <= case.max_error + MARGIN
 
 
 @pytest.mark.parametrize("case", AUTO_CASES, ids=lambda c: c.lang)

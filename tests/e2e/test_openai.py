@@ -166,8 +166,12 @@ def test_sse_with_timestamps_gives_words_in_order_inside_the_audio(daemon: Daemo
             model="tts-1", voice="echo", input=SENTENCE, response_format="pcm",
             extra_body={"stream_format": "sse", "timestamps": True}) as response:
         assert response.headers["content-type"].startswith("text/event-stream")
+        assert response.headers["x-kokorod-language"] == "en-us"  # detected: the input is English
         events = [json.loads(line[6:]) for line in response.iter_lines() if line.startswith("data: ")]
     kinds = [e["type"] for e in events]
+    chunks = [e for e in events if e["type"] == "kokorod.chunk"]
+    assert chunks and all(c["lang"] == "en-us" for c in chunks)
+    assert kinds.index("kokorod.chunk") < kinds.index("kokorod.word")  # a chunk precedes its words
     assert kinds[-1] == "speech.audio.done" and "speech.audio.delta" in kinds
     assert set(events[-1]["usage"]) == {"input_tokens", "output_tokens", "total_tokens"}
     import base64
