@@ -659,12 +659,14 @@ class Segmenter:
                 # A chunk below the ramp's floor would leave the next one no
                 # time to be made (cut_policy): only longer cuts qualify.
                 best = self._best_candidate(int(self.budget.ramp_floor_chars()) if self.budget else 0)
-                if best is not None and not (timed and self._rank(best) <= RANKS["weak"] < self._rank(p)):
+                # With a budget, a chunk never ends on "the" or before digits
+                # when a word more avoids it: over the limit, a better cut at p
+                # wins, and a weak p waits for the next point.
+                budgeted = timed or self.budget is not None
+                if best is not None and not (budgeted and self._rank(best) <= RANKS["weak"] < self._rank(p)):
                     self._cut(best, _forced(best.kind))
                     continue  # judge p again within the new segment
-                if timed and self._rank(p) <= RANKS["weak"] and kind != "paragraph":
-                    # The first chunk is over its budget, but ending it on "the"
-                    # or before digits sounds worse than a few more characters.
+                if budgeted and self._rank(p) <= RANKS["weak"] and kind != "paragraph":
                     self._cands.append(p)
                     return
                 self._cut(p, _forced(kind))
