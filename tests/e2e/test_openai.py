@@ -189,7 +189,7 @@ def test_sse_with_timestamps_gives_words_in_order_inside_the_audio(daemon: Daemo
 def test_a_busy_daemon_queues_a_speech_call_then_answers_it(daemon: DaemonProcess) -> None:
     """At capacity a speech call waits for the slot (no 503, no status line
     yet) and is answered once it frees; a queue time-out's 503 with Retry-After
-    is tested in test_request_queue.py."""
+    is tested in test_request_queue_daemon.py."""
     with httpx.stream("POST", daemon.http + "/v1/audio/speech", timeout=120,
                       headers={"Authorization": f"Bearer {TOKEN}"},
                       json={"model": "tts-1", "voice": "alloy", "input": LONG, "response_format": "pcm"}) as r:
