@@ -62,7 +62,9 @@ class GuardedConnection(SniffingConnection):
         self.cut_reason: str | None = None
 
     def held_bytes(self) -> int:
-        transport = self.transport if not self._sniffing else None
+        # No transport of ours while sniffing, nor ever for a connection handed
+        # to the HTTP API (websockets never saw it; http.py bounds its own).
+        transport = getattr(self, "transport", None) if not self._sniffing else None
         buffered = transport.get_write_buffer_size() if transport is not None else 0
         return buffered + self.held_elsewhere_bytes()
 
