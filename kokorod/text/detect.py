@@ -24,7 +24,7 @@ Detection names a language family; the voice's own variant wins within it
 from __future__ import annotations
 
 import contextlib
-
+import logging
 import re
 import threading
 from dataclasses import dataclass
@@ -32,6 +32,8 @@ from typing import Any, Mapping
 
 from kokorod.text import languages
 from kokorod.text.languages import Language
+
+log = logging.getLogger("kokorod.text.detect")
 
 AUTO = "auto"                        # detect; speak with a voice of the detected language
 AUTO_KEEP_VOICE = "auto-keep-voice"  # detect; keep the caller's voice, with the detected language's G2P
@@ -86,6 +88,7 @@ class LanguageDetector:
         self.candidates = tuple(sorted({_DETECT_CODE[languages.resolve(c).code] for c in candidates}))
         self.min_confidence, self.min_letters = min_confidence, min_letters
         self._ident: Any = None
+        self.failed: str | None = None  # why the model could not be read (then nothing is detected)
         self._lock = threading.Lock()
 
     @property
@@ -93,21 +96,31 @@ class LanguageDetector:
         return self._ident is not None
 
     def load(self) -> None:
-        """Read the model (~1 s, ~80 MB): call it from a thread, never on the event loop."""
+        """Read the model (~1 s, ~50 MB): call it from a thread, never on the event
+        loop. A failure is not fatal: detection then keeps every text in its
+        voice's language (``detect`` answers None) and says so once in the log."""
         with self._lock:
-            if self._ident is None:
-                from py3langid.langid import MODEL_FILE, LanguageIdentifier
+            if self._ident is None and self.failed is None:
+                try:
+                    self._ident = self._read_model()
+                except Exception as exc:  # e.g. a full /tmp: py3langid unpacks its model there
+                    self.failed = f"{type(exc).__name__}: {exc}"
+                    log.warning("language detection unavailable (%s): every text keeps its voice's language",
+                                self.failed)
 
-                ident = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
-                ident.set_languages(list(self.candidates))
-                # set_languages keeps the whole 97-language model to allow another
-                # set_languages later; we never call it again, and dropping it
-                # frees ~28 MB (resident +78 -> +50 MB with the heap trimmed).
-                # A private attribute: if a release renames it, nothing breaks.
-                if getattr(ident, "_full_model", None) is not None:
-                    with contextlib.suppress(AttributeError, TypeError):
-                        ident._full_model = None
-                self._ident = ident
+    def _read_model(self) -> Any:
+        from py3langid.langid import MODEL_FILE, LanguageIdentifier
+
+        ident = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+        ident.set_languages(list(self.candidates))
+        # set_languages keeps the whole 97-language model to allow another
+        # set_languages later; we never call it again, and dropping it frees
+        # ~28 MB (resident +78 -> +50 MB with the heap trimmed). A private
+        # attribute: if a release renames it, nothing breaks.
+        if getattr(ident, "_full_model", None) is not None:
+            with contextlib.suppress(AttributeError, TypeError):
+                ident._full_model = None
+        return ident
 
     def detect(self, text: str) -> Detection | None:
         """The text's language, or None when it is too short or the detector unsure."""
@@ -117,6 +130,8 @@ class LanguageDetector:
             return None
         if self._ident is None:  # the daemon loads it at start-up, off the loop
             self.load()
+            if self._ident is None:  # unavailable: the voice's language
+                return None
         ranked = self._ident.rank(text)
         code, prob = ranked[0]
         if float(prob) < self.min_confidence or code not in _FROM_DETECT:

@@ -101,3 +101,18 @@ def test_final_decides_even_short_text(detector: LanguageDetector) -> None:
                                   "Remind me to call Jean-Pierre Dubois at six."])
 def test_english_commands_around_foreign_names_stay_english(detector: LanguageDetector, text: str) -> None:
     assert language_for(detector.detect(text), EN) == EN
+
+
+def test_a_detector_that_cannot_load_keeps_every_text_in_its_voices_language(monkeypatch: pytest.MonkeyPatch) -> None:
+    # py3langid unpacks its model into a temporary file: a full /tmp must not
+    # stop the daemon, only detection.
+    from kokorod.text.detect import LanguageDetector
+
+    def full_disk(self: LanguageDetector) -> None:
+        raise OSError(27, "File too large")
+
+    monkeypatch.setattr(LanguageDetector, "_read_model", full_disk)
+    detector = LanguageDetector()
+    detector.load()
+    assert detector.failed is not None and not detector.loaded
+    assert detector.detect("Bonjour à tous, nous avons acheté douze croissants à la boulangerie.") is None
