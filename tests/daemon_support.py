@@ -43,7 +43,16 @@ def stop_process(proc: subprocess.Popen[bytes], grace_s: float = 15) -> None:
 class DaemonProcess:
     def __init__(self, *extra: str, env: dict[str, str] | None = None, prefix: tuple[str, ...] = ()) -> None:
         """``prefix``: a command the daemon's command line is appended to, which
-        must exec it (so ``proc.pid`` is the daemon's), e.g. ``unshare``."""
+        must exec it (so ``proc.pid`` is the daemon's), e.g. ``unshare``.
+
+        The first chunk's latency budget (``--first-audio-ms``) cuts text where
+        the *measured* engine speed says, so on a loaded CI box the same text is
+        cut, and so spoken, differently from one run to the next; a test judged
+        by a recogniser must hear the same audio every time. So test daemons use
+        the fixed word counts (``--first-audio-ms 0``) unless a test asks for a
+        budget itself (tests/e2e/test_first_chunk_daemon.py and the bench do)."""
+        if "--first-audio-ms" not in extra:
+            extra = (*extra, "--first-audio-ms", "0")
         self.port = free_port()
         self.url = f"ws://127.0.0.1:{self.port}/v1/stream"
         self.http = f"http://127.0.0.1:{self.port}"

@@ -96,6 +96,10 @@ RANKS = {"sentence": 5, "clause": 4, "phrase": 3, "word": 2, "weak": 1, "numeral
 _STRIP = "\"'“”‘’«»()[]{}*_~`¿¡.,;:!?…-–—"
 
 
+_CLOSERS = "\"'”’»)]}*_"
+_ENDS = ".!?…"
+
+
 def _bare(token: str) -> str:
     return token.strip(_STRIP).lower()
 
@@ -104,6 +108,10 @@ def gap_kind(before: str, after: str | None, function_words: frozenset[str]) -> 
     """'phrase', 'word' or 'weak' for a word gap between the tokens ``before``
     and ``after`` (None: the next token is not complete yet)."""
     if _bare(before) in function_words:
+        return "weak"
+    if after is not None and after.rstrip(_CLOSERS)[-1:] in _ENDS:
+        # "… a few minutes | ago.": a sentence's last word alone is read as a
+        # fragment of its own ("a go").
         return "weak"
     if after is not None and _bare(after) in function_words:
         return "phrase"

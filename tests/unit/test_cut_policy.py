@@ -56,6 +56,8 @@ def test_nonsense_is_refused(kwargs: dict[str, float]) -> None:
     ("walked", None, "word"),        # the next word has not arrived yet
     ("(The", "store", "weak"),       # punctuation and case do not hide a function word
     ("walked", "And,", "phrase"),
+    ("minutes", "ago.", "weak"),      # a sentence's last word is not left alone
+    ("minutes", "ago!\"", "weak"),
 ])
 def test_word_gaps_are_ranked_by_their_neighbours(before: str, after: str | None, kind: str) -> None:
     assert gap_kind(before, after, FW) == kind
