@@ -84,12 +84,11 @@ def shaped(audio: np.ndarray) -> np.ndarray:
 
 
 def dnsmos(audio: np.ndarray) -> tuple[float, float]:
-    import soxr
-    from speechmos import dnsmos as d
+    """DNSMOS OVRL and SIG (tests/asr_support.py's one DNSMOS helper)."""
+    from asr_support import dnsmos as judge
 
-    x = np.clip(soxr.resample(audio.astype(np.float32), 24000, 16000), -1, 1).astype(np.float32)
-    r = d.run(x, 16000)
-    return float(r["ovrl_mos"]), float(r["sig_mos"])
+    scores = judge(audio)
+    return scores["ovrl"], scores["sig"]
 
 
 def heard_error(audio: np.ndarray, text: str, lang: str) -> float:
