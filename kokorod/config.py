@@ -144,11 +144,16 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
-def _positive_seconds(text: str) -> float:
+def _number(text: str) -> float:
+    """A flag's number; the validators below add its range."""
     try:
-        value = float(text)
+        return float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+
+
+def _positive_seconds(text: str) -> float:
+    value = _number(text)
     if not 0 < value < float("inf"):
         raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
     return value
@@ -158,20 +163,14 @@ _LIMIT_TYPES = {"max_connection_buffer_bytes": _positive_int, "max_active_stream
 
 
 def _utilisation(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    value = _number(text)
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be above 0, got {value}")
     return value
 
 
 def _non_negative(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    value = _number(text)
     if not 0 <= value < float("inf"):
         raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
     return value
