@@ -72,7 +72,10 @@ def cmd_phonemize(args: argparse.Namespace) -> int:
     from kokorod.text.lexicon import LexiconError, load_lexicon_file, model_vocab
 
     lang = resolve(args.lang) if args.lang else for_voice(args.voice or "af_heart")
-    bank = G2PBank(nlp_loader=functools.partial(load_nlp, without_torch=True), builtin=not args.no_builtin)
+    from kokorod.assets.paths import resolve_cache_dir
+
+    bank = G2PBank(nlp_loader=functools.partial(load_nlp, without_torch=True), builtin=not args.no_builtin,
+                   cache_dir=resolve_cache_dir(getattr(args, "cache_dir", None)))
     if bank.unavailable(lang) is not None:
         raise bank.unavailable(lang)  # type: ignore[misc]
     if args.lexicon:

@@ -57,5 +57,5 @@ def build_synthesizer(opts: EngineOptions) -> Synthesizer:
         graph_cache=opts.graph_cache,
         trim_silence=opts.trim_silence,
     )
-    g2p = G2PBank(nlp_loader=functools.partial(load_nlp, without_torch=engine.name != "torch"))
+    g2p = G2PBank(nlp_loader=functools.partial(load_nlp, without_torch=engine.name != "torch"), cache_dir=cache)
     return Synthesizer(engine, store, g2p)

@@ -20,6 +20,7 @@ token keeps its written text.
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -79,7 +80,11 @@ def apply_lexicons(tokens: list[Any], chain: LexiconChain, lang: str) -> list[An
 
 
 class G2PBank:
-    def __init__(self, nlp_loader: Callable[[], Any] | None = None, *, builtin: bool = True) -> None:
+    def __init__(self, nlp_loader: Callable[[], Any] | None = None, *, builtin: bool = True,
+                 cache_dir: Path | None = None) -> None:
+        """``cache_dir``: the asset cache, where the English lexicon is kept packed
+        and memory-mapped (None: packed in memory at each build)."""
+        self.cache_dir = cache_dir
         # Daemon-wide lexicon layers; ``lexicons.file`` is swapped on reload.
         self.lexicons = DaemonLexicons(builtin=builtin_lexicon() if builtin else None)
         self._nlp_loader = nlp_loader
@@ -118,7 +123,7 @@ class G2PBank:
 
         if self._nlp is None:
             self._nlp = (self._nlp_loader or load_nlp)()
-        g2p = EnglishG2P(self._nlp, self._nlp_lock, british=british)
+        g2p = EnglishG2P(self._nlp, self._nlp_lock, british=british, cache_dir=self.cache_dir)
         g2p.default_lexicons = self.lexicons.chain
         return g2p
 

@@ -16,6 +16,7 @@ asked, so it wins over every lexicon.
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 import warnings
 from typing import Any, Callable
 
@@ -96,10 +97,12 @@ class EnglishG2P:
     (one lock per pipeline, shared by both accents).
     """
 
-    def __init__(self, nlp: Any, lock: threading.Lock, *, british: bool) -> None:
+    def __init__(self, nlp: Any, lock: threading.Lock, *, british: bool, cache_dir: Path | None = None) -> None:
+        """``cache_dir``: where the packed lexicon is kept (``packed_lexicon``)."""
         from misaki import en, espeak
 
         from kokorod.text.g2p.espeak import quiet_word_count_mismatch
+        from kokorod.text.g2p.packed_lexicon import misaki_lexicon
 
         quiet_word_count_mismatch()  # misaki's espeak fallback reads "7:29" as several words: benign
 
@@ -108,7 +111,7 @@ class EnglishG2P:
                 self.version = None
                 self.british = british
                 self.nlp = nlp
-                self.lexicon = _LexiconOverlay(en.Lexicon(british), "en-gb" if british else "en-us")
+                self.lexicon = _LexiconOverlay(misaki_lexicon(british, cache_dir), "en-gb" if british else "en-us")
                 self.fallback = espeak.EspeakFallback(british=british)
                 self.unk = ""  # an unknown symbol is dropped (and reported) rather than spoken as noise
 
