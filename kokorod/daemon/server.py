@@ -217,7 +217,10 @@ class Daemon:
         if unknown:
             raise KokorodError(f"--voice-for {', '.join(unknown)}: no such voice", "kokorod voices lists them")
         services.voice_for = table
-        services.detector = LanguageDetector(tuple(info.code for info in services.languages if info.available))
+        # The model is kept mapped in the same asset cache as the synthesizer's lexicons.
+        cache_dir = self.workers.synths[0].g2p.cache_dir if self.workers is not None else None
+        services.detector = LanguageDetector(tuple(info.code for info in services.languages if info.available),
+                                             cache_dir=cache_dir)
         return asyncio.ensure_future(asyncio.to_thread(services.detector.load))
 
     def _log_ready(self, probe: Probe) -> None:

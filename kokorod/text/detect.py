@@ -23,10 +23,10 @@ Detection names a language family; the voice's own variant wins within it
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import re
 import threading
+from pathlib import Path
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -84,7 +84,10 @@ class LanguageDetector:
     """py3langid restricted to ``candidates`` (Kokoro's languages), behind the gate above."""
 
     def __init__(self, candidates: tuple[str, ...] = languages.CODES, *, min_confidence: float = MIN_CONFIDENCE,
-                 min_letters: int = MIN_LETTERS) -> None:
+                 min_letters: int = MIN_LETTERS, cache_dir: Path | None = None) -> None:
+        """``cache_dir``: the asset cache, where the model is kept mapped
+        (``detect_model``); None reads py3langid's file into memory."""
+        self.cache_dir = cache_dir
         self.candidates = tuple(sorted({_DETECT_CODE[languages.resolve(c).code] for c in candidates}))
         self.min_confidence, self.min_letters = min_confidence, min_letters
         self._ident: Any = None
@@ -109,18 +112,9 @@ class LanguageDetector:
                                 self.failed)
 
     def _read_model(self) -> Any:
-        from py3langid.langid import MODEL_FILE, LanguageIdentifier
+        from kokorod.text.detect_model import load_identifier
 
-        ident = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
-        ident.set_languages(list(self.candidates))
-        # set_languages keeps the whole 97-language model to allow another
-        # set_languages later; we never call it again, and dropping it frees
-        # ~28 MB (resident +78 -> +50 MB with the heap trimmed). A private
-        # attribute: if a release renames it, nothing breaks.
-        if getattr(ident, "_full_model", None) is not None:
-            with contextlib.suppress(AttributeError, TypeError):
-                ident._full_model = None
-        return ident
+        return load_identifier(self.candidates, self.cache_dir)
 
     def detect(self, text: str) -> Detection | None:
         """The text's language, or None when it is too short or the detector unsure."""

@@ -116,3 +116,26 @@ def test_a_detector_that_cannot_load_keeps_every_text_in_its_voices_language(mon
     detector.load()
     assert detector.failed is not None and not detector.loaded
     assert detector.detect("Bonjour à tous, nous avons acheté douze croissants à la boulangerie.") is None
+
+
+def test_the_mapped_model_detects_as_the_packaged_one(tmp_path) -> None:
+    """The cached, memory-mapped model (written on first use) ranks exactly as
+    py3langid's own load, and a damaged cache file is rebuilt, not fatal."""
+    from kokorod.text.detect_model import CACHE_SUBDIR
+
+    texts = ["Bonjour, je voudrais un café s'il vous plaît.", "¿Dónde está la estación de tren?",
+             "The meeting starts at nine tomorrow morning.", "Il treno parte alle otto e mezza.",
+             "Eu gostaria de reservar uma mesa para dois.", "今日はとても良い天気ですね。", "我们明天早上九点见面。"]
+    plain = LanguageDetector()
+    plain.load()
+    for attempt in range(3):
+        mapped = LanguageDetector(cache_dir=tmp_path)
+        mapped.load()
+        assert mapped.failed is None
+        for text in texts:
+            assert mapped._ident.rank(text) == plain._ident.rank(text)
+            assert mapped.detect(text) == plain.detect(text)
+        files = list((tmp_path / CACHE_SUBDIR).glob("*.model"))
+        assert len(files) == 1
+        if attempt == 1:
+            files[0].write_bytes(files[0].read_bytes()[:1000])  # truncated: rebuilt on the next load
