@@ -21,7 +21,7 @@ from kokorod.protocol.codec import MsgpackCodec
 from kokorod.protocol.messages import Audio, Cancel, Cancelled, Config, Configured, Done, Ready, Speak
 from kokorod.timing import SpeechChunk
 
-from tests.integration.test_session import FakeSynth, Peer, stop
+from support.session_fakes import FakeSynth, Peer, stop
 
 GREETING = "Hello there, thanks for calling. How can I help you today? #beep"
 
