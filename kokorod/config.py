@@ -6,8 +6,20 @@ import argparse
 import os
 from dataclasses import dataclass, field, fields
 
-from kokorod.daemon.admission import DEFAULT_UTILISATION
-from kokorod.daemon.request_queue import DEFAULT_MAX_QUEUED, DEFAULT_QUEUE_TIMEOUT_S
+from kokorod.model_facts import SPEED_MAX, SPEED_MIN
+
+# The fraction of each worker's time admission may plan for. The rest absorbs
+# what the RTF does not see: the event loop (encoding, sockets) sharing the
+# cores, a new stream's first chunk synthesized ahead of everyone's steady
+# state, a preempted partial run, and the estimate's own noise on a shared box.
+DEFAULT_UTILISATION = 0.8
+# Bounds a queued request is refused past: how many wait at once (each holds a
+# connection and up to max_text_chars of text) and for how long. 120 s: on a
+# loaded 2-core box (RTF 1.2-1.3) the 12th of 12 short announcements sent at
+# once waited ~60 s (bench/request_queue.py), so 60 s would have refused it;
+# still far under the OpenAI SDK's 600 s read time-out.
+DEFAULT_MAX_QUEUED = 32
+DEFAULT_QUEUE_TIMEOUT_S = 120.0
 
 
 @dataclass(frozen=True)
@@ -41,8 +53,8 @@ class Limits:
             "max_message_bytes": self.max_message_bytes,
             "max_utterances": self.max_utterances,
             "messages_per_s": self.messages_per_s,
-            "speed_min": 0.5,
-            "speed_max": 2.0,
+            "speed_min": SPEED_MIN,
+            "speed_max": SPEED_MAX,
         }
 
 

@@ -14,7 +14,7 @@ from livekit.agents.utils import aio, shortuuid
 
 from kokorod.client import ConnectionLost, DaemonUnavailable, KokorodClient, Resumed
 from kokorod.errors import KokorodError
-from kokorod.integrations.livekit import api_error, event_error
+from kokorod.integrations.livekit_errors import api_error, event_error
 from kokorod.integrations.livekit_transcript import TimedPiece, TranscriptAligner
 from kokorod.protocol.messages import Audio, Cancelled, Chunk, Done, Error, Warning, WordEvent
 

@@ -11,6 +11,11 @@ import sys
 from dataclasses import dataclass
 from typing import Any, Final, Literal, Union
 
+# Facts of the model and of the sample formats, defined once below the protocol
+# (re-exported here: the protocol's users import them from it).
+from kokorod.audio.formats import BYTES_PER_SAMPLE  # noqa: F401
+from kokorod.model_facts import SAMPLE_RATE, SPEED_MAX, SPEED_MIN  # noqa: F401
+
 if sys.version_info >= (3, 11):
     from enum import StrEnum
 else:  # pragma: no cover - Python 3.10 has no StrEnum
@@ -24,15 +29,12 @@ else:  # pragma: no cover - Python 3.10 has no StrEnum
 PROTOCOL: Final = "kokorod.v1"
 
 FORMATS: Final = ("pcm_s16le", "pcm_f32le", "mulaw", "alaw", "opus", "mp3")
-# Consumers need this to size frames and to check `samples` against `pcm`.
-# The compressed formats have no fixed size per sample, so they are not here.
-BYTES_PER_SAMPLE: Final = {"pcm_s16le": 2, "pcm_f32le": 4, "mulaw": 1, "alaw": 1}
 # Ogg Opus pages / MP3 frames, one encoder per utterance (docs/protocol.md, *Compressed audio*).
 COMPRESSED_FORMATS: Final = ("opus", "mp3")
-SAMPLE_RATES: Final = (8000, 16000, 22050, 24000, 44100, 48000)
+SAMPLE_RATES: Final = (8000, 16000, 22050, SAMPLE_RATE, 44100, 48000)
 # The only rate each compressed format carries: Opus encodes 24 kHz natively, and
 # MP3 at the model's rate needs no resampling.
-FORMAT_SAMPLE_RATES: Final = {"opus": (24000,), "mp3": (24000,)}
+FORMAT_SAMPLE_RATES: Final = {"opus": (SAMPLE_RATE,), "mp3": (SAMPLE_RATE,)}
 MODES: Final = ("interrupt", "queue")
 # How a new utterance is admitted when the daemon is at capacity: "stream"
 # (real-time: refused with `overloaded`) or "queue" (a request: waits in the
@@ -41,8 +43,6 @@ ADMISSIONS: Final = ("stream", "queue")
 
 FRAME_MS_MIN: Final = 10
 FRAME_MS_MAX: Final = 1000
-SPEED_MIN: Final = 0.5
-SPEED_MAX: Final = 2.0
 UTTERANCE_ID_MIN_CHARS: Final = 1
 UTTERANCE_ID_MAX_CHARS: Final = 128
 # A blend of a dozen voices stays far below this; the bound only stops a client
