@@ -23,7 +23,10 @@ DEFAULT_QUEUE_TIMEOUT_S = 120.0
 
 
 @dataclass(frozen=True)
-class Limits:
+class ServerLimits:
+    """The daemon's bounds (--max-* flags); a client is told the part it must
+    keep to as kokorod.protocol.messages.ClientLimits."""
+
     max_connections: int = 64
     max_utterances: int = 16            # queued or speaking, per connection
     max_text_chars: int = 100_000       # unspoken text buffered per utterance
@@ -56,6 +59,9 @@ class Limits:
             "speed_min": SPEED_MIN,
             "speed_max": SPEED_MAX,
         }
+
+
+Limits = ServerLimits  # its old name (a second class was named Limits: the protocol's ClientLimits)
 
 
 _LIMIT_HELP = {  # flag's metavar, help
@@ -98,7 +104,7 @@ class ServerConfig:
     insecure: bool = False
     allowed_origins: tuple[str, ...] = ()
     log_json: bool = False
-    limits: Limits = field(default_factory=Limits)
+    limits: ServerLimits = field(default_factory=ServerLimits)
     # Engine threads, each with its own engine session. 1 (using every core):
     # on the quiet 2-core reference box it reached first audio 21-37 % sooner
     # than 2 x 1 thread, which had ~40 % more throughput but too slow a stream
@@ -252,7 +258,7 @@ def add_server_args(p: argparse.ArgumentParser) -> None:
                       ("ping_timeout_s", "close when a ping gets no pong for this long"),
                       ("drain_timeout_s", "on SIGTERM, let speech finish for up to this long")):
         p.add_argument("--" + name.replace("_", "-"), type=float, default=getattr(ServerConfig, name), help=doc)
-    for f in fields(Limits):
+    for f in fields(ServerLimits):
         kind = _LIMIT_TYPES.get(f.name, type(f.default))
         shown = "auto" if f.default is None else f.default
         p.add_argument("--" + f.name.replace("_", "-"), type=kind, default=f.default, dest=f"limit_{f.name}",
@@ -284,5 +290,5 @@ def add_server_args(p: argparse.ArgumentParser) -> None:
                         "under NAME (default kokorod); needs a tcp:// --wyoming-uri")
 
 
-def limits_from_args(args: argparse.Namespace) -> Limits:
-    return Limits(**{f.name: getattr(args, f"limit_{f.name}") for f in fields(Limits)})
+def limits_from_args(args: argparse.Namespace) -> ServerLimits:
+    return ServerLimits(**{f.name: getattr(args, f"limit_{f.name}") for f in fields(ServerLimits)})

@@ -18,7 +18,7 @@ from kokorod.client.resume import ResumeTracker, speakable
 from kokorod.protocol.codec import MsgpackCodec, ProtocolError
 from kokorod.protocol.messages import (
     SAMPLE_RATE, SAMPLE_RATES, Audio, Cancelled, CancelReason, Config, Configured, Done, Error, ErrorCode, Ready,
-    ServerEvent, Speak, Warning, WordEvent,
+    ServerEvent, Speak, WarningEvent, WordEvent,
 )
 
 # The model's own rate: audio at any other pipeline rate the daemon cannot make
@@ -134,7 +134,7 @@ def classify(event: ServerEvent) -> Outcome:
         if event.utterance is not None and event.code not in _FRAGMENT_ERRORS:
             return Outcome.FAILED
         return Outcome.PROBLEM
-    if isinstance(event, Warning):
+    if isinstance(event, WarningEvent):
         return Outcome.NOTE
     return Outcome.IGNORE
 
@@ -146,7 +146,7 @@ def describe(event: ServerEvent) -> str:
     if isinstance(event, Error):
         about = f" (utterance {event.utterance!r})" if event.utterance else ""
         return f"kokorod error {event.code}{about}: {event.message}"
-    if isinstance(event, Warning):
+    if isinstance(event, WarningEvent):
         return f"kokorod warning {event.code} (utterance {event.utterance!r}): {event.message}"
     return f"kokorod event {type(event).__name__}"
 

@@ -7,8 +7,8 @@ import dataclasses
 from typing import Any, Final
 
 from .messages import (
-    BYTES_PER_SAMPLE, Audio, Cancelled, CapacityInfo, Chunk, Configured, Done, Error, ErrorCode, LanguageInfo, Limits,
-    PhonemeWord, Phonemes, Ready, ServerEvent, Warning, WordEvent,
+    BYTES_PER_SAMPLE, Audio, Cancelled, CapacityInfo, Chunk, Configured, Done, Error, ErrorCode, LanguageInfo, ClientLimits,
+    PhonemeWord, Phonemes, Ready, ServerEvent, WarningEvent, WordEvent,
 )
 from .validation import ProtocolError, invalid_field, show_value
 
@@ -41,7 +41,7 @@ _SIMPLE_EVENTS: Final[dict[str, tuple[type, tuple[tuple[str, type], ...]]]] = {
     "word": (WordEvent, (("utterance", _S), ("index", _I), ("text", _S), ("start", _F), ("end", _F))),
     "done": (Done, (("utterance", _S), ("duration", _F), ("samples", _I))),
     "cancelled": (Cancelled, (("utterance", _S), ("reason", _S))),
-    "warning": (Warning, (("utterance", _S), ("code", _S), ("message", _S), ("text", _S))),
+    "warning": (WarningEvent, (("utterance", _S), ("code", _S), ("message", _S), ("text", _S))),
 }
 
 
@@ -117,7 +117,7 @@ def event_from_map(d: dict[str, Any], pcm: bytes | None = None) -> ServerEvent:
         return Phonemes(id=_need(d, "id", _S), lang=_need(d, "lang", _S), words=words)
     if t == "ready":
         lim = _need(d, "limits", dict)
-        limits = Limits(*(_need(lim, n, k) for n, k in (
+        limits = ClientLimits(*(_need(lim, n, k) for n, k in (
             ("max_text_chars", _I), ("max_message_bytes", _I), ("max_utterances", _I),
             ("messages_per_s", _I), ("speed_min", _F), ("speed_max", _F))))
         return Ready(
