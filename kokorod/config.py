@@ -6,12 +6,27 @@ import argparse
 import os
 from dataclasses import dataclass, field, fields
 
-from kokorod.daemon.admission import DEFAULT_UTILISATION
-from kokorod.daemon.request_queue import DEFAULT_MAX_QUEUED, DEFAULT_QUEUE_TIMEOUT_S
+from kokorod.model_facts import SPEED_MAX, SPEED_MIN
+
+# The fraction of each worker's time admission may plan for. The rest absorbs
+# what the RTF does not see: the event loop (encoding, sockets) sharing the
+# cores, a new stream's first chunk synthesized ahead of everyone's steady
+# state, a preempted partial run, and the estimate's own noise on a shared box.
+DEFAULT_UTILISATION = 0.8
+# Bounds a queued request is refused past: how many wait at once (each holds a
+# connection and up to max_text_chars of text) and for how long. 120 s: on a
+# loaded 2-core box (RTF 1.2-1.3) the 12th of 12 short announcements sent at
+# once waited ~60 s (bench/request_queue.py), so 60 s would have refused it;
+# still far under the OpenAI SDK's 600 s read time-out.
+DEFAULT_MAX_QUEUED = 32
+DEFAULT_QUEUE_TIMEOUT_S = 120.0
 
 
 @dataclass(frozen=True)
-class Limits:
+class ServerLimits:
+    """The daemon's bounds (--max-* flags); a client is told the part it must
+    keep to as kokorod.protocol.messages.ClientLimits."""
+
     max_connections: int = 64
     max_utterances: int = 16            # queued or speaking, per connection
     max_text_chars: int = 100_000       # unspoken text buffered per utterance
@@ -41,9 +56,12 @@ class Limits:
             "max_message_bytes": self.max_message_bytes,
             "max_utterances": self.max_utterances,
             "messages_per_s": self.messages_per_s,
-            "speed_min": 0.5,
-            "speed_max": 2.0,
+            "speed_min": SPEED_MIN,
+            "speed_max": SPEED_MAX,
         }
+
+
+Limits = ServerLimits  # its old name (a second class was named Limits: the protocol's ClientLimits)
 
 
 _LIMIT_HELP = {  # flag's metavar, help
@@ -86,7 +104,7 @@ class ServerConfig:
     insecure: bool = False
     allowed_origins: tuple[str, ...] = ()
     log_json: bool = False
-    limits: Limits = field(default_factory=Limits)
+    limits: ServerLimits = field(default_factory=ServerLimits)
     # Engine threads, each with its own engine session. 1 (using every core):
     # on the quiet 2-core reference box it reached first audio 21-37 % sooner
     # than 2 x 1 thread, which had ~40 % more throughput but too slow a stream
@@ -240,7 +258,7 @@ def add_server_args(p: argparse.ArgumentParser) -> None:
                       ("ping_timeout_s", "close when a ping gets no pong for this long"),
                       ("drain_timeout_s", "on SIGTERM, let speech finish for up to this long")):
         p.add_argument("--" + name.replace("_", "-"), type=float, default=getattr(ServerConfig, name), help=doc)
-    for f in fields(Limits):
+    for f in fields(ServerLimits):
         kind = _LIMIT_TYPES.get(f.name, type(f.default))
         shown = "auto" if f.default is None else f.default
         p.add_argument("--" + f.name.replace("_", "-"), type=kind, default=f.default, dest=f"limit_{f.name}",
@@ -272,5 +290,5 @@ def add_server_args(p: argparse.ArgumentParser) -> None:
                         "under NAME (default kokorod); needs a tcp:// --wyoming-uri")
 
 
-def limits_from_args(args: argparse.Namespace) -> Limits:
-    return Limits(**{f.name: getattr(args, f"limit_{f.name}") for f in fields(Limits)})
+def limits_from_args(args: argparse.Namespace) -> ServerLimits:
+    return ServerLimits(**{f.name: getattr(args, f"limit_{f.name}") for f in fields(ServerLimits)})

@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterable, TextIO
 
 import numpy as np
 
-from kokorod.engine.base import SAMPLE_RATE
+from kokorod.model_facts import SAMPLE_RATE
 from kokorod.timing import Word
 
 

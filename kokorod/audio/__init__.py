@@ -1,34 +1,29 @@
 """Audio post-processing between the engine and the wire: chunk seams, sample
-rate conversion, wire formats, WAV files."""
+rate conversion, wire formats, WAV files.
 
-from kokorod.audio.formats import FORMATS, bytes_per_sample, decode_pcm, encode_pcm
-from kokorod.audio.resample import StreamResampler, rescale_offset, resample_oneshot
-from kokorod.audio.seams import (
-    DEFAULT_FADE_SAMPLES,
-    DEFAULT_MARGIN_SAMPLES,
-    DEFAULT_SILENCE_THRESHOLD,
-    PAUSE_MS,
-    pause_for_boundary,
-    shape_chunk,
-    speech_bounds,
-)
-from kokorod.audio.wav import read_wav, write_wav
+The names below load their module on first use (PEP 562), so importing one
+submodule (say ``kokorod.audio.formats``, which the client needs) does not load
+soxr or soundfile through this package.
+"""
 
-__all__ = [
-    "DEFAULT_FADE_SAMPLES",
-    "DEFAULT_MARGIN_SAMPLES",
-    "DEFAULT_SILENCE_THRESHOLD",
-    "FORMATS",
-    "PAUSE_MS",
-    "StreamResampler",
-    "bytes_per_sample",
-    "decode_pcm",
-    "encode_pcm",
-    "pause_for_boundary",
-    "read_wav",
-    "rescale_offset",
-    "resample_oneshot",
-    "shape_chunk",
-    "speech_bounds",
-    "write_wav",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_HOME = {
+    "FORMATS": "formats", "bytes_per_sample": "formats", "decode_pcm": "formats", "encode_pcm": "formats",
+    "StreamResampler": "resample", "rescale_offset": "resample", "resample_oneshot": "resample",
+    "DEFAULT_FADE_SAMPLES": "seams", "DEFAULT_MARGIN_SAMPLES": "seams", "DEFAULT_SILENCE_THRESHOLD": "seams",
+    "PAUSE_MS": "seams", "pause_for_boundary": "seams", "shape_chunk": "seams", "speech_bounds": "seams",
+    "read_wav": "wav", "write_wav": "wav",
+}
+
+__all__ = sorted(_HOME)
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOME.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{home}"), name)

@@ -33,7 +33,7 @@ import numpy as np
 
 from kokorod.audio.encode import StreamEncoder, open_encoder
 from kokorod.audio.formats import COMPRESSED_FORMATS, COMPRESSED_SAMPLE_RATE, float_to_int16
-from kokorod.engine.base import FloatAudio
+from kokorod.model_facts import FloatAudio
 
 # What the protocol's format names mean to kokorod.audio.encode (the same names).
 _ENCODER_FORMAT: Final = {fmt: fmt for fmt in COMPRESSED_FORMATS}

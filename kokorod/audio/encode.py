@@ -63,6 +63,7 @@ import av
 import numpy as np
 
 from kokorod.audio.formats import Int16Array
+from kokorod.model_facts import SAMPLE_RATE
 
 MP3: Final = "mp3"
 OPUS: Final = "opus"
@@ -385,7 +386,7 @@ def _measured_priming(fmt: str, sample_rate: int, bitrate: int) -> int:
     raise RuntimeError(f"{spec.codec} produced no packet from {64 * frame_size} samples")
 
 
-def open_encoder(fmt: str, sample_rate: int = 24000, bitrate: int | None = None) -> StreamEncoder:
+def open_encoder(fmt: str, sample_rate: int = SAMPLE_RATE, bitrate: int | None = None) -> StreamEncoder:
     """A fresh encoder for one utterance of mono int16 audio at ``sample_rate``.
 
     ``bitrate`` (bit/s) overrides the lossy defaults (mp3 64k CBR, opus 32k VBR,

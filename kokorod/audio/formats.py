@@ -21,7 +21,7 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-from kokorod.engine.base import FloatAudio
+from kokorod.model_facts import SAMPLE_RATE, FloatAudio
 
 PCM_S16LE: Final = "pcm_s16le"
 PCM_F32LE: Final = "pcm_f32le"
@@ -35,14 +35,16 @@ MP3: Final = "mp3"
 # Wire formats made by an encoder per utterance; both carry 24 kHz only (Opus
 # encodes 24 kHz natively, and the model's rate needs no resampling for MP3).
 COMPRESSED_FORMATS: Final[tuple[str, ...]] = (OPUS, MP3)
-COMPRESSED_SAMPLE_RATE: Final = 24000
+COMPRESSED_SAMPLE_RATE: Final = SAMPLE_RATE
 
 
 def is_compressed(fmt: str) -> bool:
     return fmt in COMPRESSED_FORMATS
 
 
-_BYTES_PER_SAMPLE: Final[dict[str, int]] = {PCM_S16LE: 2, PCM_F32LE: 4, MULAW: 1, ALAW: 1}
+# Consumers need this to size frames and to check `samples` against `pcm`. The
+# compressed formats have no fixed size per sample, so they are not here.
+BYTES_PER_SAMPLE: Final[dict[str, int]] = {PCM_S16LE: 2, PCM_F32LE: 4, MULAW: 1, ALAW: 1}
 
 # Full scale of int16. Scaling by 32768 (not 32767) makes decode an exact inverse
 # on the int16 grid and matches what WebAudio / most clients do (Int16 / 32768);
@@ -56,7 +58,7 @@ UInt8Array = npt.NDArray[np.uint8]
 def bytes_per_sample(fmt: str) -> int:
     """Size of one mono sample in ``fmt``; ValueError for an unknown format."""
     try:
-        return _BYTES_PER_SAMPLE[fmt]
+        return BYTES_PER_SAMPLE[fmt]
     except KeyError:
         raise ValueError(f"unknown audio format {fmt!r}; expected one of {FORMATS}") from None
 

@@ -20,7 +20,7 @@ from typing import Final
 import numpy as np
 import soxr
 
-from kokorod.engine.base import SAMPLE_RATE, FloatAudio
+from kokorod.model_facts import SAMPLE_RATE, FloatAudio
 
 # soxr "HQ": 20-bit precision, passband to ~91 % of Nyquist. VHQ costs more CPU
 # and latency for a difference nobody hears after 16-bit or G.711 quantisation.

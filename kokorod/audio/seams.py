@@ -25,7 +25,7 @@ from typing import Final
 
 import numpy as np
 
-from kokorod.engine.base import SAMPLE_RATE, FloatAudio
+from kokorod.model_facts import SAMPLE_RATE, FloatAudio
 from kokorod.timing import SpeechChunk, Word
 
 # 5 ms: long enough that a step at full scale becomes a smooth ramp well below

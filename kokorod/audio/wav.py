@@ -9,7 +9,7 @@ import numpy as np
 import soundfile as sf
 
 from kokorod.audio.formats import float_to_int16
-from kokorod.engine.base import FloatAudio
+from kokorod.model_facts import FloatAudio
 
 WavTarget = str | os.PathLike[str] | BinaryIO
 

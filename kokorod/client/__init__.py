@@ -53,11 +53,11 @@ from kokorod.client.core import DEFAULT_URL, KokorodClient
 from kokorod.client.failover import FailoverPolicy, Resumed
 from kokorod.client.resume import ResumePoint, ResumeTracker
 from kokorod.client.session import Fragments, Synthesis, UtteranceEvent, audio_of
-from kokorod.protocol.messages import Audio, Cancelled, Chunk, Configured, Done, Error, Ready, Warning, WordEvent
+from kokorod.protocol.messages import Audio, Cancelled, Chunk, Configured, Done, Error, Ready, Warning, WarningEvent, WordEvent
 
 __all__ = ["DEFAULT_URL", "KokorodClient", "connect", "Synthesis", "audio_of", "KokorodServerError",
            "DaemonUnavailable", "DaemonBusy", "AuthenticationFailed", "ConnectionLost", "Audio", "Chunk",
-           "WordEvent", "Done", "Cancelled", "Error", "Configured", "Ready", "Warning", "Resumed",
+           "WordEvent", "Done", "Cancelled", "Error", "Configured", "Ready", "Warning", "WarningEvent", "Resumed",
            "FailoverPolicy", "ResumeTracker", "ResumePoint", "UtteranceEvent", "Fragments"]
 
 connect = KokorodClient.connect

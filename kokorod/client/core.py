@@ -23,7 +23,7 @@ from kokorod.client.connection import (
 from kokorod.client.failover import FailoverPolicy, Resumed, RetryState
 from kokorod.client.outgoing import OpenUtterance, fragments_of, visible_chars
 from kokorod.client.resume import speakable
-from kokorod.client.session import Fragments, Session
+from kokorod.client.session import ClientSession, Fragments
 from kokorod.errors import InputError, KokorodError
 from kokorod.protocol.messages import (
     Audio, Cancel, Cancelled, Chunk, Config, Configured, Done, Error, ErrorCode, Ready, ServerEvent, Speak,
@@ -33,7 +33,7 @@ log = logging.getLogger("kokorod.client")
 DEFAULT_URL = "ws://127.0.0.1:8765/v1/stream"
 
 
-class KokorodClient(Session):
+class KokorodClient(ClientSession):
     """A session with a daemon that survives losing its connection. Create it
     with ``connect()``."""
 

@@ -30,7 +30,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from kokorod.protocol.messages import Audio, Chunk, Done, WordEvent
+from kokorod.protocol.messages import SAMPLE_RATE, Audio, Chunk, Done, WordEvent
 
 __all__ = ["ResumePoint", "ResumeTracker", "map_words"]
 
@@ -167,7 +167,7 @@ class _Base:
 class ResumeTracker:
     """One utterance's text and progress; see the module docstring."""
 
-    def __init__(self, utterance: str, sample_rate: int = 24000) -> None:
+    def __init__(self, utterance: str, sample_rate: int = SAMPLE_RATE) -> None:
         self.utterance = utterance
         self.sample_rate = sample_rate
         self.final = False

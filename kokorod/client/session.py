@@ -14,11 +14,11 @@ from kokorod.client.connection import ConnectionLost, KokorodServerError
 from kokorod.client.failover import Resumed
 from kokorod.errors import KokorodError
 from kokorod.protocol.messages import (
-    Audio, Cancelled, Chunk, Done, Error, ErrorCode, ServerEvent, Warning, WordEvent,
+    Audio, Cancelled, Chunk, Done, Error, ErrorCode, ServerEvent, WarningEvent, WordEvent,
 )
 
 Fragments = str | AsyncIterable[str] | Iterable[str]
-UtteranceEvent = Chunk | WordEvent | Audio | Warning | Done | Cancelled | Error | Resumed
+UtteranceEvent = Chunk | WordEvent | Audio | WarningEvent | Done | Cancelled | Error | Resumed
 
 # These errors reject one fragment; the utterance goes on. Every other error that
 # names an utterance ends it (it was refused, or synthesis failed).
@@ -45,7 +45,10 @@ def is_terminal(event: Any) -> bool:
     )
 
 
-class Session:
+class ClientSession:
+    """The client's side of one daemon session: events routed to the streams
+    of their utterances (kokorod.daemon.session.Session is the daemon's side)."""
+
     def __init__(self) -> None:
         self._streams: dict[str, asyncio.Queue[Any]] = {}       # per-utterance buffers
         self._attached: set[str] = set()                         # those a stream() reads
@@ -167,3 +170,6 @@ class Session:
                 raise KokorodError(f"utterance {uid!r} was cancelled ({event.reason})")
         audio = np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
         return Synthesis(audio, sample_rate, words)
+
+
+Session = ClientSession  # its old name (the daemon has a class Session too)

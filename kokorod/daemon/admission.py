@@ -38,13 +38,9 @@ import weakref
 from dataclasses import dataclass
 from typing import Iterable
 
+from kokorod.config import DEFAULT_UTILISATION  # why 0.8: said with the setting
 from kokorod.protocol.messages import CapacityInfo
 
-# The fraction of each worker's time admission may plan for. The rest absorbs
-# what the RTF does not see: the event loop (encoding, sockets) sharing the
-# cores, a new stream's first chunk synthesized ahead of everyone's steady
-# state, a preempted partial run, and the estimate's own noise on a shared box.
-DEFAULT_UTILISATION = 0.8
 # Observed chunks weigh by their audio; the estimate halves the weight of what
 # it learnt every this many seconds of audio produced (all streams together).
 DEFAULT_HALF_LIFE_AUDIO_S = 30.0

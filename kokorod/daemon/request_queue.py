@@ -25,15 +25,8 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from kokorod.config import DEFAULT_MAX_QUEUED, DEFAULT_QUEUE_TIMEOUT_S  # why: said with the settings
 from kokorod.daemon.admission import Capacity
-
-# Bounds a queued request is refused past: how many wait at once (each holds a
-# connection and up to max_text_chars of text) and for how long. 120 s: on a
-# loaded 2-core box (RTF 1.2-1.3) the 12th of 12 short announcements sent at
-# once waited ~60 s (bench/request_queue.py), so 60 s would have refused it;
-# still far under the OpenAI SDK's 600 s read time-out.
-DEFAULT_MAX_QUEUED = 32
-DEFAULT_QUEUE_TIMEOUT_S = 120.0
 
 LIMIT_DEPTH = "max_queued"
 LIMIT_TIMEOUT = "queue_timeout_s"

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-import sys
 from pathlib import Path
-from typing import Iterator
 
 from kokorod.engine.base import (
     MAX_PHONEMES,
@@ -17,6 +14,7 @@ from kokorod.engine.base import (
     EngineOutput,
     SynthesisCancelled,
 )
+from kokorod.torch_free import torch_blocked  # noqa: F401  (re-exported)
 
 ENGINE_CHOICES = ("auto", "onnx", "torch")
 # Environment overrides for the ONNX engine's load options (no CLI flags yet).
@@ -24,30 +22,6 @@ DEQUANTIZE_ENV = "KOKOROD_ONNX_DEQUANTIZE"    # none | conv
 GRAPH_CACHE_ENV = "KOKOROD_ONNX_GRAPH_CACHE"  # 0 turns the optimised-graph cache off
 SPINNING_ENV = "KOKOROD_ONNX_SPINNING"        # 1: intra-op threads spin-wait between operators (default: sleep)
 TRIM_SILENCE_ENV = "KOKOROD_ONNX_TRIM_SILENCE"  # off | context frames K (default: on, kokorod.engine.trim)
-
-
-@contextlib.contextmanager
-def torch_blocked() -> Iterator[None]:
-    """Inside the block ``import torch`` raises ImportError, unless torch is
-    already imported (then nothing changes: the torch engine is unaffected).
-
-    The mechanism is the import system's documented one: a ``None`` entry in
-    ``sys.modules`` makes an import of that name raise ModuleNotFoundError.
-    Libraries that treat torch as optional (thinc: ``thinc/compat.py`` tries
-    ``import torch`` and sets ``has_torch = False`` on ImportError; thinc has no
-    environment variable or setting for this) then take their torch-free path,
-    and keep it: they decide once, at their own import. The entry is removed on
-    exit, so a torch engine loaded later in the same process imports torch as usual.
-    """
-    if "torch" in sys.modules:
-        yield
-        return
-    sys.modules["torch"] = None  # type: ignore[assignment]
-    try:
-        yield
-    finally:
-        if sys.modules.get("torch", 0) is None:
-            del sys.modules["torch"]
 
 
 def load_engine(

@@ -13,15 +13,8 @@ from typing import Callable, Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
-SAMPLE_RATE = 24_000
-# Kokoro's decoder emits 600 samples per predicted duration frame (25 ms at 24 kHz).
-SAMPLES_PER_FRAME = 600
-# Kokoro's context window, in phonemes (the voice pack has one style row per length).
-MAX_PHONEMES = 510
-SPEED_MIN = 0.5
-SPEED_MAX = 2.0
-
-FloatAudio = npt.NDArray[np.float32]
+# The model's facts live in the leaf kokorod.model_facts; re-exported for engines.
+from kokorod.model_facts import MAX_PHONEMES, SAMPLE_RATE, SAMPLES_PER_FRAME, SPEED_MAX, SPEED_MIN, FloatAudio  # noqa: F401
 
 
 class SynthesisCancelled(Exception):

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import importlib.util
 import json
 import logging
 import os
@@ -45,6 +44,7 @@ from kokorod.engine.base import SAMPLE_RATE, SAMPLES_PER_FRAME, CancelToken, Eng
 from kokorod.engine.trim import CUTS, DEFAULT_CUT, TrimPlan, place, plan_trim, silent_ids, slice_inputs, split_model
 from kokorod.engine.trim_norms import frame_weights, norm_rates, rates_of, weigh_norms, weight_feed
 from kokorod.errors import AssetError, InputError
+from kokorod.model_facts import kokoro_config_path, load_vocab  # noqa: F401  (moved to the leaf; re-exported)
 
 log = logging.getLogger("kokorod.engine")
 
@@ -67,22 +67,6 @@ GRAPH_CACHE_KEEP = 6  # entries kept in the cache directory (least recently used
 # onnxruntime picks; part of the cache key.
 _ISA_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni",
               "avx_vnni", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_int8", "amx_bf16")
-
-
-def kokoro_config_path() -> Path:
-    """kokoro-onnx's copy of the hub's config.json, found without importing
-    ``kokoro_onnx`` (its ``__init__`` imports phonemizer and friends: ~0.2 s)."""
-    spec = importlib.util.find_spec("kokoro_onnx")
-    if spec is None or not spec.submodule_search_locations:
-        raise AssetError("kokoro-onnx is not installed (it ships Kokoro's config.json)", "pip install kokoro-onnx")
-    return Path(list(spec.submodule_search_locations)[0]) / "config.json"
-
-
-def load_vocab(config_path: Path | None = None) -> dict[str, int]:
-    """Kokoro's 114-symbol phoneme vocabulary (kokoro-onnx ships the hub's config.json)."""
-    config_text = Path(config_path or kokoro_config_path()).read_text()
-    vocab = json.loads(config_text)["vocab"]
-    return {str(k): int(v) for k, v in vocab.items()}
 
 
 def cpu_isa() -> str:

@@ -46,7 +46,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("kokorod.openai")
 
-SAMPLE_RATE: Final = 24000
+from kokorod.model_facts import SAMPLE_RATE  # the model's rate (once, in the leaf)
 # Frames per audio event from the session. The whole first chunk is emitted at
 # once whatever the frame size, so larger frames only mean fewer writes.
 FRAME_MS: Final = 500

@@ -24,7 +24,7 @@ from kokorod.integrations._pipecat_wire import (
     Attached, ContextBook, SendPacer, Voice, WireContext, auth_headers, decode, handshake, max_chars_per_message,
 )
 from kokorod.protocol.codec import MsgpackCodec, ProtocolError
-from kokorod.protocol.messages import Ready, ServerEvent
+from kokorod.protocol.messages import SAMPLE_RATE, Ready, ServerEvent
 
 # The daemon's largest message is `ready` (every voice and language): tens of KiB.
 _MAX_MESSAGE_BYTES: Final = 4 * 1024 * 1024
@@ -43,7 +43,7 @@ class ResumingTTSService(WebsocketTTSService):
         self._connect_timeout_s = connect_timeout_s
         self._codec = MsgpackCodec()
         self._pacer = SendPacer(_DEFAULT_MESSAGES_PER_S)  # replaced by the daemon's own limit on connect
-        self._wire_rate_hz = 24000  # set on setup, from the pipeline's rate
+        self._wire_rate_hz = SAMPLE_RATE  # set on setup, from the pipeline's rate
         self._ready: Ready | None = None
         self._receive_task: asyncio.Task[None] | None = None
         self._down_reported = False

@@ -17,13 +17,13 @@ from typing import Any, Final
 from kokorod.client.resume import ResumeTracker, speakable
 from kokorod.protocol.codec import MsgpackCodec, ProtocolError
 from kokorod.protocol.messages import (
-    SAMPLE_RATES, Audio, Cancelled, CancelReason, Config, Configured, Done, Error, ErrorCode, Ready, ServerEvent,
-    Speak, Warning, WordEvent,
+    SAMPLE_RATE, SAMPLE_RATES, Audio, Cancelled, CancelReason, Config, Configured, Done, Error, ErrorCode, Ready,
+    ServerEvent, Speak, WarningEvent, WordEvent,
 )
 
 # The model's own rate: audio at any other pipeline rate the daemon cannot make
 # is asked for at this rate and resampled on our side.
-MODEL_SAMPLE_RATE: Final = 24000
+MODEL_SAMPLE_RATE: Final = SAMPLE_RATE
 
 # Errors that reject one fragment while the utterance goes on (docs/protocol.md,
 # "Which errors end an utterance"); every other error naming an utterance ends it.
@@ -134,7 +134,7 @@ def classify(event: ServerEvent) -> Outcome:
         if event.utterance is not None and event.code not in _FRAGMENT_ERRORS:
             return Outcome.FAILED
         return Outcome.PROBLEM
-    if isinstance(event, Warning):
+    if isinstance(event, WarningEvent):
         return Outcome.NOTE
     return Outcome.IGNORE
 
@@ -146,7 +146,7 @@ def describe(event: ServerEvent) -> str:
     if isinstance(event, Error):
         about = f" (utterance {event.utterance!r})" if event.utterance else ""
         return f"kokorod error {event.code}{about}: {event.message}"
-    if isinstance(event, Warning):
+    if isinstance(event, WarningEvent):
         return f"kokorod warning {event.code} (utterance {event.utterance!r}): {event.message}"
     return f"kokorod event {type(event).__name__}"
 
@@ -242,7 +242,7 @@ class WireContext:
 class ContextBook:
     """The contexts with an utterance the daemon has not ended, in creation order."""
 
-    def __init__(self, sample_rate_hz: int = 24000) -> None:
+    def __init__(self, sample_rate_hz: int = SAMPLE_RATE) -> None:
         self.sample_rate_hz = sample_rate_hz
         self._open: dict[str, WireContext] = {}
         self._by_wire: dict[str, WireContext] = {}

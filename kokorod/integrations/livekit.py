@@ -33,28 +33,21 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from livekit.agents import tts
-from livekit.agents import APIConnectionError, APIError, APIStatusError
 from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS, APIConnectOptions
 from livekit.agents.utils import ConnectionPool
 
-from kokorod.client import (
-    DEFAULT_URL, AuthenticationFailed, ConnectionLost, DaemonBusy, DaemonUnavailable, KokorodClient,
-    KokorodServerError,
-)
-from kokorod.errors import InputError, KokorodError
-from kokorod.protocol.messages import Cancelled, Error
+from kokorod.client import DEFAULT_URL, KokorodClient
+from kokorod.errors import KokorodError
+from kokorod.integrations.livekit_errors import api_error, event_error  # noqa: F401  (re-exported)
+from kokorod.integrations.livekit_stream import ChunkedStream, SynthesizeStream
+from kokorod.protocol.messages import SAMPLE_RATE, SAMPLE_RATES
 
 __all__ = ["TTS", "KOKORO_SAMPLE_RATE", "SAMPLE_RATES"]
 
-KOKORO_SAMPLE_RATE = 24000
-SAMPLE_RATES = (8000, 16000, 22050, 24000, 44100, 48000)  # what the daemon resamples to (docs/protocol.md)
+KOKORO_SAMPLE_RATE = SAMPLE_RATE  # SAMPLE_RATES: what the daemon resamples to (docs/protocol.md)
 # A pooled connection is replaced after this long, well before the daemon's
 # default --idle-timeout-s (600 s) would close it under us.
 _MAX_CONNECTION_AGE_S = 300.0
-# Errors worth retrying on a fresh attempt (the framework retries only while no
-# audio has been pushed): the daemon was busy, not the request wrong.
-_RETRYABLE_CODES = frozenset({"overloaded", "too_many_utterances", "rate_limited"})
-_RETRYABLE_REASONS = frozenset({"overload", "shutdown"})
 
 
 @dataclass(frozen=True)
@@ -114,13 +107,9 @@ class TTS(tts.TTS):
 
     def synthesize(self, text: str, *,
                    conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS) -> tts.ChunkedStream:
-        from kokorod.integrations.livekit_stream import ChunkedStream
-
         return ChunkedStream(tts=self, input_text=text, conn_options=conn_options)
 
     def stream(self, *, conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS) -> tts.SynthesizeStream:
-        from kokorod.integrations.livekit_stream import SynthesizeStream
-
         return SynthesizeStream(tts=self, conn_options=conn_options)
 
     def prewarm(self) -> None:
@@ -151,29 +140,3 @@ class TTS(tts.TTS):
     @staticmethod
     async def _close_connection(client: KokorodClient) -> None:
         await client.close()
-
-
-def api_error(exc: KokorodError) -> APIError:
-    """A kokorod client failure as the LiveKit error its retry logic understands."""
-    if isinstance(exc, (DaemonUnavailable, ConnectionLost)):
-        return APIConnectionError(str(exc))
-    if isinstance(exc, DaemonBusy):
-        return APIStatusError(str(exc), status_code=503, retryable=True)
-    if isinstance(exc, AuthenticationFailed):
-        return APIStatusError(str(exc), status_code=401, retryable=False)
-    if isinstance(exc, KokorodServerError):
-        return APIStatusError(str(exc), status_code=503 if exc.code in _RETRYABLE_CODES else 400,
-                              retryable=exc.code in _RETRYABLE_CODES, body={"code": str(exc.code)})
-    if isinstance(exc, InputError):
-        return APIError(str(exc), retryable=False)
-    return APIError(str(exc), retryable=True)
-
-
-def event_error(event: Error | Cancelled) -> APIError:
-    """An utterance that ended with ``error`` or a ``cancelled`` we did not ask for."""
-    if isinstance(event, Error):
-        return api_error(KokorodServerError(event))
-    retryable = event.reason in _RETRYABLE_REASONS
-    return APIStatusError(f"the daemon cancelled utterance {event.utterance!r} ({event.reason})",
-                          status_code=503 if retryable else 400, retryable=retryable,
-                          body={"reason": str(event.reason)})

@@ -14,9 +14,9 @@ from livekit.agents.utils import aio, shortuuid
 
 from kokorod.client import ConnectionLost, DaemonUnavailable, KokorodClient, Resumed
 from kokorod.errors import KokorodError
-from kokorod.integrations.livekit import api_error, event_error
+from kokorod.integrations.livekit_errors import api_error, event_error
 from kokorod.integrations.livekit_transcript import TimedPiece, TranscriptAligner
-from kokorod.protocol.messages import Audio, Cancelled, Chunk, Done, Error, Warning, WordEvent
+from kokorod.protocol.messages import Audio, Cancelled, Chunk, Done, Error, WarningEvent, WordEvent
 
 if TYPE_CHECKING:
     from kokorod.integrations.livekit import TTS
@@ -118,7 +118,7 @@ class _Utterance:
                 log.info("kokorod utterance %s resumed on %s at %.2f s (%s)", self._uid, event.url, event.at_s,
                          event.reason)
                 self._aligner.drop_rest()
-            elif isinstance(event, Warning):
+            elif isinstance(event, WarningEvent):
                 log.info("kokorod utterance %s: %s: %r", self._uid, event.message, event.text)
             elif isinstance(event, Error) and event.code in _NON_TERMINAL_CODES:
                 log.warning("kokorod rejected a fragment of %s: %s", self._uid, event.message)

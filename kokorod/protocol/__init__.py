@@ -36,6 +36,7 @@ from .messages import (
     Error,
     ErrorCode,
     LanguageInfo,
+    ClientLimits,
     Limits,
     PHONEMIZE_MAX_CHARS,
     PhonemeWord,
@@ -45,6 +46,7 @@ from .messages import (
     ServerEvent,
     Speak,
     Warning,
+    WarningEvent,
     WarningCode,
     WordEvent,
 )
@@ -53,7 +55,7 @@ __all__ = [
     "BYTES_PER_SAMPLE", "DEFAULT_MAX_MESSAGE_BYTES", "FORMATS", "FRAME_MS_MAX", "FRAME_MS_MIN", "MODES",
     "PROTOCOL", "SAMPLE_RATES", "SPEED_MAX", "SPEED_MIN", "SUBPROTOCOLS", "UTTERANCE_ID_MAX_CHARS",
     "UTTERANCE_ID_MIN_CHARS", "VOICE_MAX_CHARS", "Audio", "Cancel", "CancelReason", "Cancelled", "Chunk",
-    "ClientMessage", "Codec", "Config", "Configured", "Done", "Error", "ErrorCode", "JsonCodec", "LanguageInfo", "Limits",
-    "MsgpackCodec", "PHONEMIZE_MAX_CHARS", "PhonemeWord", "Phonemes", "Phonemize", "ProtocolError", "Ready", "ServerEvent", "Speak", "Warning", "WarningCode", "WordEvent", "codec_for_subprotocol",
+    "ClientMessage", "Codec", "Config", "Configured", "Done", "Error", "ErrorCode", "JsonCodec", "LanguageInfo", "ClientLimits", "Limits",
+    "MsgpackCodec", "PHONEMIZE_MAX_CHARS", "PhonemeWord", "Phonemes", "Phonemize", "ProtocolError", "Ready", "ServerEvent", "Speak", "Warning", "WarningCode", "WarningEvent", "WordEvent", "codec_for_subprotocol",
     "event_from_map", "message_from_map",
 ]

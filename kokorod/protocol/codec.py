@@ -1,386 +1,30 @@
-"""Frames <-> message objects for protocol v1, for both subprotocols.
-
-Every check a client message goes through lives here, so the server can treat a
-decoded message as well-formed. `decode` raises nothing but `ProtocolError`,
-whatever the input (tests/unit/test_protocol_fuzz.py holds it to that).
+"""Frames <-> message objects for protocol v1, for both subprotocols (msgpack
+and JSON): the framing, the size and shape bounds a frame must meet before it
+is read, and the audio frame layout. What the fields of a client message must
+be is checked in validation.py; a server event's fields, for clients, in
+event_parsing.py. ``decode`` raises nothing but ``ProtocolError``, whatever the
+input (tests/unit/test_protocol_fuzz.py holds it to that).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
-import math
-import re
 import struct
-from typing import Any, Callable, ClassVar, Final, NoReturn
+from typing import Any, ClassVar, Final, NoReturn
 
 import msgpack
 
-from .messages import (
-    ADMISSIONS, BYTES_PER_SAMPLE, DEFAULT_MAX_MESSAGE_BYTES, FORMATS, FRAME_MS_MAX, FRAME_MS_MIN, MODES,
-    PHONEMIZE_MAX_CHARS, SAMPLE_RATES, SPEED_MAX, SPEED_MIN, UTTERANCE_ID_MAX_CHARS, UTTERANCE_ID_MIN_CHARS, VOICE_MAX_CHARS,
-    Audio, Cancel, Cancelled, CapacityInfo, Chunk, ClientMessage, Config, Configured, Done, Error, ErrorCode, LanguageInfo, Limits,
-    PhonemeWord, Phonemes, Phonemize, Ready, ServerEvent, Speak, Warning, WordEvent,
-)
+from .event_parsing import event_from_map
+from .messages import DEFAULT_MAX_MESSAGE_BYTES, Audio, ClientMessage, ErrorCode, ServerEvent
+from .validation import CONTAINER_TYPES, ProtocolError, show_value, message_from_map
+
+__all__ = [
+    "SUBPROTOCOLS", "Codec", "Frame", "JsonCodec", "MsgpackCodec", "ProtocolError", "codec_for_subprotocol",
+    "event_from_map", "message_from_map",
+]
 
 Frame = bytes | bytearray | memoryview | str
 
-
-class ProtocolError(Exception):
-    """A frame that breaks the protocol; maps 1:1 onto an `error` event."""
-
-    def __init__(self, code: str, message: str, utterance: str | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.utterance = utterance
-
-    def to_event(self) -> Error:
-        return Error(code=self.code, message=self.message, utterance=self.utterance)
-
-    def __repr__(self) -> str:
-        return f"ProtocolError({self.code!r}, {self.message!r}, utterance={self.utterance!r})"
-
-
-# --------------------------------------------------------------------------
-# Field checks, shared by client messages and (more leniently) server events.
-
-_SURROGATE: Final = re.compile("[\ud800-\udfff]")
-_CONTAINERS: Final = (dict, list)
-
-
-def _show(value: Any) -> str:
-    # Only scalars are repr'd: repr of a 1000-deep list would raise RecursionError,
-    # and a 256 KiB string would make a useless error message.
-    if isinstance(value, (str, bytes)):
-        return repr(value[:40]) + ("..." if len(value) > 40 else "")
-    if value is None or isinstance(value, (bool, int, float)):
-        return repr(value)
-    return "a " + ("map" if isinstance(value, dict) else "list" if isinstance(value, list) else type(value).__name__)
-
-
-def _invalid(name: str, what: str, value: Any, utt: str | None) -> NoReturn:
-    raise ProtocolError(ErrorCode.INVALID_FIELD, f"invalid field '{name}': {what}, got {_show(value)}", utt)
-
-
-def _is_valid_unicode(s: str) -> bool:
-    # JSON "\ud800" escapes decode to lone surrogates, which cannot be encoded
-    # back to UTF-8 and would blow up later when the text is echoed or spoken.
-    return s.isascii() or _SURROGATE.search(s) is None
-
-
-def _str(d: dict[str, Any], name: str, utt: str | None, *, required: bool = False, min_len: int = 0,
-         max_len: int | None = None, choices: tuple[str, ...] | None = None) -> str | None:
-    v = d.get(name)
-    if v is None:
-        if required:
-            raise ProtocolError(ErrorCode.INVALID_FIELD, f"invalid field '{name}': a string is required", utt)
-        return None
-    if type(v) is not str:
-        _invalid(name, "must be a string", v, utt)
-    if choices is not None:
-        if v not in choices:
-            _invalid(name, "must be one of " + ", ".join(choices), v, utt)
-        return v
-    if len(v) < min_len or (max_len is not None and len(v) > max_len):
-        limit = f"{min_len}-{max_len}" if max_len is not None else f"at least {min_len}"
-        _invalid(name, f"must be {limit} characters long", v, utt)
-    if not _is_valid_unicode(v):
-        _invalid(name, "must be valid Unicode (no lone surrogates)", v, utt)
-    return v
-
-
-def _int(d: dict[str, Any], name: str, utt: str | None, *, lo: int | None = None, hi: int | None = None,
-         choices: tuple[int, ...] | None = None) -> int | None:
-    v = d.get(name)
-    if v is None:
-        return None
-    if type(v) is not int:  # also rules out bool, which is an int subclass
-        _invalid(name, "must be an integer", v, utt)
-    if choices is not None and v not in choices:
-        _invalid(name, "must be one of " + ", ".join(map(str, choices)), v, utt)
-    if (lo is not None and v < lo) or (hi is not None and v > hi):
-        _invalid(name, f"must be between {lo} and {hi}", v, utt)
-    return v
-
-
-def _float(d: dict[str, Any], name: str, utt: str | None, *, lo: float, hi: float) -> float | None:
-    v = d.get(name)
-    if v is None:
-        return None
-    # Range-check before float(): float() of a huge int raises OverflowError.
-    if (type(v) is float and not math.isfinite(v)) or type(v) not in (int, float):
-        _invalid(name, "must be a finite number", v, utt)
-    if not lo <= v <= hi:
-        _invalid(name, f"must be between {lo} and {hi}", v, utt)
-    return float(v)
-
-
-def _bool(d: dict[str, Any], name: str, utt: str | None) -> bool:
-    v = d.get(name)
-    if v is None:
-        return False
-    if type(v) is not bool:
-        _invalid(name, "must be true or false", v, utt)
-    return v
-
-
-def _lang(d: dict[str, Any], utt: str | None, *, allow_reset: bool = False, allow_auto: bool = False) -> str | None:
-    """A language code or alias ("es", "pt", "zh-CN"), returned canonical; with
-    ``allow_auto`` also "auto" / "auto-keep-voice" (detect it from the text)."""
-    from kokorod.errors import InputError
-    from kokorod.text.detect import AUTO_MODES
-    from kokorod.text.languages import CODES, resolve
-
-    v = _str(d, "lang", utt, max_len=16)
-    if v is None or (allow_reset and v == ""):
-        return v
-    if allow_auto and v.strip().lower() in AUTO_MODES:
-        return v.strip().lower()
-    try:
-        return resolve(v).code
-    except InputError:
-        _invalid("lang", "must be one of " + ", ".join(CODES + (AUTO_MODES if allow_auto else ())), v, utt)
-
-
-def _peek_utterance(d: dict[str, Any]) -> str | None:
-    """The message's utterance id if it is a valid one, to tag errors with it."""
-    v = d.get("utterance")
-    if type(v) is str and UTTERANCE_ID_MIN_CHARS <= len(v) <= UTTERANCE_ID_MAX_CHARS and _is_valid_unicode(v):
-        return v
-    return None
-
-
-# --------------------------------------------------------------------------
-# Client messages (dict -> dataclass), strict.
-
-_UTT: Final = {"min_len": UTTERANCE_ID_MIN_CHARS, "max_len": UTTERANCE_ID_MAX_CHARS}
-
-
-def _speak(d: dict[str, Any], utt: str | None) -> Speak:
-    return Speak(
-        utterance=_str(d, "utterance", utt, required=True, **_UTT),  # type: ignore[arg-type]
-        text=_str(d, "text", utt, required=True),  # type: ignore[arg-type]
-        voice=_str(d, "voice", utt, min_len=1, max_len=VOICE_MAX_CHARS),
-        speed=_float(d, "speed", utt, lo=SPEED_MIN, hi=SPEED_MAX),
-        final=_bool(d, "final", utt),
-        mode=_str(d, "mode", utt, choices=MODES),  # type: ignore[arg-type]
-        lang=_lang(d, utt, allow_auto=True),
-        admission=_str(d, "admission", utt, choices=ADMISSIONS),  # type: ignore[arg-type]
-    )
-
-
-def _cancel(d: dict[str, Any], utt: str | None) -> Cancel:
-    utterance = _str(d, "utterance", utt, **_UTT)  # type: ignore[arg-type]
-    everything = _bool(d, "all", utt)
-    if everything and utterance is not None:
-        _invalid("all", "cannot be combined with 'utterance'", True, utt)
-    return Cancel(utterance=utterance, all=everything)
-
-
-def _config(d: dict[str, Any], utt: str | None) -> Config:
-    config = Config(
-        voice=_str(d, "voice", utt, min_len=1, max_len=VOICE_MAX_CHARS),
-        speed=_float(d, "speed", utt, lo=SPEED_MIN, hi=SPEED_MAX),
-        format=_str(d, "format", utt, choices=FORMATS),  # type: ignore[arg-type]
-        sample_rate=_int(d, "sample_rate", utt, choices=SAMPLE_RATES),
-        frame_ms=_int(d, "frame_ms", utt, lo=FRAME_MS_MIN, hi=FRAME_MS_MAX),
-        on_new_utterance=_str(d, "on_new_utterance", utt, choices=MODES),  # type: ignore[arg-type]
-        lang=_lang(d, utt, allow_reset=True, allow_auto=True),
-        lexicon=_lexicon(d),
-    )
-    # Whether format and sample_rate fit together (opus and mp3 carry 24000 only)
-    # depends on the session's current settings too: Session checks it
-    # (messages.format_rate_problem), so one rule lives in one place.
-    return config
-
-
-def _strings_valid(obj: Any) -> bool:
-    """Every string in a (shallow, at most two levels) lexicon map is valid Unicode."""
-    stack = [obj]
-    while stack:
-        o = stack.pop()
-        for k, v in o.items():
-            if type(k) is str and not _is_valid_unicode(k):
-                return False
-            if type(v) is str and not _is_valid_unicode(v):
-                return False
-            if type(v) is dict:
-                stack.append(v)
-    return True
-
-
-def _lexicon(d: dict[str, Any]) -> Any:
-    """`config.lexicon`: validated entry by entry (kokorod.text.lexicon, the
-    same rules as the daemon's file); the error names the bad entry."""
-    from kokorod.text.lexicon import SESSION, SESSION_MAX_ENTRIES, LexiconError, parse_lexicon
-
-    v = d.get("lexicon")
-    if v is None:
-        return None
-    if type(v) is not dict:
-        _invalid("lexicon", "must be a map of word to phonemes (or language to such a map)", v, None)
-    if not _strings_valid(v):
-        _invalid("lexicon", "must be valid Unicode (no lone surrogates)", "a map", None)
-    try:
-        return parse_lexicon(v, source=SESSION, max_entries=SESSION_MAX_ENTRIES)
-    except LexiconError as exc:
-        raise ProtocolError(ErrorCode.INVALID_FIELD, f"invalid field 'lexicon': {exc.message}") from None
-
-
-def _phonemize(d: dict[str, Any], utt: str | None) -> Phonemize:
-    return Phonemize(
-        id=_str(d, "id", None, required=True, **_UTT),  # type: ignore[arg-type]
-        text=_str(d, "text", None, required=True, max_len=PHONEMIZE_MAX_CHARS),  # type: ignore[arg-type]
-        lang=_lang(d, None),
-        voice=_str(d, "voice", None, min_len=1, max_len=VOICE_MAX_CHARS),
-    )
-
-
-_CLIENT_PARSERS: Final[dict[str, Callable[[dict[str, Any], str | None], ClientMessage]]] = {
-    "speak": _speak, "cancel": _cancel, "config": _config, "phonemize": _phonemize,
-}
-
-
-def message_from_map(d: dict[str, Any]) -> ClientMessage:
-    """Validate an already-parsed client message map."""
-    t = d.get("type")
-    # A config never concerns an utterance, so its errors carry none.
-    utt = None if t in ("config", "phonemize") else _peek_utterance(d)
-    if t is None:
-        raise ProtocolError(ErrorCode.UNKNOWN_TYPE, "message has no 'type'", utt)
-    parser = _CLIENT_PARSERS.get(t) if type(t) is str else None
-    if parser is None:
-        expected = "expected speak, cancel, config or phonemize"
-        raise ProtocolError(ErrorCode.UNKNOWN_TYPE, f"unknown message type {_show(t)}; {expected}", utt)
-    return parser(d, utt)
-
-
-# --------------------------------------------------------------------------
-# Server events (dict -> dataclass), for clients: types are checked, ranges are
-# not, unknown fields are ignored.
-
-def _need(d: dict[str, Any], name: str, kind: type) -> Any:
-    v = d.get(name)
-    ok = (
-        type(v) in (int, float) if kind is float
-        else type(v) is int if kind is int
-        else isinstance(v, (bytes, bytearray)) if kind is bytes
-        else type(v) is kind
-    )
-    if not ok:
-        _invalid(name, f"must be {kind.__name__}", v, None)
-    return float(v) if kind is float else v
-
-
-def _need_list(d: dict[str, Any], name: str, kind: type) -> tuple[Any, ...]:
-    v = _need(d, name, list)
-    if not all(type(x) is kind for x in v):
-        _invalid(name, f"must be a list of {kind.__name__}", v, None)
-    return tuple(v)
-
-
-_S, _I, _F = str, int, float
-_SIMPLE_EVENTS: Final[dict[str, tuple[type, tuple[tuple[str, type], ...]]]] = {
-    "configured": (Configured, (("voice", _S), ("speed", _F), ("format", _S), ("sample_rate", _I),
-                                ("frame_ms", _I), ("on_new_utterance", _S))),
-    "chunk": (Chunk, (("utterance", _S), ("index", _I), ("text", _S), ("start", _F), ("end", _F))),
-    "word": (WordEvent, (("utterance", _S), ("index", _I), ("text", _S), ("start", _F), ("end", _F))),
-    "done": (Done, (("utterance", _S), ("duration", _F), ("samples", _I))),
-    "cancelled": (Cancelled, (("utterance", _S), ("reason", _S))),
-    "warning": (Warning, (("utterance", _S), ("code", _S), ("message", _S), ("text", _S))),
-}
-
-
-def _optional_str(d: dict[str, Any], name: str) -> str | None:
-    v = d.get(name)
-    if v is not None and type(v) is not str:
-        _invalid(name, "must be str", v, None)
-    return v
-
-
-def _languages(d: dict[str, Any]) -> tuple[LanguageInfo, ...]:
-    raw = d.get("languages") or {}
-    if type(raw) is not dict:
-        _invalid("languages", "must be a map", raw, None)
-    return tuple(
-        LanguageInfo(code, _need(info, "name", _S), _need_list(info, "voices", _S), bool(info.get("available", True)),
-                     _optional_str(info, "fix"))
-        for code, info in raw.items() if type(info) is dict
-    )
-
-
-def _optional(d: dict[str, Any], name: str, kind: type) -> Any:
-    return None if d.get(name) is None else _need(d, name, kind)
-
-
-def _capacity(d: dict[str, Any]) -> CapacityInfo | None:
-    raw = d.get("capacity")
-    if raw is None:
-        return None
-    if type(raw) is not dict:
-        _invalid("capacity", "must be a map", raw, None)
-    return CapacityInfo(_optional(raw, "rtf", _F), _optional(raw, "max_streams", _I), _need(raw, "active", _I),
-                        _optional(raw, "workers", _I) or 1, _optional(raw, "utilisation", _F),
-                        _optional(raw, "queued", _I), _optional(raw, "max_queued", _I),
-                        _optional(raw, "queue_timeout_s", _F))
-
-
-def event_from_map(d: dict[str, Any], pcm: bytes | None = None) -> ServerEvent:
-    """Build a server event from its wire map; `pcm` comes from outside the map
-    in JSON mode's binary frames."""
-    t = d.get("type")
-    if type(t) is not str:
-        raise ProtocolError(ErrorCode.UNKNOWN_TYPE, "event has no string 'type'")
-    simple = _SIMPLE_EVENTS.get(t)
-    if simple is not None:
-        cls, fields = simple
-        event = cls(*(_need(d, name, kind) for name, kind in fields))
-        if cls is Chunk:  # its optional field (servers before lang "auto" do not send it)
-            event = dataclasses.replace(event, lang=_optional_str(d, "lang"))
-        if cls is Configured:  # its optional fields
-            event = dataclasses.replace(event, lang=_optional_str(d, "lang"), lexicon=_optional(d, "lexicon", _I) or 0)
-        return event  # type: ignore[no-any-return]
-    if t == "audio":
-        if pcm is None:
-            pcm = bytes(_need(d, "pcm", bytes))
-        ev = Audio(*(_need(d, n, k) for n, k in (("utterance", _S), ("seq", _I), ("offset", _I),
-                                                  ("samples", _I), ("sample_rate", _I), ("format", _S))), pcm=pcm,
-                   lead=_optional(d, "lead", _I))
-        width = BYTES_PER_SAMPLE.get(ev.format)
-        if width is not None and len(pcm) != ev.samples * width:
-            _invalid("pcm", f"must hold {ev.samples} {ev.format} samples", f"{len(pcm)} bytes", None)
-        return ev
-    if t == "error":
-        utt = d.get("utterance")
-        if utt is not None and type(utt) is not str:
-            _invalid("utterance", "must be str", utt, None)
-        return Error(code=_need(d, "code", _S), message=_need(d, "message", _S), utterance=utt,
-                     id=_optional_str(d, "id"))
-    if t == "phonemes":
-        raw = _need(d, "words", list)
-        words = tuple(PhonemeWord(_need(w, "text", _S), _need(w, "phonemes", _S), _need(w, "source", _S))
-                      for w in raw if type(w) is dict)
-        return Phonemes(id=_need(d, "id", _S), lang=_need(d, "lang", _S), words=words)
-    if t == "ready":
-        lim = _need(d, "limits", dict)
-        limits = Limits(*(_need(lim, n, k) for n, k in (
-            ("max_text_chars", _I), ("max_message_bytes", _I), ("max_utterances", _I),
-            ("messages_per_s", _I), ("speed_min", _F), ("speed_max", _F))))
-        return Ready(
-            protocol=_need(d, "protocol", _S), version=_need(d, "version", _S),
-            session=_need(d, "session", _S), encoding=_need(d, "encoding", _S),
-            sample_rate=_need(d, "sample_rate", _I), format=_need(d, "format", _S),
-            frame_ms=_need(d, "frame_ms", _I), voice=_need(d, "voice", _S), speed=_need(d, "speed", _F),
-            voices=_need_list(d, "voices", _S), formats=_need_list(d, "formats", _S),
-            sample_rates=_need_list(d, "sample_rates", _I), limits=limits,
-            languages=_languages(d), lang=_optional_str(d, "lang"), capacity=_capacity(d),
-        )
-    raise ProtocolError(ErrorCode.UNKNOWN_TYPE, f"unknown event type {_show(t)}")
-
-
-# --------------------------------------------------------------------------
-# Codecs
 
 def _bad(what: str, exc: BaseException | None = None) -> ProtocolError:
     detail = f": {str(exc)[:120]}" if exc is not None else ""
@@ -389,7 +33,7 @@ def _bad(what: str, exc: BaseException | None = None) -> ProtocolError:
 
 def _require_map(obj: Any, what: str) -> dict[str, Any]:
     if type(obj) is not dict:
-        raise ProtocolError(ErrorCode.BAD_MESSAGE, f"a {what} message must be a map, got {_show(obj)}")
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, f"a {what} message must be a map, got {show_value(obj)}")
     return obj
 
 
@@ -453,11 +97,11 @@ def _check_keys(root: dict[str, Any]) -> None:
         if type(obj) is dict:
             for k, v in obj.items():
                 if type(k) is not str:
-                    raise ProtocolError(ErrorCode.BAD_MESSAGE, f"map keys must be strings, got {_show(k)}")
-                if type(v) in _CONTAINERS:
+                    raise ProtocolError(ErrorCode.BAD_MESSAGE, f"map keys must be strings, got {show_value(k)}")
+                if type(v) in CONTAINER_TYPES:
                     stack.append(v)
         else:
-            stack.extend(x for x in obj if type(x) in _CONTAINERS)
+            stack.extend(x for x in obj if type(x) in CONTAINER_TYPES)
 
 
 class MsgpackCodec(Codec):
@@ -581,3 +225,4 @@ def codec_for_subprotocol(name: str | None, max_message_bytes: int = DEFAULT_MAX
     if cls is None:
         raise ValueError(f"unsupported subprotocol {name!r}; supported: {', '.join(SUBPROTOCOLS)}")
     return cls(max_message_bytes)
+

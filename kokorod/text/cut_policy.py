@@ -36,6 +36,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from kokorod.text.normalize import STARTERS
+
+if TYPE_CHECKING:
+    from kokorod.text.segment_profiles import SegmentProfile
+    from kokorod.text.segment_scanner import CutPoint
 
 
 RAMP_FLOOR_FACTOR = 1.5
@@ -116,3 +123,155 @@ def gap_kind(before: str, after: str | None, function_words: frozenset[str]) -> 
     if after is not None and _bare(after) in function_words:
         return "phrase"
     return "word"
+
+
+# -- when to cut ----------------------------------------------------------------
+
+def _forced(kind: str) -> str:
+    """The boundary of a cut at a point of this kind."""
+    return "forced" if kind in ("word", "numeral") else kind
+
+
+class CutDecisions:
+    """Whether a point the scanner found cuts, and where when a segment
+    outgrows its limit; mixed into ``Segmenter`` (kokorod.text.segmenter
+    describes the rules)."""
+
+    profile: SegmentProfile
+    budget: ChunkBudget | None
+
+    def _resolve(self, p: CutPoint, c: str | None, word: str | None) -> None:
+        lower = c is not None and c.islower()
+        kind = p.kind
+        if p.nl >= 2 or (p.nl == 1 and not lower and c is not None):
+            kind = "paragraph"
+        elif kind == "sentence" and lower:
+            kind = "word" if p.term == "." else "clause"
+        elif kind == "abbrev":
+            if c is None:
+                kind = "sentence"
+            elif lower or c.isdigit() or (c.isalpha() and (p.title or (word or "").lower() not in STARTERS)):
+                kind = "word"
+            else:
+                kind = "sentence"
+        if kind in ("clause", "word") and c is not None and c.isdigit():
+            # "Phone: 555-2187", "pages 10-12", "in 1990": the normaliser reads
+            # digits from the words before them, so keep them together; such a
+            # gap is the last resort for a forced cut.
+            kind = "numeral"
+        self._decide(p, kind)
+
+    def _limit(self) -> int:
+        k = self._spoken
+        static = self.profile.max_chunk if k == 0 or k > len(self._ramp) else self._ramp[k - 1]
+        b = self.budget
+        if b is None:
+            return static
+        if k == 0:
+            first = b.first_chars()
+            return static if first is None else int(min(static, first))
+        # Segment k+1 is synthesised while segments 1..k play, so it must not
+        # take the engine longer than their audio (cut_policy). On a slow
+        # engine (pace 0.6) this grows chunks ~1.7x per segment instead of
+        # jumping from a short first clause to a 100-character second chunk,
+        # which left the listener waiting for it. Never below the first
+        # segment or the size that still lets chunks grow (when the stream is
+        # behind, smaller runs would only add per-run overhead), and without a
+        # time budget for the first chunk never below min_chunk either.
+        budget = b.later_chars(k, self._spoken_chars, self._later_chars)
+        floor = max(self._spoken_chars - self._later_chars, b.ramp_floor_chars())
+        if b.first_audio_s is None:
+            floor = max(self.profile.min_chunk, floor)
+        return int(min(static, max(floor, budget)))
+
+    def _timed_first(self) -> bool:
+        """The first spoken chunk, sized by a latency budget rather than words."""
+        return self._spoken == 0 and self.budget is not None and self.budget.first_audio_s is not None
+
+    def _rank(self, q: CutPoint) -> int:
+        """How natural a cut at ``q`` sounds (cut_policy.RANKS); word gaps are
+        judged by the tokens around them, as far as they have arrived."""
+        if q.kind != "word" or self.profile.unspaced:
+            return RANKS.get(q.kind, RANKS["word"])
+        start = q.pos
+        while start > self._base and not self._is_space(self._char(start - 1)):
+            start -= 1
+        after: str | None = None
+        if q.next_pos is not None:
+            end = q.next_pos
+            limit = self._base + len(self._buf)
+            while end < limit and not self._is_space(self._char(end)):
+                end += 1
+            after = self._text(q.next_pos, end) if end < limit else None
+        return RANKS[gap_kind(self._text(start, q.pos), after, self.profile.function_words)]
+
+    def _decide(self, p: CutPoint, kind: str) -> None:
+        while self._content_at is not None and p.pos > self._content_at:
+            p.kind = kind
+            if p.pos - self._content_at > self._limit():
+                timed = self._timed_first()
+                # A chunk below the ramp's floor would leave the next one no
+                # time to be made (cut_policy): only longer cuts qualify.
+                best = self._best_candidate(int(self.budget.ramp_floor_chars()) if self.budget else 0)
+                # With a budget, a chunk never ends on "the" or before digits
+                # when a word more avoids it: over the limit, a better cut at p
+                # wins, and a weak p waits for the next point.
+                budgeted = timed or self.budget is not None
+                if best is not None and not (budgeted and self._rank(best) <= RANKS["weak"] < self._rank(p)):
+                    self._cut(best, _forced(best.kind))
+                    continue  # judge p again within the new segment
+                if budgeted and self._rank(p) <= RANKS["weak"] and kind != "paragraph":
+                    self._cands.append(p)
+                    return
+                self._cut(p, _forced(kind))
+                return
+            words = p.words - self._seg_words
+            first = self._spoken == 0
+            if kind == "paragraph":
+                boundary = kind
+            elif self._timed_first():
+                # Within the budget only a sentence end cuts at once: a clause
+                # or a phrase waits in case the sentence still fits.
+                if kind != "sentence":
+                    self._cands.append(p)
+                    return
+                boundary = kind
+            elif first and kind in ("sentence", "clause") and words >= self.profile.first_min:
+                boundary = kind
+            elif first and words >= self.profile.first_max and kind != "numeral":
+                boundary = "forced"
+            elif not first and kind == "sentence" and p.pos - self._content_at >= self.profile.min_chunk:
+                boundary = kind
+            else:  # not now; remember it in case the segment outgrows its limit
+                self._cands.append(p)
+                return
+            self._cut(p, boundary)
+            return
+
+    def _best_candidate(self, min_chars: int = 0) -> CutPoint | None:
+        """The most natural remembered point at least ``min_chars`` into the
+        segment, the latest of equals (the longest chunk)."""
+        best: CutPoint | None = None
+        best_rank = -1
+        start = self._content_at if self._content_at is not None else self._base
+        for q in self._cands:
+            if q.pos - start < min_chars:
+                continue
+            rank = self._rank(q)
+            if rank >= best_rank:
+                best, best_rank = q, rank
+        return best
+
+    def _over_limit(self, i: int, c: str) -> None:
+        """Safety valve: the segment grew past the hard limit between points."""
+        best = self._best_candidate()
+        if best is not None:
+            self._cut(best, _forced(best.kind))
+        else:
+            self._emit(i, "forced")
+            self._content_at = None if self._is_space(c) else i
+
+    def _cut(self, p: CutPoint, boundary: str) -> None:
+        self._emit(p.pos, boundary)
+        self._content_at = p.next_pos
+        self._seg_words = p.words

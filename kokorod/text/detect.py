@@ -31,13 +31,9 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from kokorod.text import languages
-from kokorod.text.languages import Language
+from kokorod.text.languages import AUTO, AUTO_KEEP_VOICE, AUTO_MODES, Language  # noqa: F401  (re-exported)
 
 log = logging.getLogger("kokorod.text.detect")
-
-AUTO = "auto"                        # detect; speak with a voice of the detected language
-AUTO_KEEP_VOICE = "auto-keep-voice"  # detect; keep the caller's voice, with the detected language's G2P
-AUTO_MODES = (AUTO, AUTO_KEEP_VOICE)
 
 MIN_CONFIDENCE = 0.5   # the detector's normalised probability of its top language
 MIN_LETTERS = 8        # letters in a Latin-script text before it may switch language

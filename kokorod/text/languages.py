@@ -47,6 +47,12 @@ LANGUAGES: tuple[Language, ...] = (
 BY_CODE = {lang.code: lang for lang in LANGUAGES}
 BY_LETTER = {lang.letter: lang for lang in LANGUAGES}
 CODES: tuple[str, ...] = tuple(BY_CODE)
+# What a client may name instead of a language, to have the text's own detected
+# (kokorod.text.detect does it); here so the protocol can check a `lang` field
+# with the table alone.
+AUTO = "auto"                        # detect; speak with a voice of the detected language
+AUTO_KEEP_VOICE = "auto-keep-voice"  # detect; keep the caller's voice, with the detected language's G2P
+AUTO_MODES = (AUTO, AUTO_KEEP_VOICE)
 _ALIASES = {
     "en": "en-us", "english": "en-us", "a": "en-us", "b": "en-gb", "e": "es", "es-es": "es", "f": "fr",
     "fr-fr": "fr", "h": "hi", "hi-in": "hi", "i": "it", "it-it": "it", "p": "pt-br", "pt": "pt-br",

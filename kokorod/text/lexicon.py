@@ -47,6 +47,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
+# The model's phoneme vocabulary: what a lexicon entry may use (re-exported here).
+from kokorod.model_facts import model_vocab
+
 ALL = "*"
 WORD_MAX_CHARS = 64
 PHONEMES_MAX_CHARS = 64
@@ -76,15 +79,6 @@ class LexiconError(ValueError):
         super().__init__(where + message)
         self.message = where + message
         self.word, self.lang, self.line, self.path = word, lang, line, path
-
-
-@lru_cache(maxsize=1)
-def model_vocab() -> frozenset[str]:
-    """Kokoro's phoneme vocabulary: the keys of config.json's ``vocab``, read
-    by the engine's own loader (both engines map phonemes with this table)."""
-    from kokorod.engine.onnx_engine import load_vocab
-
-    return frozenset(load_vocab())
 
 
 def _show(ch: str) -> str:

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Iterable, Protocol, Sequence
 
-from kokorod.engine.base import SAMPLE_RATE
+from kokorod.model_facts import SAMPLE_RATE
 from kokorod.timing import Word
 
 # Durations count frames of 600 samples (40 per second); we time in half-frames.

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from asr_support import transcribe
-from daemon_support import DaemonProcess, Peer, Utterance, check_stream_invariants, words_of
+from support.asr import transcribe
+from support.daemon import DaemonProcess, Peer, Utterance, check_stream_invariants, words_of
 from kokorod.assets.paths import resolve_cache_dir
 from kokorod.protocol.messages import Done, Speak, Warning
 

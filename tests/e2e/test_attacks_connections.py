@@ -22,7 +22,7 @@ import msgpack
 import pytest
 from websockets.sync.client import connect
 
-from daemon_support import DaemonProcess, free_port
+from support.daemon import DaemonProcess, free_port
 
 pytestmark = pytest.mark.slow
 

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
-from asr_support import normalize_words, transcribe, word_error_rate
-from daemon_support import DaemonProcess, Peer, Utterance, check_stream_invariants, words_of
+from support.asr import normalize_words, transcribe, word_error_rate
+from support.daemon import DaemonProcess, Peer, Utterance, check_stream_invariants, words_of
 from kokorod.protocol.messages import Chunk, Speak
 
 pytestmark = pytest.mark.slow

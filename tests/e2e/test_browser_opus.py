@@ -21,11 +21,11 @@ from typing import Any, Iterator
 import numpy as np
 import pytest
 
-from daemon_support import Peer, Utterance
+from support.daemon import Peer, Utterance
 from kokorod.protocol.messages import Chunk, Speak
 
-from test_browser import (  # noqa: F401  (fixtures)
-    ARTIFACTS, SENTENCE, WireLog, _is_subsequence, _test_state, daemon, open_page,
+from support.browser import (  # noqa: F401  (fixtures)
+    ARTIFACTS, SENTENCE, WireLog, daemon, is_subsequence, open_page, page_state,
 )
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -83,12 +83,12 @@ def _speak_and_follow(pg: Any, text: str) -> tuple[dict[str, Any], dict[str, Any
     pg.fill("#text", text)
     pg.click("#speak")
     pg.wait_for_function("window.kokorodTest.state === 'speaking'", timeout=5_000)
-    start = _test_state(pg)
+    start = page_state(pg)
     deadline = time.monotonic() + 60
-    while (state := _test_state(pg))["state"] == "speaking":
+    while (state := page_state(pg))["state"] == "speaking":
         assert time.monotonic() < deadline, f"still speaking after 60 s: {state}"
         pg.wait_for_timeout(40)
-    return start, _test_state(pg)
+    return start, page_state(pg)
 
 
 def test_page_plays_opus_gaplessly_with_words_in_time(
@@ -137,7 +137,7 @@ def test_page_plays_opus_gaplessly_with_words_in_time(
     assert "% of 16-bit PCM" in pg.locator("#bytes").inner_text()
     # Words highlighted in spoken order, on the audio clock.
     assert len(words) >= 0.8 * len(SENTENCE.split())
-    assert _is_subsequence(highlighted, words), (highlighted, words)
+    assert is_subsequence(highlighted, words), (highlighted, words)
     assert len(highlighted) >= 0.8 * len(words)
     # Timed by the page on its audio clock when it highlights: polling from here
     # under load samples too coarsely (a 2.03 s span seen for 3.44 s of speech).
@@ -173,7 +173,7 @@ def test_page_plays_opus_gaplessly_with_words_in_time(
             && window.kokorodTest.wordsHighlighted.length > 0""",
         timeout=30_000,
     )
-    demo = _test_state(pg)["utterance"]
+    demo = page_state(pg)["utterance"]
     ARTIFACTS.mkdir(exist_ok=True)
     pg.screenshot(path=str(ARTIFACTS / "browser-opus.png"), full_page=True)
     pg.click("#stop")
@@ -182,9 +182,9 @@ def test_page_plays_opus_gaplessly_with_words_in_time(
         assert time.monotonic() < deadline, "the daemon did not send cancelled after Stop"
         pg.wait_for_timeout(50)
     pg.wait_for_timeout(200)
-    before = _test_state(pg)
+    before = page_state(pg)
     pg.wait_for_timeout(1000)
-    after = _test_state(pg)
+    after = page_state(pg)
     assert after["playedSamples"] == before["playedSamples"], "audio kept playing after Stop"
     assert after["buffered"] == 0 and after["state"] == "idle"
     assert all(f["format"] == "opus" for f in wire.audio(demo))

@@ -9,7 +9,7 @@ from typing import Any, Iterator
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from daemon_support import DaemonProcess, Peer, Utterance, check_stream_invariants, words_of
+from support.daemon import DaemonProcess, Peer, Utterance, check_stream_invariants, words_of
 from kokorod.protocol.messages import Audio, Chunk, Done, Speak
 
 pytestmark = pytest.mark.slow

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from asr_support import transcribe, word_error_rate
-from daemon_support import ROOT, DaemonProcess, free_port
+from support.asr import transcribe, word_error_rate
+from support.daemon import ROOT, DaemonProcess, free_port
 from kokorod.audio.wav import read_wav
 
 pytestmark = pytest.mark.slow

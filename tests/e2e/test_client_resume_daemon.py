@@ -11,8 +11,8 @@ from typing import Any, Iterator
 import numpy as np
 import pytest
 
-from daemon_support import DaemonProcess
-from tests.integration.test_client_failover import check_timeline
+from support.daemon import DaemonProcess
+from support.client_timeline import check_timeline
 from kokorod.client import Audio, Chunk, Done, Error, Resumed, WordEvent, audio_of, connect
 
 pytestmark = pytest.mark.slow
@@ -44,7 +44,7 @@ def _refused_overloaded(daemon: DaemonProcess) -> float:
 
 
 async def test_killed_daemon_mid_utterance_continues_on_the_other(spare: DaemonProcess) -> None:
-    from asr_support import transcribe, word_error_rate
+    from support.asr import transcribe, word_error_rate
 
     victim = DaemonProcess()
     events: list[Any] = []

@@ -8,8 +8,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from asr_support import median_start_error_s, transcribe, word_error_rate
-from daemon_support import DaemonProcess, Peer, Utterance, check_stream_invariants, words_of
+from support.asr import median_start_error_s, transcribe, word_error_rate
+from support.daemon import DaemonProcess, Peer, Utterance, check_stream_invariants, words_of
 from kokorod.audio.compressed import decode_stream
 from kokorod.protocol.codec import MsgpackCodec
 from kokorod.protocol.messages import Audio, Cancelled, Chunk, Config, Configured, Done, Speak

@@ -9,8 +9,8 @@ import random
 import numpy as np
 import pytest
 
-from asr_support import median_start_error_s, transcribe, word_error_rate
-from daemon_support import DaemonProcess, Peer, Utterance, check_stream_invariants, words_of
+from support.asr import median_start_error_s, transcribe, word_error_rate
+from support.daemon import DaemonProcess, Peer, Utterance, check_stream_invariants, words_of
 from kokorod.protocol.messages import Audio, Cancel, Cancelled, Chunk, Config, Configured, Done, Speak
 
 pytestmark = pytest.mark.slow

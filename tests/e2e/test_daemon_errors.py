@@ -10,7 +10,7 @@ import msgpack
 import pytest
 import websockets
 
-from daemon_support import DaemonProcess, Peer
+from support.daemon import DaemonProcess, Peer
 from kokorod.protocol.messages import Audio, Cancel, Cancelled, Config, Done, Error, Speak
 
 pytestmark = pytest.mark.slow

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon_support import ROOT, DaemonProcess
+from support.daemon import ROOT, DaemonProcess
 from kokorod.audio.wav import read_wav
 
 pytestmark = pytest.mark.slow

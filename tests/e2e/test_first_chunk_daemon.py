@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import pytest
 
-from asr_support import transcribe, word_error_rate
-from daemon_support import DaemonProcess, Peer, check_stream_invariants, words_of
+from support.asr import transcribe, word_error_rate
+from support.daemon import DaemonProcess, Peer, check_stream_invariants, words_of
 from kokorod.protocol.messages import Chunk, Speak
 from kokorod.text.segment_profiles import segment_profile
 

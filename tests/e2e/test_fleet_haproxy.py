@@ -1,5 +1,5 @@
 """Two real daemons behind Debian's HAProxy running the shipped
-deploy/haproxy/haproxy.cfg (tests/fleet_support.py): where connections land,
+deploy/haproxy/haproxy.cfg (tests/support/fleet.py): where connections land,
 what happens to a full daemon's next client, a SIGTERM drain, and a daemon
 killed mid-utterance (the Python client resumes on the survivor).
 
@@ -19,9 +19,9 @@ import pytest
 import websockets
 from websockets.exceptions import InvalidStatus
 
-from asr_support import normalize_words
-from daemon_support import Peer, Utterance, check_stream_invariants, words_of
-from fleet_support import AUTH, TOKEN, Fleet, haproxy_binary
+from support.asr import normalize_words
+from support.daemon import Peer, Utterance, check_stream_invariants, words_of
+from support.fleet import AUTH, TOKEN, Fleet, haproxy_binary
 from kokorod.client import KokorodClient
 from kokorod.client import connect as client_connect
 from kokorod.protocol.messages import Audio, Done, Error, Speak
@@ -278,7 +278,7 @@ STORY = ("Maria opened the bakery before sunrise and lit the old brick oven. "
 
 
 async def test_kill_9_mid_utterance_resumes_on_the_survivor() -> None:
-    from asr_support import transcribe, word_error_rate
+    from support.asr import transcribe, word_error_rate
     from kokorod.client import Resumed, WordEvent as Word, audio_of
 
     f = fleet((), ())

@@ -21,7 +21,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 from websockets.typing import Subprotocol
 
-from daemon_support import DaemonProcess
+from support.daemon import DaemonProcess
 from kokorod.protocol.messages import ErrorCode
 
 pytestmark = pytest.mark.slow

@@ -27,9 +27,9 @@ from wyoming.client import AsyncTcpClient
 from wyoming.error import Error as WyomingError
 from wyoming.tts import Synthesize
 
-from asr_support import error_rate, transcribe_lang
-from daemon_support import DaemonProcess, free_port
-from e2e.test_languages import CASES, Case
+from support.asr import error_rate, transcribe_lang
+from support.daemon import DaemonProcess, free_port
+from support.language_cases import CASES, Case
 
 pytestmark = pytest.mark.slow
 MARGIN = 0.10

@@ -22,8 +22,8 @@ from kokorod.daemon.lexicon_service import install_lexicon, reload_lexicon
 from kokorod.protocol.messages import Config, Configured, Done, Error, Phonemes, Phonemize, Speak, WordEvent
 from kokorod.daemon.server import Daemon
 
-from tests.asr_support import normalize_words, transcribe
-from tests.daemon_support import ROOT, Peer, check_stream_invariants, free_port, words_of
+from support.asr import normalize_words, transcribe
+from support.daemon import ROOT, Peer, check_stream_invariants, free_port, words_of
 
 pytestmark = pytest.mark.slow
 
@@ -165,7 +165,7 @@ def test_serve_lexicon_file_and_sighup_mid_stream(tmp_path: Path) -> None:
     it while a stream plays, without disturbing that stream."""
     import signal
 
-    from tests.daemon_support import DaemonProcess
+    from support.daemon import DaemonProcess
 
     path = tmp_path / "lexicon.toml"
     path.write_text(f'Blorptex = "{WINDOW}"\n', encoding="utf-8")

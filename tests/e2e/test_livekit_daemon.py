@@ -24,8 +24,8 @@ from livekit.agents.types import USERDATA_TIMED_TRANSCRIPT, TimedString  # noqa:
 from livekit.agents.utils import is_given  # noqa: E402
 from livekit.agents.voice import io  # noqa: E402
 
-from asr_support import median_start_error_s, transcribe, word_error_rate  # noqa: E402
-from daemon_support import DaemonProcess, free_port  # noqa: E402
+from support.asr import median_start_error_s, transcribe, word_error_rate  # noqa: E402
+from support.daemon import DaemonProcess, free_port  # noqa: E402
 from kokorod.integrations.livekit import TTS  # noqa: E402
 
 pytestmark = pytest.mark.slow

@@ -9,8 +9,8 @@ import re
 
 import pytest
 
-from asr_support import transcribe
-from daemon_support import DaemonProcess, Peer, Utterance, check_stream_invariants, words_of
+from support.asr import transcribe
+from support.daemon import DaemonProcess, Peer, Utterance, check_stream_invariants, words_of
 from kokorod.protocol.messages import Speak
 
 pytestmark = pytest.mark.slow

@@ -19,8 +19,8 @@ import openai
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from asr_support import transcribe, word_error_rate
-from daemon_support import DaemonProcess
+from support.asr import transcribe, word_error_rate
+from support.daemon import DaemonProcess
 
 pytestmark = pytest.mark.slow
 

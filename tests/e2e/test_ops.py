@@ -22,7 +22,7 @@ import websockets
 from prometheus_client.parser import text_string_to_metric_families
 from websockets.typing import Subprotocol
 
-from daemon_support import ROOT, DaemonProcess, Peer, free_port
+from support.daemon import ROOT, DaemonProcess, Peer, free_port
 from kokorod.protocol.messages import Audio, Cancel, Cancelled, Config, Done, Error, Speak
 
 pytestmark = pytest.mark.slow

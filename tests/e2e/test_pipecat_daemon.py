@@ -28,8 +28,8 @@ from pipecat.pipeline.worker import PipelineParams, PipelineWorker  # noqa: E402
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor  # noqa: E402
 from pipecat.workers.runner import WorkerRunner  # noqa: E402
 
-from asr_support import median_start_error_s, normalize_words, transcribe, word_error_rate  # noqa: E402
-from daemon_support import DaemonProcess, Peer  # noqa: E402
+from support.asr import median_start_error_s, normalize_words, transcribe, word_error_rate  # noqa: E402
+from support.daemon import DaemonProcess, Peer  # noqa: E402
 from kokorod.client.failover import FailoverPolicy  # noqa: E402
 from kokorod.integrations.pipecat import KokorodTTSService  # noqa: E402
 from kokorod.protocol.messages import Audio, Cancel, Speak  # noqa: E402

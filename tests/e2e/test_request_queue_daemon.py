@@ -23,8 +23,8 @@ from wyoming.client import AsyncTcpClient
 from wyoming.error import Error as WyomingError
 from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, SynthesizeStop, SynthesizeVoice
 
-from asr_support import transcribe, word_error_rate
-from daemon_support import DaemonProcess, Peer, free_port
+from support.asr import transcribe, word_error_rate
+from support.daemon import DaemonProcess, Peer, free_port
 from kokorod.protocol.messages import Done, Error, Speak
 
 pytestmark = pytest.mark.slow

@@ -10,7 +10,7 @@ import time
 import pytest
 import websockets
 
-from daemon_support import DaemonProcess, Peer
+from support.daemon import DaemonProcess, Peer
 from kokorod.protocol.messages import Audio, Cancelled, Done, Speak
 
 pytestmark = pytest.mark.slow

@@ -21,7 +21,7 @@ from websockets.frames import Opcode
 from websockets.typing import Subprotocol
 from websockets.uri import parse_uri
 
-from daemon_support import ROOT, DaemonProcess, Peer
+from support.daemon import ROOT, DaemonProcess, Peer
 from kokorod.protocol.codec import MsgpackCodec
 from kokorod.protocol.messages import Audio, Cancelled, Done, Error, Speak
 

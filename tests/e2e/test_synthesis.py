@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from asr_support import median_start_error_s, transcribe, word_error_rate
+from support.asr import median_start_error_s, transcribe, word_error_rate
 
 pytestmark = pytest.mark.slow
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from asr_support import transcribe, word_error_rate
+from support.asr import transcribe, word_error_rate
 
 pytestmark = pytest.mark.slow
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from asr_support import error_rate, transcribe, transcribe_lang, word_error_rate
+from support.asr import error_rate, transcribe, transcribe_lang, word_error_rate
 
 pytestmark = pytest.mark.slow
 

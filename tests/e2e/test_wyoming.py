@@ -21,8 +21,8 @@ from wyoming.info import Describe, Info
 from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, SynthesizeStop, SynthesizeStopped, SynthesizeVoice
 from zeroconf.asyncio import AsyncZeroconf
 
-from asr_support import transcribe, word_error_rate
-from daemon_support import DaemonProcess, free_port
+from support.asr import transcribe, word_error_rate
+from support.daemon import DaemonProcess, free_port
 
 pytestmark = pytest.mark.slow
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from websockets.asyncio.server import serve
 
-from daemon_support import DaemonProcess, free_port
+from support.daemon import DaemonProcess, free_port
 from kokorod.client import (
     Audio, AuthenticationFailed, Cancelled, Chunk, ConnectionLost, DaemonUnavailable, Done, KokorodClient,
     KokorodServerError, WordEvent, connect,
@@ -45,7 +45,7 @@ async def _client(daemon: DaemonProcess) -> KokorodClient:
 
 @pytest.mark.slow
 async def test_speak_a_sentence_gives_chunk_words_audio_done(daemon: DaemonProcess) -> None:
-    from asr_support import transcribe, word_error_rate
+    from support.asr import transcribe, word_error_rate
 
     text = "The quick brown fox jumps over the lazy dog."
     async with connect(daemon.url, token=TOKEN) as client:
@@ -64,7 +64,7 @@ async def test_speak_a_sentence_gives_chunk_words_audio_done(daemon: DaemonProce
 
 @pytest.mark.slow
 async def test_async_iterator_fragments_are_one_utterance(daemon: DaemonProcess) -> None:
-    from asr_support import transcribe, word_error_rate
+    from support.asr import transcribe, word_error_rate
 
     async def tokens():  # type: ignore[no-untyped-def]
         for piece in ["Hel", "lo th", "ere, my fri", "end. How ", "are", " you", "?"]:

@@ -9,7 +9,6 @@ abort its transport (no close frame, as a killed daemon) after N events.
 from __future__ import annotations
 
 import asyncio
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +21,8 @@ from kokorod.client import (
 from kokorod.protocol.codec import MsgpackCodec
 from kokorod.protocol.messages import Cancel, Config, Configured, Limits, Ready, Speak
 
+from support.client_timeline import check_timeline, words_of_text as _words
+
 RATE = 24000
 WORD_SAMPLES = RATE // 10
 
@@ -30,12 +31,6 @@ def _ready() -> Ready:
     return Ready(version="0", session="fake", encoding="msgpack", sample_rate=RATE, format="pcm_s16le",
                  frame_ms=100, voice="af_heart", speed=1.0, voices=("af_heart",),
                  limits=Limits(100000, 262144, 16, 200))
-
-
-def _words(text: str) -> list[str]:
-    # What the daemon's word events carry for these texts: the word without markup or punctuation.
-    text = re.sub(r"\]\([^)]*\)", "]", text)
-    return [w for w in (t.strip(".,!?[]*") for t in text.split()) if w]
 
 
 @dataclass
@@ -106,29 +101,6 @@ async def _close(servers: list[Any]) -> None:
     for s in servers:
         s.close()
         await s.wait_closed()
-
-
-def check_timeline(events: list[Any], text: str, rate: int = RATE) -> tuple[list[WordEvent], int]:
-    """One continuous stream: contiguous frames, word indices and times in
-    order, every word of ``text`` once (a re-spoken word replaces its index).
-    Returns the words by index and the stream's length in samples (the
-    real-daemon test checks its seam with them)."""
-    frames = [e for e in events if isinstance(e, Audio)]
-    assert [f.seq for f in frames] == list(range(len(frames)))
-    at = 0
-    for f in frames:
-        assert f.offset == at
-        at += f.samples
-    assert isinstance(events[-1], Done) and events[-1].samples == at
-    by_index: dict[int, WordEvent] = {}
-    for w in (e for e in events if isinstance(e, WordEvent)):
-        by_index[w.index] = w
-    words = [by_index[i] for i in sorted(by_index)]
-    assert sorted(by_index) == list(range(len(words)))
-    assert [w.text for w in words] == _words(text)
-    starts = [w.start for w in words]
-    assert starts == sorted(starts) and all(w.end * rate <= at + 1 for w in words)
-    return words, at
 
 
 async def test_overloaded_is_retried_on_the_next_url() -> None:
@@ -282,7 +254,7 @@ async def test_everything_heard_ends_without_speaking_again() -> None:
 
 
 async def test_the_first_url_down_connects_to_the_next() -> None:
-    from daemon_support import free_port
+    from support.daemon import free_port
 
     up = FakeDaemon()
     servers = await _serve(up)

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import importlib.util
-import sys
-from pathlib import Path
 from typing import Any
 
 from kokorod.daemon.admission import Capacity
@@ -16,11 +13,7 @@ from kokorod.protocol.messages import Audio, Cancel, Cancelled, Done, Error, Rea
 from kokorod.daemon.scheduler import EngineScheduler, engine_threads
 from kokorod.daemon.session import Services
 
-_spec = importlib.util.spec_from_file_location("_session_fakes", Path(__file__).with_name("test_session.py"))
-_fakes = importlib.util.module_from_spec(_spec)  # type: ignore[arg-type]
-sys.modules["_session_fakes"] = _fakes
-_spec.loader.exec_module(_fakes)  # type: ignore[union-attr]
-FakeSynth = _fakes.FakeSynth
+from support.session_fakes import FakeSynth
 
 
 async def services(synth: Any, config: ServerConfig | None = None) -> tuple[Services, EngineScheduler]:

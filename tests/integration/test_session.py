@@ -7,142 +7,20 @@ deterministically; everything audible is tested against the real model in e2e/.
 from __future__ import annotations
 
 import asyncio
-import time
-from typing import Any, AsyncIterator
-
-import numpy as np
 
 from kokorod.daemon.admission import RtfEstimator
 from kokorod.config import Limits, ServerConfig
-from kokorod.engine.base import CancelToken
-from kokorod.errors import InputError
 from kokorod.metrics import Metrics
 from kokorod.protocol.codec import MsgpackCodec
-from kokorod.protocol.messages import Audio, Cancel, Cancelled, Config, Done, Error, Ready, Speak, Warning, WordEvent
+from kokorod.protocol.messages import Audio, Cancel, Cancelled, Config, Done, Error, Speak, Warning, WordEvent
 from kokorod.daemon.scheduler import EngineScheduler
 from kokorod.daemon.admission import Capacity
 from kokorod.daemon.session import Services, Session
-from kokorod.text.g2p import LanguageUnavailable
-from kokorod.text.languages import Language
-from kokorod.timing import SpeechChunk, Word
 from kokorod.daemon.workers import WorkerSynthesizers
 
-WORD_S = 0.3
-
-
-class FakeVoices:
-    def parse(self, spec: str) -> list[tuple[str, float]]:
-        if spec != "af_heart":
-            raise InputError(f"unknown voice {spec!r}", "kokorod voices")
-        return [(spec, 1.0)]
-
-
-class FakeG2P:
-    def __init__(self, missing: tuple[str, ...] = ()) -> None:
-        self.missing = missing
-
-    def unavailable(self, lang: Language) -> LanguageUnavailable | None:
-        return LanguageUnavailable(lang, "not here", "pip install it") if lang.code in self.missing else None
-
-
-class FakeSynth:
-    """Each word becomes WORD_S of tone; synthesis takes ``delay_s`` per call.
-    A word written "#x" is one the G2P cannot say (reported as unspeakable)."""
-
-    def __init__(self, delay_s: float = 0.01, fail_on: str | None = None, missing: tuple[str, ...] = ()) -> None:
-        self.voices = FakeVoices()
-        self.g2p = FakeG2P(missing)
-        self.langs: list[str] = []
-        self.delay_s = delay_s
-        self.fail_on = fail_on
-        self.calls = 0
-        self.audio_s = 0.0
-
-    def synthesize(self, text: str, *, voice: str, speed: float, cancel: CancelToken | None = None,
-                   replacements: Any = (), lang: Language | None = None) -> SpeechChunk:
-        self.calls += 1
-        self.langs.append(lang.code if lang else "?")
-        if self.fail_on and self.fail_on in text:
-            raise RuntimeError("model blew up")
-        deadline = time.monotonic() + self.delay_s
-        while time.monotonic() < deadline:
-            if cancel is not None:
-                cancel.raise_if_cancelled()
-            time.sleep(0.001)
-        all_words = [w.strip(".,!?") for w in text.split()]
-        words = [w for w in all_words if not w.startswith("#")]
-        n = int(WORD_S * 24000)
-        t = np.arange(n * len(words)) / 24000
-        audio = (0.3 * np.sin(2 * np.pi * 200 * t)).astype(np.float32)
-        self.audio_s += len(audio) / 24000
-        return SpeechChunk(audio, [Word(w, i * n, (i + 1) * n) for i, w in enumerate(words)],
-                           unspeakable=[w for w in all_words if w.startswith("#")])
-
-
-class Peer:
-    """In-process transport + message source for a Session."""
-
-    def __init__(self, *, block_sends: bool = False) -> None:
-        self.codec = MsgpackCodec()
-        self.inbox: asyncio.Queue[bytes | None] = asyncio.Queue()
-        self.events: list[Any] = []
-        self.arrived = asyncio.Event()
-        self.block = asyncio.Event()
-        if not block_sends:
-            self.block.set()
-
-    async def send(self, frame: bytes | str) -> None:
-        await self.block.wait()
-        self.events.append(self.codec.decode_event(frame))
-        self.arrived.set()
-
-    async def close(self, code: int = 1000, reason: str = "") -> None:
-        await self.inbox.put(None)
-
-    async def frames(self) -> AsyncIterator[bytes]:
-        while (frame := await self.inbox.get()) is not None:
-            yield frame
-
-    async def say(self, message: Any) -> None:
-        await self.inbox.put(self.codec.encode_message(message))
-
-    async def wait_for(self, predicate: Any, timeout: float = 10) -> Any:
-        deadline = time.monotonic() + timeout
-        while True:
-            for event in self.events:
-                if predicate(event):
-                    return event
-            self.arrived.clear()
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise AssertionError(f"timed out; got {[type(e).__name__ for e in self.events]}")
-            try:
-                await asyncio.wait_for(self.arrived.wait(), remaining)
-            except asyncio.TimeoutError:
-                pass
-
-
-async def start(synth: FakeSynth, *, config: ServerConfig | None = None, peer: Peer | None = None,
-                capacity: Capacity | None = None, scheduler: EngineScheduler | None = None) -> tuple[Session, Peer, asyncio.Task[None], EngineScheduler]:
-    config = config or ServerConfig()
-    sched = scheduler or EngineScheduler()
-    sched.start()
-    services = Services(config, sched, synth, Metrics(), capacity or Capacity(config.limits.max_active_streams), ("af_heart",))  # type: ignore[arg-type]
-    peer = peer or Peer()
-    session = Session(services, MsgpackCodec(), peer, "test")
-    task = asyncio.create_task(session.run(peer.frames()))
-    await peer.wait_for(lambda e: isinstance(e, Ready))
-    return session, peer, task, sched
-
-
-async def stop(peer: Peer, task: asyncio.Task[None], sched: EngineScheduler) -> None:
-    await peer.close()
-    await asyncio.wait_for(task, 10)
-    await sched.aclose()
-
-
-def utt_events(peer: Peer, uid: str) -> list[Any]:
-    return [e for e in peer.events if getattr(e, "utterance", None) == uid]
+from support.session_fakes import (  # noqa: F401  (re-exported for tests written before the move)
+    WORD_S, FakeG2P, FakeSynth, FakeVoices, PacedSynth, Peer, seeded, start, stop, utt_events,
+)
 
 
 async def test_speak_produces_ordered_events() -> None:
@@ -319,24 +197,6 @@ async def test_missing_language_is_refused_with_its_fix() -> None:
 
 
 # -- measured admission ---------------------------------------------------------------
-
-class PacedSynth(FakeSynth):
-    """Takes at least ``rtf`` seconds per second of audio it makes."""
-
-    def __init__(self, rtf: float) -> None:
-        super().__init__()
-        self.rtf = rtf
-
-    def synthesize(self, text: str, **kwargs: Any) -> SpeechChunk:  # type: ignore[override]
-        words = [w for w in text.split() if not w.startswith("#")]
-        self.delay_s = self.rtf * WORD_S * len(words)
-        return super().synthesize(text, **kwargs)
-
-
-def seeded(rtf: float, *, slope: float = 0.0) -> RtfEstimator:
-    est = RtfEstimator(slope=slope)
-    est.seed(rtf * 10, 10.0)
-    return est
 
 
 async def test_a_slow_engine_refuses_the_second_stream() -> None:

@@ -9,7 +9,7 @@ import pytest
 
 from kokorod.audio.formats import decode_pcm
 from kokorod.protocol.messages import Audio, Chunk, Done, Speak, Warning, WordEvent
-from tests.integration.test_session import FakeSynth, start, stop
+from support.session_fakes import FakeSynth, start, stop
 
 
 async def run(*fragments: str) -> list[Any]:

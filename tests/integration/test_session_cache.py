@@ -21,7 +21,7 @@ from kokorod.protocol.codec import MsgpackCodec
 from kokorod.protocol.messages import Audio, Cancel, Cancelled, Config, Configured, Done, Ready, Speak
 from kokorod.timing import SpeechChunk
 
-from tests.integration.test_session import FakeSynth, Peer, stop
+from support.session_fakes import FakeSynth, Peer, stop
 
 GREETING = "Hello there, thanks for calling. How can I help you today? #beep"
 
@@ -78,7 +78,7 @@ async def test_a_repeated_utterance_does_not_run_the_engine_and_streams_the_same
     assert synth.calls == calls and sched.jobs_run == jobs  # neither run nor queued
     assert second == first  # frames, word times, chunk events, the unspeakable warning: identical
     assert any(e["type"] == "Audio" for e in first) and any(e["type"] == "WordEvent" for e in first)
-    assert any(e["type"] == "Warning" for e in second)  # "#beep" is still reported on a hit
+    assert any(e["type"] == "WarningEvent" for e in second)  # "#beep" is still reported on a hit
     assert (cache.hits, cache.misses) == (calls, calls)
     values = metrics.render().decode()
     assert f"kokorod_chunk_cache_hits_total {float(calls)}" in values

@@ -9,7 +9,7 @@ from typing import Any
 from kokorod.config import ServerConfig
 from kokorod.daemon.admission import Capacity
 from kokorod.protocol.messages import Chunk, Done, Speak
-from tests.integration.test_session import FakeSynth, seeded, start, stop
+from support.session_fakes import FakeSynth, seeded, start, stop
 
 TEXT = "The library opens at nine in the morning on weekdays. On weekends it opens an hour later."
 

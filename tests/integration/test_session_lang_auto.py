@@ -9,7 +9,7 @@ from kokorod.protocol.messages import Chunk, Config, Configured, Done, Speak
 from kokorod.text.languages import Language
 from kokorod.timing import SpeechChunk
 
-from tests.integration.test_session import FakeSynth, start, stop
+from support.session_fakes import FakeSynth, start, stop
 
 FRENCH = "Bienvenue dans Home Assistant. Les lumières de la cuisine sont éteintes."
 

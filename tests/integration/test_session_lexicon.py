@@ -9,7 +9,7 @@ from kokorod.protocol.messages import Config, Configured, Done, Error, Phonemes,
 from kokorod.synthesizer import WordPhonemes
 from kokorod.text.lexicon import Lexicon
 
-from tests.integration.test_session import FakeSynth, start, stop
+from support.session_fakes import FakeSynth, start, stop
 
 WINDOW = "wˈɪndO"
 

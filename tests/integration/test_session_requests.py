@@ -15,7 +15,7 @@ from kokorod.daemon.session import Services, Session
 from kokorod.metrics import Metrics
 from kokorod.protocol.codec import MsgpackCodec
 from kokorod.protocol.messages import Audio, Cancel, Cancelled, Done, Error, Ready, Speak
-from tests.integration.test_session import FakeSynth, Peer
+from support.session_fakes import FakeSynth, Peer
 
 
 class Daemon:

@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.util
 import logging
-import sys
 from pathlib import Path
 from typing import Any, AsyncIterator
 
@@ -27,12 +25,7 @@ from kokorod.daemon.scheduler import EngineScheduler
 from kokorod.daemon.server import Daemon, language_catalog
 from kokorod.daemon.session import Services
 
-_spec = importlib.util.spec_from_file_location("_session_fakes", Path(__file__).with_name("test_session.py"))
-_fakes = importlib.util.module_from_spec(_spec)  # type: ignore[arg-type]
-sys.modules.setdefault("_session_fakes", _fakes)
-_spec.loader.exec_module(_fakes)  # type: ignore[union-attr]
-FakeSynth = _fakes.FakeSynth
-WORD_S = _fakes.WORD_S
+from support.session_fakes import WORD_S, FakeSynth
 
 VOICES = ("af_bella", "af_heart", "am_adam", "bf_emma", "ef_dora", "em_alex", "jf_alpha", "zf_xiaobei")
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-import asr_support
-from asr_support import error_rate, ja_reading, normalize_lang, whisper_lang
+from support import asr as asr_support
+from support.asr import error_rate, ja_reading, normalize_lang, whisper_lang
 
 
 @pytest.mark.parametrize("ours,whisper", [

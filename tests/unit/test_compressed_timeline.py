@@ -10,7 +10,7 @@ import threading
 import numpy as np
 import pytest
 
-from integration.test_session import FakeSynth, start, stop, utt_events
+from support.session_fakes import FakeSynth, start, stop, utt_events
 from kokorod.audio.compressed import FrameEncoder, decode_stream
 from kokorod.daemon.outbox import Outbox
 from kokorod.protocol.codec import JsonCodec, MsgpackCodec

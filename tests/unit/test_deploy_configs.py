@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from fleet_support import HAPROXY_CFG, haproxy_binary, render_haproxy_config
+from support.fleet import HAPROXY_CFG, haproxy_binary, render_haproxy_config
 from kokorod.cli import build_parser
 from kokorod.config import ServerConfig
 from kokorod.metrics import Metrics

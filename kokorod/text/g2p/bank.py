@@ -24,7 +24,7 @@ from pathlib import Path
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from kokorod.engine.base import MAX_PHONEMES
+from kokorod.model_facts import MAX_PHONEMES
 from kokorod.errors import AssetError
 from kokorod.text.languages import BY_CODE, Language, missing_modules
 from kokorod.text.lexicon import DaemonLexicons, Lexicon, LexiconChain, builtin_lexicon

@@ -46,12 +46,12 @@ def load_nlp(*, without_torch: bool = False) -> Any:
 
     ``without_torch`` (the ONNX engine): spaCy imports thinc, whose
     ``thinc/compat.py`` imports torch when it is installed; torch is blocked
-    while spaCy is imported (``kokorod.engine.torch_blocked``), so thinc settles
+    while spaCy is imported (``kokorod.torch_free.torch_blocked``), so thinc settles
     on ``has_torch = False`` and torch is never loaded.
     """
     import contextlib
 
-    from kokorod.engine import torch_blocked
+    from kokorod.torch_free import torch_blocked
 
     with torch_blocked() if without_torch else contextlib.nullcontext():
         import spacy
