@@ -162,7 +162,7 @@ class Narration:
         started = time.monotonic()
         audio, words, unspoken = self._call(lambda: self._renderer.render(segment, last))
         self.progress.render_s += time.monotonic() - started
-        for piece in unspoken:
+        for piece in (*segment.dropped, *unspoken):  # what the normaliser dropped, what the voice could not say
             self._report(f"not spoken: {piece}")
         if segment.code and segment.text.strip():
             self._report(f"not spoken (code): {segment.text.strip()[:60]}")
