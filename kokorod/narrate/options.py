@@ -10,7 +10,8 @@ from kokorod.narrate.writer import FORMATS
 def add_narrate_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("narration (a file in, an audio file out)")
     g.add_argument("-f", "--file", default=None, metavar="PATH",
-                   help="read the text (plain or Markdown, any length) from PATH; - for stdin")
+                   help="read the text (plain or Markdown, any length) from PATH; - for stdin "
+                   "(default output: PATH's name with .mp3)")
     g.add_argument("--format", default=None, choices=FORMATS, help="audio format (default: from -o's extension)")
     g.add_argument("--captions", default=None, metavar="OUT.vtt|OUT.srt",
                    help="write subtitles: cues of at most 2 lines of ~42 characters and ~7 s")

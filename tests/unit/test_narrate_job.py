@@ -158,3 +158,53 @@ def test_writer_without_chapters_writes_no_list(tmp_path: Path) -> None:
     w.write(np.zeros(1000, np.float32))
     assert w.close([Chapter(1, "only", 0)]) == []
     assert w.close() == []  # idempotent
+
+
+class QuickRenderer:
+    """A short burst of noise per word: enough audio that holding it would show."""
+
+    def __init__(self, samples_per_word: int) -> None:
+        self.n = samples_per_word
+        self.noise = (np.random.default_rng(1).random(samples_per_word * 64, np.float32) - 0.5) * 0.1
+
+    def render(self, segment: Segment, last: bool) -> tuple[np.ndarray, list[Word], list[str]]:
+        texts = [t for t in (w.strip(".,") for w in segment.spoken.split()) if t]
+        words = [Word(t, i * self.n, (i + 1) * self.n) for i, t in enumerate(texts)]
+        reps = -(-len(texts) * self.n // self.noise.size)
+        return np.tile(self.noise, reps)[:len(texts) * self.n], words, []
+
+
+@pytest.mark.slow
+def test_a_100000_word_book_runs_in_flat_memory(tmp_path: Path) -> None:
+    psutil = pytest.importorskip("psutil")
+    sentence = "The river ran quietly under the old stone bridge, and the birds sang. "
+    chapter = "".join(sentence for _ in range(400)) + "\n\n"  # 5200 words
+    book = tmp_path / "book.md"
+    with book.open("w") as f:
+        for c in range(20):
+            f.write(f"# Chapter {c + 1}\n\n")
+            for _ in range(4):
+                f.write(chapter[:len(chapter) // 4] + "\n\n")
+    samples_per_word = 300  # 30 M samples: 120 MB if the job held its audio
+    rss: dict[int, float] = {}
+    proc = psutil.Process()
+
+    def on_progress(p) -> None:  # type: ignore[no-untyped-def]
+        done = 100 * p.bytes_done / p.bytes_total
+        for mark in (10, 90):
+            if mark not in rss and done >= mark:
+                rss[mark] = proc.memory_info().rss / 2**20
+
+    from kokorod.narrate.reader import open_source
+
+    source = open_source(str(book))
+    job = Narration(read_blocks(source.lines()), QuickRenderer(samples_per_word),
+                    lambda: segmenter_for(resolve("en-us")),
+                    lambda i, t: Outputs(Targets(tmp_path / "book.wav", "wav", tmp_path / "book.srt",
+                                                 tmp_path / "book.json"), RATE),
+                    sample_rate=RATE, bytes_total=source.size, on_progress=on_progress)
+    summary = job.run()
+    source.close()
+    assert summary.words >= 100_000 and summary.chapters == 20
+    assert summary.audio_samples >= 100_000 * samples_per_word
+    assert rss[90] - rss[10] < 40, rss
