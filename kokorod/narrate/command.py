@@ -94,6 +94,8 @@ def run_narrate(args: argparse.Namespace) -> int:
         renderer.close()
         if source:
             source.close()
+    if not summary.files:  # no audio was made, so no file was opened
+        raise InputError("nothing in this text can be spoken", "check the text, or pick its language with --lang")
     _wrote(summary)
     return 0
 
