@@ -13,6 +13,12 @@ from kokorod.errors import KokorodError
 
 DEFAULT_URL = "ws://127.0.0.1:8765/v1/stream"
 Handler = Callable[[argparse.Namespace], int]
+SAY_EPILOG = """narrate a book (Markdown headings become chapters):
+  kokorod say -f book.md -o book.mp3 --captions book.vtt --words-json book.json
+  kokorod say -f book.md -o book.m4a --split-chapters   # book/01 Title.m4a, book/02 ...
+  cat article.txt | kokorod say -f - -o article.opus --quiet
+the format follows -o's extension: .wav .mp3 .opus .ogg .flac .m4a .aac (or --format).
+Ctrl-C keeps a playable file of everything spoken so far and says where it stopped."""
 
 
 def _engine_args(p: argparse.ArgumentParser) -> None:
@@ -37,7 +43,8 @@ def _speech_args(p: argparse.ArgumentParser) -> None:
 
 def _client_args(p: argparse.ArgumentParser) -> None:
     """Options shared by `say` and `pipe`, which talk to the daemon when one runs."""
-    p.add_argument("-o", "--output", default=None, help="write a WAV file instead of playing")
+    p.add_argument("-o", "--output", default=None,
+                   help="write a file instead of playing (say: .wav .mp3 .opus .ogg .flac .m4a .aac; pipe: WAV)")
     p.add_argument("--url", default=os.environ.get("KOKOROD_URL", DEFAULT_URL), help=f"daemon URL (default {DEFAULT_URL})")
     p.add_argument("--token", default=None, help="daemon token (default: $KOKOROD_TOKEN)")
     p.add_argument("--local", action="store_true", help="never use the daemon; synthesize in this process")
@@ -145,9 +152,15 @@ def build_parser() -> argparse.ArgumentParser:
     _engine_args(p)
     p.set_defaults(handler=cmd_serve)
 
-    p = sub.add_parser("say", help="speak text (through the daemon when it runs, else in-process)")
-    p.add_argument("text", help="the text to speak")
+    p = sub.add_parser("say", help="speak text or narrate a file (through the daemon when it runs, else in-process)",
+                       description="Speak text, or narrate a text or Markdown file of any length into an audio file "
+                       "with captions and chapters.", epilog=SAY_EPILOG,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("text", nargs="?", default=None, help="the text to speak (or use -f)")
     _client_args(p)
+    from kokorod.narrate.options import add_narrate_args
+
+    add_narrate_args(p)
     _speech_args(p)
     _engine_args(p)
     p.set_defaults(handler=cmd_say)

@@ -31,9 +31,16 @@ def _print_words(words: Iterable[Word], out=sys.stdout) -> None:
 
 
 def run_say(args: argparse.Namespace) -> int:
+    from kokorod.narrate.command import run_narrate, wants_narration
+
     text = args.text
+    if getattr(args, "file", None) and text:
+        raise InputError("give the text either as an argument or with -f, not both", "drop one of them")
+    if wants_narration(args):  # a file in, or compressed audio, captions, chapters out
+        check_speed(args.speed)
+        return run_narrate(args)
     if not text or not text.strip():
-        raise InputError("there is no text to speak", 'pass some text, e.g. kokorod say "Hello"')
+        raise InputError("there is no text to speak", 'pass some text, e.g. kokorod say "Hello", or -f book.md')
     _validate(args)
     if not args.local:
         from kokorod.remote import try_remote_say
