@@ -29,10 +29,10 @@ from typing import Any
 
 import numpy as np
 
-from kokorod.daemon.utterance import Rendered, seam_kind
+from kokorod.speech.render import Rendered, seam_kind
 from kokorod.text.languages import Language
 from kokorod.text.segmenter import Segment
-from kokorod.timing import SpeechChunk
+from kokorod.speech.chunk import SpeechChunk
 
 log = logging.getLogger("kokorod.daemon.chunk_cache")
 

@@ -28,17 +28,19 @@ from kokorod.daemon.request_queue import QueueRefused, RequestAdmission, Ticket
 from kokorod.protocol.codec import Codec, ProtocolError
 from kokorod.protocol.messages import (
     Audio, Cancel, Cancelled, CancelReason, Config, Configured, Error, ErrorCode, LanguageInfo, Limits, PhonemeWord,
-    Phonemes, Phonemize, Ready, Speak, Warning, WarningCode, format_rate_problem,
+    Phonemes, Phonemize, Ready, Speak, Warning, format_rate_problem,
 )
 from kokorod.daemon.scheduler import EngineScheduler
-from kokorod.synthesizer import Synthesizer
+from kokorod.speech.synthesizer import Synthesizer
 from kokorod.text import languages
 from kokorod.text.detect import AUTO_KEEP_VOICE, AUTO_MODES, DEFAULT_VOICE_FOR, Choice, LanguageDetector, PendingChoice
 from kokorod.text.g2p import LanguageUnavailable
 from kokorod.text.languages import Language
 from kokorod.text.segmenter import Segment
 from kokorod.daemon.timeline import OutputFormat
-from kokorod.daemon.utterance import Rendered, State, Utterance, describe, render_segment
+from kokorod.daemon.utterance import State, Utterance, describe
+from kokorod.speech.plan import Synthesize, Warn, is_last, plan_segment, unspeakable_warning
+from kokorod.speech.render import Rendered, render_segment
 
 log = logging.getLogger("kokorod.daemon.session")
 _ENDED_IDS_KEPT = 4096  # remembered to refuse reuse; bounded so long sessions don't grow
@@ -457,13 +459,15 @@ class Session:
                     utt.changed.clear()
                     await utt.changed.wait()
                     continue
-                segment = utt.segments.popleft()
-                self._report_unspoken(utt, segment)
-                if segment.spoken.strip():
-                    await self._speak_segment(utt, segment)
-                if segment.pause_after_ms:  # a <break/>: exact silence, after whatever the text made
-                    await self._await_lookahead()
-                    self._emit(utt, await utt.silence(segment.pause_after_ms * SAMPLE_RATE // 1000))
+                # The one pipeline's steps (kokorod.speech.plan), as say and pipe run them.
+                for step in plan_segment(utt.segments.popleft(), utt.lang):
+                    if isinstance(step, Warn):  # text not spoken as written: said, never silent
+                        self._warn(utt, step.code, step.text, step.message)
+                    elif isinstance(step, Synthesize):
+                        await self._speak_segment(utt, step.segment)
+                    else:  # a <break/>: exact silence, after whatever the text made
+                        await self._await_lookahead()
+                        self._emit(utt, await utt.silence(step.samples))
             if utt.timeline.pos_24k == 0:
                 # Never a bare `done` for text that made no sound: say so.
                 self._fail(utt, ErrorCode.NOTHING_TO_SPEAK,
@@ -486,7 +490,7 @@ class Session:
 
     async def _speak_segment(self, utt: Utterance, segment: Segment) -> None:
         await self._await_lookahead()
-        last = utt.final and not utt.segments
+        last = is_last(utt.final, utt.segments)
         cache = self.s.chunk_cache
         # Looked up on the loop: a hit neither runs the engine nor queues for it.
         lookup = None if cache is None else cache.lookup(
@@ -506,9 +510,9 @@ class Session:
             # previous chunk) lands here instead of the utterance running on.
             await asyncio.sleep(0)
         utt.synth_s += rendered.synth_s
-        if rendered.unspeakable:
-            self._warn(utt, WarningCode.UNSPEAKABLE, " ".join(rendered.unspeakable),
-                       f"{utt.lang.name} G2P gave no sounds the model knows for this text")
+        warn = unspeakable_warning(rendered.unspeakable, utt.lang)
+        if warn is not None:
+            self._warn(utt, warn.code, warn.text, warn.message)
         if not rendered.chunk.samples:
             return
         utt.chunks += 1
@@ -537,16 +541,6 @@ class Session:
              lexicon: Any = None) -> Rendered:
         return render_segment(self.s.synth, segment, voice=voice, speed=speed, lang=lang, last=last, token=token,
                               lexicon=lexicon)
-
-    def _report_unspoken(self, utt: Utterance, segment: Segment) -> None:
-        """Text the normaliser removed, or a code block skipped: said, never silent."""
-        if segment.dropped:
-            self._warn(utt, WarningCode.UNSPEAKABLE, " ".join(segment.dropped),
-                       f"not speakable as {utt.lang.name}; skipped")
-        if segment.code and segment.text.strip():
-            self._warn(utt, WarningCode.SKIPPED, segment.text.strip(), "code block not spoken")
-        for note in segment.notes:  # markup not taken as written, e.g. a clamped <break/>
-            self._warn(utt, WarningCode.MARKUP, segment.text.strip(), note)
 
     def _warn(self, utt: Utterance, code: str, text: str, message: str) -> None:
         if utt.state.ended:

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from kokorod.daemon.admission import RtfEstimator
 from kokorod.daemon.scheduler import current_worker
-from kokorod.synthesizer import Synthesizer
-from kokorod.timing import SpeechChunk
+from kokorod.speech.synthesizer import Synthesizer
+from kokorod.speech.chunk import SpeechChunk
 
 if TYPE_CHECKING:
     from kokorod.runtime import EngineOptions

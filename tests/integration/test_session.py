@@ -24,7 +24,7 @@ from kokorod.daemon.admission import Capacity
 from kokorod.daemon.session import Services, Session
 from kokorod.text.g2p import LanguageUnavailable
 from kokorod.text.languages import Language
-from kokorod.timing import SpeechChunk, Word
+from kokorod.speech.chunk import SpeechChunk, Word
 from kokorod.daemon.workers import WorkerSynthesizers
 
 WORD_S = 0.3

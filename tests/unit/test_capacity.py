@@ -19,7 +19,7 @@ from kokorod.engine.base import SynthesisCancelled
 from kokorod.protocol.codec import JsonCodec, MsgpackCodec
 from kokorod.protocol.messages import CapacityInfo, Limits, Ready
 from kokorod.daemon.admission import Capacity
-from kokorod.timing import SpeechChunk
+from kokorod.speech.chunk import SpeechChunk
 from kokorod.daemon.workers import WorkerSynthesizers
 
 
