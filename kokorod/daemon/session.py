@@ -8,6 +8,7 @@ writer task, and a bounded outbox. It talks to the socket through a two-method
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -27,11 +28,12 @@ from kokorod.daemon.pacing import SpeechRates
 from kokorod.daemon.request_queue import QueueRefused, RequestAdmission, Ticket
 from kokorod.protocol.codec import Codec, ProtocolError
 from kokorod.protocol.messages import (
-    Audio, Cancel, Cancelled, CancelReason, Config, Configured, Error, ErrorCode, LanguageInfo, Limits, PhonemeWord,
+    Audio, Cancel, Cancelled, CancelReason, CapacityInfo, Config, Configured, Error, ErrorCode, LanguageInfo, Limits, PhonemeWord,
     Phonemes, Phonemize, Ready, Speak, Warning, format_rate_problem,
 )
 from kokorod.daemon.scheduler import EngineScheduler
-from kokorod.speech.synthesizer import Synthesizer
+from kokorod.speech.backend import SpeechBackend
+from kokorod.speech.synthesizer import WordPhonemes
 from kokorod.text import languages
 from kokorod.text.detect import AUTO_KEEP_VOICE, AUTO_MODES, DEFAULT_VOICE_FOR, Choice, LanguageDetector, PendingChoice
 from kokorod.text.g2p import LanguageUnavailable
@@ -58,7 +60,7 @@ class Services:
 
     config: ServerConfig
     scheduler: EngineScheduler
-    synth: Synthesizer
+    synth: SpeechBackend  # a Synthesizer, or WorkerSynthesizers (one per engine worker)
     metrics: Metrics
     capacity: Capacity
     voices: tuple[str, ...]
@@ -70,6 +72,16 @@ class Services:
     # the voice of each language for text not in the caller's voice's language.
     detector: LanguageDetector = field(default_factory=LanguageDetector)
     voice_for: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_VOICE_FOR))
+
+    def capacity_info(self) -> CapacityInfo:
+        """What ``ready`` tells a client of this daemon's capacity, as measured
+        now: its streams and, with a request queue, how long that is."""
+        info = self.capacity.info()
+        if self.requests is not None:
+            queue = self.requests.queue
+            info = dataclasses.replace(info, queued=len(queue), max_queued=queue.max_queued,
+                                       queue_timeout_s=queue.timeout_s)
+        return info
 
 
 class _RateLimiter:
@@ -120,6 +132,7 @@ class Session:
             format=self.fmt.format, frame_ms=self.fmt.frame_ms, voice=self.voice, speed=self.speed,
             voices=self.s.voices, languages=self.s.languages, lang=None,
             limits=Limits(limits.max_text_chars, limits.max_message_bytes, limits.max_utterances, int(limits.messages_per_s)),
+            capacity=self.s.capacity_info(),
         ))
         self._writer = asyncio.create_task(self._write_loop(), name=f"kokorod-writer-{self.id}")
         try:
@@ -263,10 +276,9 @@ class Session:
     async def _phonemize(self, msg: Phonemize, lang: Language, lexicon: Any) -> None:
         synth = self.s.synth
 
-        def job(_token: Any) -> list[Any]:
+        def job(_token: Any) -> list[WordPhonemes]:
             # On an engine thread: G2P (and a language's first load) never runs on the loop.
-            target = synth.current() if hasattr(synth, "current") else synth
-            return target.phonemize(msg.text, lang=lang, lexicon=lexicon)  # type: ignore[no-any-return]
+            return synth.phonemize(msg.text, lang=lang, lexicon=lexicon)
 
         try:
             # Behind any stream that is short of audio, ahead of lookahead work.

@@ -199,6 +199,16 @@ async def test_slow_consumer_is_cancelled_not_buffered_forever() -> None:
     await stop(peer, task, sched)
 
 
+async def test_ready_carries_the_daemons_capacity() -> None:
+    """The session itself puts the measured capacity into ``ready`` (no codec
+    wrapper): every front-end's peer sees the same."""
+    session, peer, task, sched = await start(FakeSynth(), capacity=Capacity(3))
+    ready = next(e for e in peer.events if isinstance(e, Ready))
+    assert ready.capacity is not None and ready.capacity.max_streams == 3 and ready.capacity.active == 0
+    await stop(peer, task, sched)
+    await sched.aclose()
+
+
 async def test_engine_failure_is_an_error_for_that_utterance_only() -> None:
     session, peer, task, sched = await start(FakeSynth(fail_on="explode"))
     await peer.say(Speak("bad", "Please explode now.", final=True))
