@@ -119,7 +119,7 @@ def engine_identity(engine: Any) -> str | None:
         key = dict(graph_cache.key)
     else:
         from kokorod.assets.model import sha256_file
-        from kokorod.engine.onnx_engine import graph_key
+        from kokorod.engine.onnx_graph import graph_key
 
         key = graph_key(sha256_file(engine.model_path), engine.dequantize)
     key["threads"] = str(getattr(engine, "threads", None))
