@@ -157,19 +157,23 @@ async def through_session(d: Any) -> Heard:
     """The daemon's session itself, through its in-process peer."""
     async with d.local_peer() as peer:
         peer.send(Speak(utterance="u1", text=TEXT, final=True))
-        words: list[tuple[float, str]] = []
-        unspoken: list[str] = []
-        async for event in peer.events():
-            if isinstance(event, WordEvent):
-                words.append((event.start, event.text))
-            elif isinstance(event, Warning):
-                unspoken.append(event.text)
-            elif isinstance(event, Done):
-                return Heard(event.samples / SAMPLE_RATE, words, unspoken)
-            elif isinstance(event, Error):
-                raise AssertionError(event)
-            else:
-                assert isinstance(event, (Audio, Chunk, Ready)), event
+        return await through_peer(peer)
+
+
+async def through_peer(peer: Any) -> Heard:
+    words: list[tuple[float, str]] = []
+    unspoken: list[str] = []
+    async for event in peer.events():
+        if isinstance(event, WordEvent):
+            words.append((event.start, event.text))
+        elif isinstance(event, Warning):
+            unspoken.append(event.text)
+        elif isinstance(event, Done):
+            return Heard(event.samples / SAMPLE_RATE, words, unspoken)
+        elif isinstance(event, Error):
+            raise AssertionError(event)
+        else:
+            assert isinstance(event, (Audio, Chunk, Ready)), event
     raise AssertionError("no done")
 
 
@@ -214,3 +218,31 @@ def test_the_daemon_session_say_and_pipe_through_it_agree_with_in_process(
     # One message, one segmentation: identical. pipe sends what stdin gave as it
     # came; a stall flush on a slow machine may cut elsewhere and move a seam pause.
     check_agree(results, "say --local", tolerance_s={"pipe via daemon": 0.6})
+
+
+async def test_the_last_sound_gets_no_seam_pause_in_the_session_as_in_process(tone_synth: Synthesizer) -> None:
+    """A sentence followed only by text that makes no sound (a code block) is
+    the last sound: no seam pause before ``done``, in the session as in
+    ``say --local`` (the session used to add a paragraph's pause: 1.33 s vs 0.78 s)."""
+    from kokorod.daemon.admission import Capacity
+    from kokorod.daemon.scheduler import EngineScheduler
+    from kokorod.daemon.session import Services
+    from kokorod.frontends.local import LocalPeer
+    from kokorod.metrics import Metrics
+    from kokorod.speech.local import speak_local
+
+    text = "Run this now.\n\n```\nls -la\n```\n"
+    local = speak_local(tone_synth, text, voice="af_heart", speed=1.0)
+    sched = EngineScheduler()
+    sched.start()
+    services = Services(ServerConfig(first_audio_ms=0, chunk_cache_mb=0), sched, tone_synth, Metrics(), Capacity(None),
+                        ("af_heart",))
+    try:
+        async with LocalPeer(services) as peer:
+            peer.send(Speak(utterance="u", text=text, final=True))
+            session = await through_peer(peer)
+    finally:
+        await sched.aclose()
+    assert [w.text for w in local.words] == [w for _, w in session.words] == ["Run", "this", "now"]
+    assert [w.text for w in local.warnings] == session.unspoken == ["```\nls -la\n```"]
+    assert session.seconds == local.duration_s
