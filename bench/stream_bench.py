@@ -177,7 +177,7 @@ def floor_and_reference(texts: list[str], runs: int) -> dict[str, Any]:
     from kokorod.runtime import EngineOptions, build_synthesizer
     from kokorod.text.languages import for_voice
     from kokorod.text.per_language import segmenter_for
-    from kokorod.daemon.utterance import render_segment
+    from kokorod.speech.render import render_segment
     from kokorod.engine.base import CancelToken
 
     synth = build_synthesizer(EngineOptions())

@@ -3,7 +3,7 @@
 
 For each sentence (English 1 to 40 words, es, fr, it, pt-br, ja, zh, hi) the
 full ONNX run and trimmed runs for every cut and context K, on the same ids and
-style. Quality, on the audio after the seam shaper (kokorod/audio/seams.py,
+style. Quality, on the audio after the seam shaper (kokorod/speech/seams.py,
 what a listener gets): the recogniser's WER/CER (tests/asr_support.py: Whisper
 tiny.en for English, base for the rest), DNSMOS OVRL and SIG (speechmos), the
 RMS level of the speech region (the full decode's speech bounds, on the shared
@@ -77,8 +77,8 @@ def ids_and_style(synth: Any, text: str, voice: str, lang: str) -> tuple[list[in
 
 
 def shaped(audio: np.ndarray) -> np.ndarray:
-    from kokorod.audio.seams import shape_chunk
-    from kokorod.timing import SpeechChunk
+    from kokorod.speech.seams import shape_chunk
+    from kokorod.speech.chunk import SpeechChunk
 
     return shape_chunk(SpeechChunk(audio, []), lead_in_samples=0, pause_samples=0).audio
 
@@ -124,11 +124,11 @@ def main() -> None:
     from machine import cpu_info, describe
 
     from kokorod.assets.paths import resolve_cache_dir
-    from kokorod.audio.seams import shape_chunk, speech_bounds
+    from kokorod.speech.seams import shape_chunk, speech_bounds
     from kokorod.engine.onnx_engine import OnnxEngine
     from kokorod.engine.trim import edge_frames
     from kokorod.runtime import EngineOptions, build_synthesizer
-    from kokorod.timing import SpeechChunk
+    from kokorod.speech.chunk import SpeechChunk
 
     info = cpu_info()
     print(describe(info), flush=True)

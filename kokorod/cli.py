@@ -72,7 +72,7 @@ def cmd_phonemize(args: argparse.Namespace) -> int:
     import functools
     import json
 
-    from kokorod.synthesizer import phonemize_words
+    from kokorod.speech.synthesizer import phonemize_words
     from kokorod.text.g2p import G2PBank
     from kokorod.text.g2p.english import load_nlp
     from kokorod.text.languages import for_voice, resolve

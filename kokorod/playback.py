@@ -23,7 +23,7 @@ from typing import Any, Callable, Iterable, TextIO
 import numpy as np
 
 from kokorod.model_facts import SAMPLE_RATE
-from kokorod.timing import Word
+from kokorod.speech.chunk import Word
 
 
 def _sounddevice() -> Any | None:
@@ -45,7 +45,7 @@ def word_line(text: str, start_s: float, end_s: float) -> str:
 
 
 def _seconds(word: Any) -> tuple[float, float]:
-    # kokorod.timing.Word counts 24 kHz samples; protocol WordEvents carry seconds.
+    # kokorod.speech.chunk.Word counts 24 kHz samples; protocol WordEvents carry seconds.
     if isinstance(word, Word):
         return word.start / SAMPLE_RATE, word.end / SAMPLE_RATE
     return float(word.start), float(word.end)

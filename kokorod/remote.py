@@ -212,7 +212,7 @@ async def _remote(args: argparse.Namespace, fragments: Any, default_wav: str, co
                         shown = event.index
                         sink.word(event.text, event.start, event.end)
                 elif isinstance(event, Warning):
-                    _report_unspoken(console, [event.text])
+                    _report_warnings(console, [event])
                 elif isinstance(event, Error):
                     raise KokorodServerError(event)
                 elif isinstance(event, Cancelled):
@@ -335,37 +335,46 @@ def run_remote_pipe(args: argparse.Namespace) -> int:
         console.end()
 
 
-def _report_unspoken(console: Console, pieces: list[str]) -> None:
-    """As ``say --local`` does: every piece of text not spoken, on stderr."""
-    for piece in pieces:
+def _report_warnings(console: Console, warnings: Any) -> None:
+    """As ``say --local`` does: every piece of text not spoken (or a markup
+    note), on stderr, from the daemon's ``warning`` events or the in-process
+    pipeline's ``Warn`` steps alike."""
+    from kokorod.speech.local import warning_line
+
+    for warn in warnings:
         console.clear()
-        print(f"not spoken: {piece}", file=sys.stderr)
+        print(warning_line(warn.code, warn.text, warn.message), file=sys.stderr)
 
 
 async def _local_pipe(args: argparse.Namespace, text: StdinText, console: Console) -> int:
+    from collections import deque
+
     from kokorod.engine.base import SAMPLE_RATE, CancelToken
     from kokorod.runtime import EngineOptions, build_synthesizer
+    from kokorod.speech.local import LocalSpeech, language_for
+    from kokorod.speech.plan import is_last
     from kokorod.text import languages
     from kokorod.text.per_language import segmenter_for
     from kokorod.text.segmenter import Segment
-    from kokorod.local_speech import render_step, unspoken_text
 
     console.status("no daemon answers; loading the model in-process")
     lang = languages.resolve(args.lang) if args.lang else languages.for_voice(args.voice or "af_heart")
     token = CancelToken()
-    segments: asyncio.Queue[Segment | None] = asyncio.Queue()
+    # Segments not yet spoken; a deque, not a queue: whether a segment is the
+    # last sound depends on what is queued after it (kokorod.speech.plan.is_last).
+    segments: deque[Segment] = deque()
+    arrived = asyncio.Event()
     eof = False
 
     async def read() -> None:
         nonlocal eof
         segmenter = segmenter_for(lang)
         async for piece in text:
-            for segment in segmenter.feed(piece):
-                segments.put_nowait(segment)
-        for segment in segmenter.flush():
-            segments.put_nowait(segment)
+            segments.extend(segmenter.feed(piece))
+            arrived.set()
+        segments.extend(segmenter.flush())
         eof = True
-        segments.put_nowait(None)
+        arrived.set()
 
     reader = asyncio.create_task(read())
     sink: Sink | None = None
@@ -387,29 +396,31 @@ async def _local_pipe(args: argparse.Namespace, text: StdinText, console: Consol
         loaded_at = time.monotonic()
         voice = args.voice or "af_heart"
         synth.check_voice(voice)
+        speech = LocalSpeech(synth, voice=voice, speed=args.speed, lang=language_for(synth, voice, args.lang),
+                             token=token, keep_audio=False)
         sink = Sink(args, SAMPLE_RATE, "kokorod-pipe.wav", console)
         console.status("in-process (no daemon)" + ("; waiting for text" if text.first_text_at is None else ""))
 
         async def synthesize() -> None:
-            position = 0
-            while (segment := await segments.get()) is not None:
-                # The same step as `say`: pauses, and text not spoken is said.
-                unspoken = unspoken_text(segment)
-                if not segment.spoken.strip() and not segment.pause_after_ms:
-                    _report_unspoken(console, unspoken)
+            while True:
+                if not segments:
+                    if eof:
+                        return
+                    arrived.clear()
+                    await arrived.wait()
                     continue
-                last = eof and segments.qsize() == 1  # only the end marker is left
-                audio, words, unspeakable = await asyncio.to_thread(
-                    render_step, synth, segment, voice=voice, speed=args.speed, lang=lang, last=last, token=token)
-                _report_unspoken(console, unspoken + unspeakable)
-                if sink.first_audio is None and audio.shape[0]:  # counted from the text, or from the model being ready
+                # The same pipeline as `say` and the daemon: pauses, and text not spoken is said.
+                segment = segments.popleft()
+                placed = await asyncio.to_thread(speech.speak, segment, last=is_last(eof, segments))
+                _report_warnings(console, placed.warnings)
+                if sink.first_audio is None and placed.audio.shape[0]:  # from the text, or the model being ready
                     since = max(_t0(text, loaded_at), loaded_at)
                     latency_ms = (time.monotonic() - since) * 1000
                     console.status(f"speaking in-process (first audio after {latency_ms:.0f} ms)")
-                for w in words:
-                    sink.word(w.text, (w.start + position) / SAMPLE_RATE, (w.end + position) / SAMPLE_RATE)
-                sink.audio(audio)
-                position += audio.shape[0]
+                for w in placed.words:
+                    sink.word(w.text, w.start / SAMPLE_RATE, w.end / SAMPLE_RATE)
+                if placed.audio.shape[0]:
+                    sink.audio(placed.audio)
 
         clock = asyncio.create_task(sink.clock())
         try:

@@ -8,7 +8,7 @@ from typing import Any
 
 from kokorod.assets.paths import resolve_cache_dir
 from kokorod.assets.voices import VoiceStore
-from kokorod.synthesizer import Synthesizer
+from kokorod.speech.synthesizer import Synthesizer
 
 
 @dataclass

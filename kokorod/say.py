@@ -1,8 +1,8 @@
 """``kokorod say`` and ``kokorod pipe``.
 
 Both use the running daemon when one answers at ``--url`` and otherwise
-synthesize in this process through ``kokorod.local_speech``, the same segment →
-render steps the daemon's session runs, so the audio is the same either way.
+synthesize in this process through ``kokorod.speech.local``, the same plan →
+render → timeline steps the daemon's session runs, so the audio is the same either way.
 """
 
 from __future__ import annotations
@@ -10,13 +10,13 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, TextIO
 
 from kokorod.engine.base import SAMPLE_RATE
 from kokorod.errors import InputError
-from kokorod.local_speech import speak_local
-from kokorod.synthesizer import check_speed
-from kokorod.timing import Word
+from kokorod.speech.local import speak_local, warning_line
+from kokorod.speech.synthesizer import check_speed
+from kokorod.speech.chunk import Word
 
 
 def _validate(args: argparse.Namespace) -> None:
@@ -25,9 +25,9 @@ def _validate(args: argparse.Namespace) -> None:
         raise InputError(f"directory {Path(args.output).parent} does not exist", "create it or pick another -o path")
 
 
-def _print_words(words: Iterable[Word], out=sys.stdout) -> None:
-    for w in words:
-        print(f"{w.start / SAMPLE_RATE:8.3f} {w.end / SAMPLE_RATE:8.3f}  {w.text}", file=out)
+def _print_words(words: Iterable[Word], out: TextIO | None = None) -> None:
+    for w in words:  # sys.stdout looked up now, not when this module was imported
+        print(f"{w.start / SAMPLE_RATE:8.3f} {w.end / SAMPLE_RATE:8.3f}  {w.text}", file=out or sys.stdout)
 
 
 def run_say(args: argparse.Namespace) -> int:
@@ -59,8 +59,8 @@ def _say_local(args: argparse.Namespace, text: str) -> int:
     voice = args.voice or "af_heart"
     synth.check_voice(voice)
     speech = speak_local(synth, text, voice=voice, speed=args.speed, lang=args.lang)
-    for piece in speech.unspoken:
-        print(f"not spoken: {piece}", file=sys.stderr)
+    for warn in speech.warnings:
+        print(warning_line(warn.code, warn.text, warn.message), file=sys.stderr)
     if args.output is None:
         from kokorod.playback import play_or_none
 

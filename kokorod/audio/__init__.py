@@ -1,5 +1,5 @@
-"""Audio post-processing between the engine and the wire: chunk seams, sample
-rate conversion, wire formats, WAV files.
+"""Audio between the speech pipeline and the wire: sample rate conversion,
+wire formats, WAV files (chunk seams are part of rendering: kokorod.speech.seams).
 
 The names below load their module on first use (PEP 562), so importing one
 submodule (say ``kokorod.audio.formats``, which the client needs) does not load
@@ -14,8 +14,6 @@ from typing import Any
 _HOME = {
     "FORMATS": "formats", "bytes_per_sample": "formats", "decode_pcm": "formats", "encode_pcm": "formats",
     "StreamResampler": "resample", "rescale_offset": "resample", "resample_oneshot": "resample",
-    "DEFAULT_FADE_SAMPLES": "seams", "DEFAULT_MARGIN_SAMPLES": "seams", "DEFAULT_SILENCE_THRESHOLD": "seams",
-    "PAUSE_MS": "seams", "pause_for_boundary": "seams", "shape_chunk": "seams", "speech_bounds": "seams",
     "read_wav": "wav", "write_wav": "wav",
 }
 

@@ -29,10 +29,10 @@ from typing import Any
 
 import numpy as np
 
-from kokorod.daemon.utterance import Rendered, seam_kind
+from kokorod.speech.render import Rendered, seam_kind
 from kokorod.text.languages import Language
 from kokorod.text.segmenter import Segment
-from kokorod.timing import SpeechChunk
+from kokorod.speech.chunk import SpeechChunk
 
 log = logging.getLogger("kokorod.daemon.chunk_cache")
 
@@ -119,7 +119,7 @@ def engine_identity(engine: Any) -> str | None:
         key = dict(graph_cache.key)
     else:
         from kokorod.assets.model import sha256_file
-        from kokorod.engine.onnx_engine import graph_key
+        from kokorod.engine.onnx_graph import graph_key
 
         key = graph_key(sha256_file(engine.model_path), engine.dequantize)
     key["threads"] = str(getattr(engine, "threads", None))

@@ -2,115 +2,43 @@
 
 The session owns its utterances and their tasks (only it cancels them), one
 writer task, and a bounded outbox. It talks to the socket through a two-method
-``Transport``, so tests can drive it with an in-process peer.
+``Transport``, so tests can drive it with an in-process peer. Three layers, one
+concern each: the state and the outbox/emit path (``session_events.py``), the
+utterance runner (``speaking.py``), and here the messages: speak, cancel,
+config, phonemize, and admitting a new utterance.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections import OrderedDict
-from dataclasses import dataclass, field
-from functools import partial
-from typing import Any, AsyncIterable, Mapping, Protocol
+from typing import Any, AsyncIterable
 
 from kokorod import __version__
-from kokorod.daemon.admission import Capacity
-from kokorod.daemon.chunk_cache import ChunkCache
-from kokorod.config import ServerConfig
-from kokorod.engine.base import SAMPLE_RATE
-from kokorod.errors import InputError, KokorodError
-from kokorod.logs import kv
-from kokorod.metrics import Metrics
-from kokorod.daemon.outbox import Outbox
-from kokorod.daemon.pacing import SpeechRates
-from kokorod.daemon.request_queue import QueueRefused, RequestAdmission, Ticket
-from kokorod.protocol.codec import Codec, ProtocolError
+from kokorod.daemon.request_queue import QueueRefused, Ticket
+from kokorod.daemon.services import Services, Transport
+from kokorod.daemon.speaking import UtteranceRunner
+from kokorod.daemon.timeline import OutputFormat
+from kokorod.daemon.utterance import Utterance
+from kokorod.errors import InputError
+from kokorod.protocol.codec import ProtocolError
 from kokorod.protocol.messages import (
-    Audio, Cancel, Cancelled, CancelReason, Config, Configured, Error, ErrorCode, LanguageInfo, Limits, PhonemeWord,
-    Phonemes, Phonemize, Ready, Speak, Warning, WarningCode, format_rate_problem,
+    Cancel, CancelReason, Config, Configured, Error, ErrorCode, Limits, PhonemeWord, Phonemes, Phonemize, Ready,
+    Speak, format_rate_problem,
 )
-from kokorod.daemon.scheduler import EngineScheduler
-from kokorod.synthesizer import Synthesizer
+from kokorod.speech.synthesizer import WordPhonemes
 from kokorod.text import languages
-from kokorod.text.detect import AUTO_KEEP_VOICE, AUTO_MODES, DEFAULT_VOICE_FOR, Choice, LanguageDetector, PendingChoice
+from kokorod.text.detect import AUTO_KEEP_VOICE, AUTO_MODES, Choice, PendingChoice
 from kokorod.text.g2p import LanguageUnavailable
 from kokorod.text.languages import Language
-from kokorod.text.segmenter import Segment
-from kokorod.daemon.timeline import OutputFormat
-from kokorod.daemon.utterance import Rendered, State, Utterance, describe, render_segment
+
+__all__ = ["Services", "Session", "Transport"]  # Services and Transport: where the server and front-ends look
 
 log = logging.getLogger("kokorod.daemon.session")
-_ENDED_IDS_KEPT = 4096  # remembered to refuse reuse; bounded so long sessions don't grow
 _PHONEMIZE_IN_FLIGHT = 4  # `phonemize` requests a connection may have waiting for the engine
 
 
-class Transport(Protocol):
-    async def send(self, frame: bytes | str) -> None: ...
-    async def close(self, code: int = 1000, reason: str = "") -> None: ...
-
-
-@dataclass
-class Services:
-    """What every session shares."""
-
-    config: ServerConfig
-    scheduler: EngineScheduler
-    synth: Synthesizer
-    metrics: Metrics
-    capacity: Capacity
-    voices: tuple[str, ...]
-    languages: tuple[LanguageInfo, ...] = ()
-    requests: RequestAdmission | None = None  # None: no request queue, every utterance is a stream
-    chunk_cache: ChunkCache | None = None  # rendered chunks by what made them (None: off)
-    rates: SpeechRates = field(default_factory=SpeechRates)  # speaking rate and per-run overhead, learnt
-    # lang "auto": the detector (candidates: the languages installed here) and
-    # the voice of each language for text not in the caller's voice's language.
-    detector: LanguageDetector = field(default_factory=LanguageDetector)
-    voice_for: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_VOICE_FOR))
-
-
-class _RateLimiter:
-    """Token bucket over messages; excess is dropped with at most one error a second."""
-
-    def __init__(self, rate_per_s: float, burst: int, now: float) -> None:
-        self.rate, self.burst = rate_per_s, float(burst)
-        self.tokens, self.stamp, self.last_error = float(burst), now, -1e9
-
-    def allow(self, now: float) -> bool:
-        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
-        if self.tokens >= 1:
-            self.tokens -= 1
-            return True
-        return False
-
-
-class Session:
-    def __init__(self, services: Services, codec: Codec, transport: Transport, session_id: str) -> None:
-        self.s = services
-        self.codec = codec
-        self.transport = transport
-        self.id = session_id
-        cfg = services.config
-        self.voice, self.speed, self.mode = cfg.voice, 1.0, "interrupt"
-        self.lang: Language | None = None  # None: each utterance speaks its voice's language
-        self.lang_auto: str | None = None  # config lang "auto"/"auto-keep-voice": detected per utterance
-        self.lexicon: Any = None  # the session's pronunciation lexicon (kokorod.text.lexicon.Lexicon)
-        self._phonemizing: set[asyncio.Task[None]] = set()
-        self.fmt = OutputFormat()
-        self.utterances: OrderedDict[str, Utterance] = OrderedDict()  # queued or speaking, in play order
-        self._ended: OrderedDict[str, str] = OrderedDict()  # id -> how it ended, for the error
-        self._tasks_owned: set[Utterance] = set()  # utterances whose task has not finished
-        self.outbox = Outbox(cfg.limits.max_connection_buffer_bytes, self._on_outbox_full)
-        self._loop = asyncio.get_running_loop()
-        self.play_end = 0.0  # loop time at which the client's queued audio runs out
-        self._limiter = _RateLimiter(cfg.limits.messages_per_s, cfg.limits.message_burst, self._loop.time())
-        self._writer: asyncio.Task[None] | None = None
-        self._closing: asyncio.Task[None] | None = None  # closing the transport after _on_outbox_full
-
-    # -- lifecycle -----------------------------------------------------------
-
+class Session(UtteranceRunner):
     async def run(self, incoming: AsyncIterable[bytes | str]) -> None:
         limits = self.s.config.limits
         self.outbox.put(Ready(
@@ -118,6 +46,7 @@ class Session:
             format=self.fmt.format, frame_ms=self.fmt.frame_ms, voice=self.voice, speed=self.speed,
             voices=self.s.voices, languages=self.s.languages, lang=None,
             limits=Limits(limits.max_text_chars, limits.max_message_bytes, limits.max_utterances, int(limits.messages_per_s)),
+            capacity=self.s.capacity_info(),
         ))
         self._writer = asyncio.create_task(self._write_loop(), name=f"kokorod-writer-{self.id}")
         try:
@@ -173,8 +102,6 @@ class Session:
             # The reader side sees the close too and ends the session; nothing to do here.
             return
 
-    # -- incoming ------------------------------------------------------------
-
     def on_frame(self, frame: bytes | str) -> None:
         now = self._loop.time()
         if not self._limiter.allow(now):
@@ -199,10 +126,6 @@ class Session:
         except Exception:  # a bug in one handler must not end the connection
             log.exception("session %s: handler failed", self.id)
             self._error(ErrorCode.ENGINE_ERROR, "internal error handling the message")
-
-    def _error(self, code: str, message: str, utterance: str | None = None) -> None:
-        self.s.metrics.protocol_errors.labels(code=str(code)).inc()
-        self.outbox.put(Error(str(code), message, utterance))
 
     def _on_config(self, msg: Config) -> None:
         voice = self.voice
@@ -261,10 +184,9 @@ class Session:
     async def _phonemize(self, msg: Phonemize, lang: Language, lexicon: Any) -> None:
         synth = self.s.synth
 
-        def job(_token: Any) -> list[Any]:
+        def job(_token: Any) -> list[WordPhonemes]:
             # On an engine thread: G2P (and a language's first load) never runs on the loop.
-            target = synth.current() if hasattr(synth, "current") else synth
-            return target.phonemize(msg.text, lang=lang, lexicon=lexicon)  # type: ignore[no-any-return]
+            return synth.phonemize(msg.text, lang=lang, lexicon=lexicon)
 
         try:
             # Behind any stream that is short of audio, ahead of lookahead work.
@@ -343,11 +265,6 @@ class Session:
         self._error(code, message, uid)
         self._remember_ended(uid, f"refused: {code}")
 
-    def _remember_ended(self, uid: str, how: str) -> None:
-        self._ended[uid] = how
-        while len(self._ended) > _ENDED_IDS_KEPT:
-            self._ended.popitem(last=False)
-
     def _create(self, msg: Speak) -> Utterance | None:
         limits = self.s.config.limits
         voice = msg.voice if msg.voice is not None else self.voice
@@ -422,230 +339,3 @@ class Session:
         self._refuse(msg.utterance, ErrorCode.OVERLOADED, "the daemon is at capacity; try again shortly with a new "
                      "utterance id (or send a request with \"admission\": \"queue\" to wait for a slot)")
         return False, None
-
-    async def _await_slot(self, utt: Utterance) -> bool:
-        """Wait for a queued request's slot; False (and the utterance failed) at its deadline."""
-        assert self.s.requests is not None
-        try:
-            await self.s.requests.wait(utt.ticket)
-        except QueueRefused as exc:
-            self.s.metrics.utterances_refused.labels(reason="queue_timeout").inc()
-            self._fail(utt, ErrorCode.OVERLOADED, exc.message)
-            return False
-        utt.ticket = None
-        # Time to first audio counts from the slot: the wait has its own histogram.
-        utt.created_at = self._loop.time()
-        return True
-
-    # -- speaking ------------------------------------------------------------
-
-    def _urgency(self) -> float:
-        return self.play_end - self._loop.time()
-
-    async def _speak(self, utt: Utterance, previous: Utterance | None) -> None:
-        try:
-            if utt.ticket is not None and not await self._await_slot(utt):
-                return
-            if previous is not None:
-                await previous.finished.wait()
-            utt.state = State.SPEAKING
-            self.play_end = max(self.play_end, self._loop.time())
-            while True:
-                if not utt.segments:
-                    if utt.final:
-                        break
-                    utt.changed.clear()
-                    await utt.changed.wait()
-                    continue
-                segment = utt.segments.popleft()
-                self._report_unspoken(utt, segment)
-                if segment.spoken.strip():
-                    await self._speak_segment(utt, segment)
-                if segment.pause_after_ms:  # a <break/>: exact silence, after whatever the text made
-                    await self._await_lookahead()
-                    self._emit(utt, await utt.silence(segment.pause_after_ms * SAMPLE_RATE // 1000))
-            if utt.timeline.pos_24k == 0:
-                # Never a bare `done` for text that made no sound: say so.
-                self._fail(utt, ErrorCode.NOTHING_TO_SPEAK,
-                           f"nothing in this utterance's text can be spoken as {utt.lang.name}"
-                           + (" (see its warnings)" if utt.warned else ""))
-                return
-            self._emit(utt, await utt.finish())
-            self._retire(utt, State.DONE)
-        except asyncio.CancelledError:
-            raise
-        except LanguageUnavailable as exc:
-            self._fail(utt, ErrorCode.LANGUAGE_UNAVAILABLE, str(exc))
-        except Exception as exc:  # any synthesis failure ends this utterance only
-            log.exception("utterance %s failed", utt.id)
-            self.s.metrics.engine_errors.inc()
-            # Our own errors say what to fix; a library's message may quote the
-            # text (num2words quotes the number), and frontends log this message.
-            detail = f": {str(exc)[:200]}" if isinstance(exc, KokorodError) else ""
-            self._fail(utt, ErrorCode.ENGINE_ERROR, f"synthesis failed: {type(exc).__name__}{detail}")
-
-    async def _speak_segment(self, utt: Utterance, segment: Segment) -> None:
-        await self._await_lookahead()
-        last = utt.final and not utt.segments
-        cache = self.s.chunk_cache
-        # Looked up on the loop: a hit neither runs the engine nor queues for it.
-        lookup = None if cache is None else cache.lookup(
-            segment, voice=utt.voice, speed=utt.speed, lang=utt.lang, last=last, session_lexicon=self.lexicon,
-            daemon_lexicons=getattr(getattr(self.s.synth, "g2p", None), "lexicons", None))
-        rendered: Rendered | None = None if lookup is None else lookup.rendered
-        hit = rendered is not None
-        if rendered is None:
-            job = partial(self._job, segment=segment, voice=utt.voice, speed=utt.speed, lang=utt.lang, last=last,
-                          lexicon=self.lexicon)
-            rendered = await self.s.scheduler.submit(job, urgency=self._urgency)
-            if lookup is not None:
-                lookup.store(rendered)
-        else:
-            # Yield once, as waiting for the engine would: a cancel of this
-            # utterance (barge-in, or _emit's slow-consumer verdict on the
-            # previous chunk) lands here instead of the utterance running on.
-            await asyncio.sleep(0)
-        utt.synth_s += rendered.synth_s
-        if rendered.unspeakable:
-            self._warn(utt, WarningCode.UNSPEAKABLE, " ".join(rendered.unspeakable),
-                       f"{utt.lang.name} G2P gave no sounds the model knows for this text")
-        if not rendered.chunk.samples:
-            return
-        utt.chunks += 1
-        if not hit:  # the engine's speed and the model's speaking rate: only from real runs
-            self.s.metrics.rtf.observe(rendered.synth_s / (rendered.chunk.samples / SAMPLE_RATE))
-            self.s.rates.observe(utt.lang.code, utt.segmenter.profile.unit, spoken_chars=len(segment.spoken),
-                                 speech_samples=rendered.speech_samples, decoded_samples=rendered.decoded_samples,
-                                 sample_rate=SAMPLE_RATE, speed=utt.speed)
-        else:
-            await self._let_writer_catch_up(utt, rendered.chunk.samples / SAMPLE_RATE)
-        self._emit(utt, await utt.render(segment.text, rendered.chunk))
-
-    async def _let_writer_catch_up(self, utt: Utterance, audio_s: float) -> None:
-        """A cached chunk is ready at once. The engine would have taken a while
-        to render it, time in which a reading client takes the audio queued for
-        it; give the writer that long before ``_emit`` judges the backlog, so a
-        hit never makes a reading client look like a slow consumer."""
-        limit = self.s.config.limits.max_send_buffer_s
-        if self.outbox.audio_s <= limit:
-            return
-        estimator = self.s.capacity.estimator
-        rtf = estimator.rtf(utt.speed) if estimator is not None else None
-        await self.outbox.wait_below(limit, audio_s * (rtf if rtf is not None else 1.0))
-
-    def _job(self, token: Any, *, segment: Any, voice: str, speed: float, lang: Language, last: bool,
-             lexicon: Any = None) -> Rendered:
-        return render_segment(self.s.synth, segment, voice=voice, speed=speed, lang=lang, last=last, token=token,
-                              lexicon=lexicon)
-
-    def _report_unspoken(self, utt: Utterance, segment: Segment) -> None:
-        """Text the normaliser removed, or a code block skipped: said, never silent."""
-        if segment.dropped:
-            self._warn(utt, WarningCode.UNSPEAKABLE, " ".join(segment.dropped),
-                       f"not speakable as {utt.lang.name}; skipped")
-        if segment.code and segment.text.strip():
-            self._warn(utt, WarningCode.SKIPPED, segment.text.strip(), "code block not spoken")
-        for note in segment.notes:  # markup not taken as written, e.g. a clamped <break/>
-            self._warn(utt, WarningCode.MARKUP, segment.text.strip(), note)
-
-    def _warn(self, utt: Utterance, code: str, text: str, message: str) -> None:
-        if utt.state.ended:
-            return
-        utt.warned = True
-        self.s.metrics.warnings.labels(code=str(code)).inc()
-        self.outbox.put(Warning(utt.id, str(code), message, text))
-
-    async def _await_lookahead(self) -> None:
-        max_ahead = self.s.config.max_ahead_s
-        while (ahead := self.play_end - self._loop.time()) > max_ahead:
-            await asyncio.sleep(ahead - max_ahead)
-
-    def _emit(self, utt: Utterance, events: list[Any]) -> None:
-        if utt.state.ended:  # stale: cancelled while this chunk was being made
-            return
-        # Judge the backlog before adding a chunk's audio: a fresh chunk is often
-        # seconds of audio put here at once, which a reading client drains while
-        # the next one is synthesized; audio still queued from earlier chunks
-        # means it is not reading.
-        if self.outbox.audio_s > self.s.config.limits.max_send_buffer_s and any(isinstance(e, Audio) for e in events):
-            for victim in list(self.utterances.values()):
-                self._cancel(victim, CancelReason.SLOW_CONSUMER)
-            self._error(ErrorCode.OVERLOADED, "the client is not reading its audio; stream cancelled")
-            return
-        now = self._loop.time()
-        for i, event in enumerate(events):
-            if isinstance(event, Audio):
-                if utt.first_audio_at is None:
-                    utt.first_audio_at = now
-                    self.s.metrics.ttfa.observe(now - utt.created_at)
-                elif self.play_end < now and i <= 1:
-                    self.s.metrics.underruns.inc()
-                self.play_end = max(self.play_end, now) + event.samples / event.sample_rate
-                self.s.metrics.audio_seconds.inc(event.samples / event.sample_rate)
-            self.outbox.put(event)
-
-    def _on_outbox_full(self) -> None:
-        """More events queued than --max-connection-buffer-bytes: a client that
-        does not read (``_emit``'s check sees only audio; a flood of warnings or
-        phonemize answers is caught here). Everything it asked for stops and the
-        connection is closed: nothing more can reach it anyway."""
-        limit = self.s.config.limits.max_connection_buffer_bytes
-        for victim in list(self.utterances.values()):
-            self._cancel(victim, CancelReason.SLOW_CONSUMER, notify=False)
-        for task in list(self._phonemizing):
-            task.cancel()
-        why = f"not reading: more than {limit} bytes of events held (--max-connection-buffer-bytes)"
-        cut = getattr(self.transport, "cut", None)
-        if cut is not None:  # the WebSocket: its connection logs and counts the cut
-            cut(why)
-            return
-        self.s.metrics.connections_cut.labels(reason="buffer_bytes").inc()
-        log.warning("session %s: %s; closing", self.id, why)
-        self._closing = asyncio.create_task(self.transport.close(1008, why), name=f"kokorod-close-{self.id}")
-
-    def _fail(self, utt: Utterance, code: str, message: str) -> None:
-        if utt.state.ended:
-            return
-        self.outbox.put(Error(str(code), message, utt.id))
-        self.s.metrics.protocol_errors.labels(code=str(code)).inc()
-        self._retire(utt, State.FAILED)
-
-    def _cancel(self, utt: Utterance, reason: CancelReason, *, notify: bool = True, label: str | None = None) -> None:
-        if utt.state.ended:
-            return
-        was_speaking = utt.state == State.SPEAKING
-        self._retire(utt, State.CANCELLED, reason=label or str(reason))
-        if utt.task is not None and not utt.task.done():
-            utt.task.cancel()
-        self.outbox.purge(utt.id)
-        if notify:
-            self.outbox.put(Cancelled(utt.id, str(reason)))
-        if was_speaking:
-            # The client drops what it buffered of this utterance, so our estimate
-            # of its queued audio restarts from now.
-            self.play_end = self._loop.time()
-
-    def _retire(self, utt: Utterance, state: State, reason: str | None = None) -> None:
-        utt.state = state
-        utt.timeline.close()  # a compressed format's encoder: discarded unless finished
-        self.utterances.pop(utt.id, None)
-        self._remember_ended(utt.id, state.value if reason is None else f"{state.value}: {reason}")
-        if utt.ticket is not None and self.s.requests is not None:
-            self.s.requests.leave(utt.ticket)  # abandoned while waiting: its place frees at once
-        if not self.utterances:  # its last one: the connection's stream slot is free
-            self.s.capacity.release()
-            if self.s.requests is not None:
-                self.s.requests.pump_soon()  # to the request that waited longest (after a barge-in's own)
-        m = self.s.metrics
-        m.active_streams.set(self.s.capacity.active)
-        if state == State.DONE:
-            m.utterances_done.inc()
-        elif state == State.CANCELLED:
-            m.utterances_cancelled.labels(reason=reason or "cancel").inc()
-        else:
-            m.utterances_failed.inc()
-        utt.finished.set()
-        info = describe(utt, reason or state.value, self._loop.time())
-        info["session"] = self.id
-        # Text logs read "utterance k=v ..."; --log-json emits the fields as JSON keys.
-        log.info("utterance %s", kv(info), extra={"event": "utterance", "fields": info})

@@ -25,7 +25,7 @@ from kokorod.audio.formats import encode_pcm, is_compressed
 from kokorod.audio.resample import StreamResampler, rescale_offset
 from kokorod.engine.base import SAMPLE_RATE
 from kokorod.protocol.messages import Audio, Chunk, Done, WordEvent
-from kokorod.timing import SpeechChunk, Word
+from kokorod.speech.chunk import SpeechChunk, Word
 
 ServerEvent = Chunk | WordEvent | Audio | Done
 

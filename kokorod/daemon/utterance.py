@@ -1,23 +1,20 @@
-"""One utterance's state, and the synthesis job the engine thread runs for a segment."""
+"""One utterance's state on the daemon: its text, segments, lifecycle and wire
+timeline. How a segment becomes audio is the speech pipeline's (kokorod.speech)."""
 
 from __future__ import annotations
 
 import asyncio
 import enum
-import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from kokorod.audio.seams import pause_for_boundary, shape_chunk, speech_bounds
-from kokorod.engine.base import CancelToken
-from kokorod.synthesizer import Synthesizer
 from kokorod.text.detect import Choice, PendingChoice
 from kokorod.text.languages import Language
 from kokorod.text.per_language import segmenter_for
 from kokorod.text.segmenter import Segment, Segmenter
 from kokorod.daemon.timeline import OutputFormat, UtteranceTimeline
-from kokorod.timing import SpeechChunk
+from kokorod.speech.chunk import SpeechChunk
 
 
 class State(enum.Enum):
@@ -117,57 +114,6 @@ class Utterance:
     def pending_chars(self) -> int:
         waiting = len(self.pending.text) if self.pending is not None else 0
         return waiting + self.segmenter.pending_chars + sum(len(s.text) for s in self.segments)
-
-
-# Segment boundaries → the seams module's pause kinds. ``final`` is text cut only
-# because the utterance ended; if more follows after all, treat it as a sentence.
-_PAUSE_KIND = {"clause": "clause", "sentence": "sentence", "paragraph": "paragraph", "forced": "forced", "final": "sentence"}
-
-
-def seam_kind(segment: Segment, last: bool) -> str | None:
-    """The natural pause after a segment's audio (a seams pause kind), or None.
-
-    The last chunk of an utterance gets none, so ``done`` is not delayed by
-    silence; before a <break/> the tag's pause replaces it (the session adds
-    it). Part of the chunk cache's key: the only way the seam changes a chunk."""
-    if last or segment.boundary == "break":
-        return None
-    return _PAUSE_KIND.get(segment.boundary, "sentence")
-
-
-@dataclass
-class Rendered:
-    chunk: SpeechChunk
-    synth_s: float
-    unspeakable: list[str]
-    # What the engine decoded, before the seams: all of it, and the span of its
-    # speech (kokorod.daemon.pacing learns the per-run overhead from the gap).
-    decoded_samples: int = 0
-    speech_samples: int = 0
-
-
-def render_segment(
-    synth: Synthesizer, segment: Segment, *, voice: str, speed: float, lang: Language, last: bool, token: CancelToken,
-    lexicon: Any = None,
-) -> Rendered:
-    """Runs on the engine thread: speak one segment and shape its edges.
-
-    The pause after a chunk depends on why the text was cut there (comma,
-    sentence, paragraph); the last chunk of an utterance gets none, so ``done``
-    is not delayed by silence.
-    """
-    started = time.perf_counter()
-    extra = {} if lexicon is None else {"lexicon": lexicon}  # the session's pronunciation lexicon
-    chunk = synth.synthesize(segment.spoken, voice=voice, speed=speed, cancel=token, replacements=segment.spans,
-                             lang=lang, **extra)
-    if not chunk.samples:  # nothing in it the voice could say (reported by the caller)
-        return Rendered(chunk, time.perf_counter() - started, chunk.unspeakable)
-    kind = seam_kind(segment, last)
-    pause = pause_for_boundary(kind, speed) if kind is not None else 0
-    shaped = shape_chunk(chunk, lead_in_samples=0, pause_samples=pause)
-    bounds = speech_bounds(chunk.audio)
-    speech = 0 if bounds is None else bounds[1] - bounds[0]
-    return Rendered(shaped, time.perf_counter() - started, chunk.unspeakable, chunk.samples, speech)
 
 
 def describe(utt: Utterance, outcome: str, now: float) -> dict[str, Any]:

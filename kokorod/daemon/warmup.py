@@ -55,10 +55,10 @@ class Probe:
 
 
 def _timed(workers: WorkerSynthesizers, index: int, voice: str, speed: float) -> tuple[float, float]:
-    synth = workers.synths[index % len(workers.synths)]
-    started = time.perf_counter()
-    chunk = synth.synthesize(PROBE_TEXT, voice=voice, speed=speed)
-    return time.perf_counter() - started, chunk.samples / chunk.sample_rate
+    with workers.lease(index) as synth:  # this worker's own engine: each pays its first run
+        started = time.perf_counter()
+        chunk = synth.synthesize(PROBE_TEXT, voice=voice, speed=speed)
+        return time.perf_counter() - started, chunk.samples / chunk.sample_rate
 
 
 async def warm_up(scheduler: EngineScheduler, workers: WorkerSynthesizers, estimator: RtfEstimator,

@@ -1,59 +1,90 @@
-"""Engine workers: one Synthesizer per engine worker thread, sharing voices and G2P.
+"""Engine workers: one Synthesizer per engine worker, sharing voices and G2P.
 
 An ONNX InferenceSession serves one run at a time (OnnxEngine locks it), so N
 workers need N engines; voices (thread-safe) and the G2P bank (serialised by
-its own locks) are loaded once and shared. ``WorkerSynthesizers`` looks like
-one Synthesizer to the sessions: a call made on engine worker k goes to worker
-k's synthesizer, and every completed synthesis is timed for the daemon's RTF
-estimate.
+its own locks) are loaded once and shared. ``WorkerSynthesizers`` is one
+``SpeechBackend`` to the sessions: each synthesis leases a free synthesizer for
+its run (the scheduler runs at most one job per worker, so with one
+synthesizer per worker a lease never waits), and every completed synthesis is
+timed for the daemon's RTF estimate.
 """
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 from kokorod.daemon.admission import RtfEstimator
-from kokorod.daemon.scheduler import current_worker
-from kokorod.synthesizer import Synthesizer
-from kokorod.timing import SpeechChunk
+from kokorod.speech.chunk import SpeechChunk
+from kokorod.speech.synthesizer import Synthesizer, WordPhonemes
 
 if TYPE_CHECKING:
     from kokorod.runtime import EngineOptions
+    from kokorod.text.languages import Language
 
 
 class WorkerSynthesizers:
-    """N synthesizers as one, routed by the engine worker that calls."""
+    """N synthesizers as one ``kokorod.speech.backend.SpeechBackend``."""
 
     def __init__(self, synths: Sequence[Any], estimator: RtfEstimator | None = None) -> None:
         if not synths:
             raise ValueError("need at least one synthesizer")
         self.synths = list(synths)
-        self.voices = self.synths[0].voices
-        self.g2p = self.synths[0].g2p
         self.estimator = estimator
-
-    def current(self) -> Any:
-        """This worker's synthesizer (the first one off the engine threads)."""
-        index = current_worker()
-        return self.synths[0] if index is None else self.synths[index % len(self.synths)]
+        self._busy = [False] * len(self.synths)
+        self._changed = threading.Condition()
 
     @property
-    def engine(self) -> Any:
-        return self.current().engine
+    def voices(self) -> Any:
+        return self.synths[0].voices  # shared by all (build_worker_synthesizers)
+
+    @property
+    def g2p(self) -> Any:
+        return self.synths[0].g2p
+
+    @contextlib.contextmanager
+    def lease(self, index: int | None = None) -> Iterator[Any]:
+        """A synthesizer for one blocking call: the first free one, or the one
+        at ``index`` (the warm-up pays each engine's first run). Blocks while
+        none (or that one) is free."""
+        with self._changed:
+            if index is None:
+                while all(self._busy):
+                    self._changed.wait()
+                taken = self._busy.index(False)
+            else:
+                taken = index % len(self.synths)
+                while self._busy[taken]:
+                    self._changed.wait()
+            self._busy[taken] = True
+        try:
+            yield self.synths[taken]
+        finally:
+            with self._changed:
+                self._busy[taken] = False
+                self._changed.notify_all()
 
     def check_voice(self, voice: str) -> str:
         self.voices.parse(voice)
         return voice
 
     def synthesize(self, text: str, **kwargs: Any) -> SpeechChunk:
-        started = time.perf_counter()
-        chunk: SpeechChunk = self.current().synthesize(text, **kwargs)
+        with self.lease() as synth:
+            started = time.perf_counter()
+            chunk: SpeechChunk = synth.synthesize(text, **kwargs)
+            elapsed = time.perf_counter() - started
         # Only completed runs get here: a cancelled or preempted one raised.
         if self.estimator is not None and chunk.samples:
-            self.estimator.observe(time.perf_counter() - started, chunk.samples / chunk.sample_rate,
-                                   float(kwargs.get("speed", 1.0)))
+            self.estimator.observe(elapsed, chunk.samples / chunk.sample_rate, float(kwargs.get("speed", 1.0)))
         return chunk
+
+    def phonemize(self, text: str, *, lang: "Language", lexicon: Any = None,
+                  normalize: bool = True) -> list[WordPhonemes]:
+        """G2P only (the shared bank and the model's vocabulary): no engine to lease."""
+        result: list[WordPhonemes] = self.synths[0].phonemize(text, lang=lang, lexicon=lexicon, normalize=normalize)
+        return result
 
 
 def build_worker_synthesizers(options: "EngineOptions", workers: int) -> list[Synthesizer]:

@@ -3,7 +3,7 @@
 Kokoro gives the leading pad (token 0) 13-15 duration frames and the final
 punctuation and end pad 7-8 more: 0.5 s of near-silence per chunk that the
 decoder (85-90% of a run's CPU) renders only for the seam shaper
-(kokorod/audio/seams.py) to throw most of it away. The ONNX engine can run the
+(kokorod/speech/seams.py) to throw most of it away. The ONNX engine can run the
 graph in two parts, split where the decoder starts (``CUTS``), and feed the
 second part only the frames between the edges, keeping ``context`` frames of
 each edge's silence: the decoder's convolutions and its instance norms (which

@@ -19,7 +19,7 @@ SENTENCES = [
 
 @pytest.fixture(scope="module")
 def spoken(synth):  # type: ignore[no-untyped-def]
-    from kokorod.local_speech import speak_local
+    from kokorod.speech.local import speak_local
 
     return [speak_local(synth, text, voice="af_heart", speed=1.0) for text in SENTENCES]
 

@@ -36,7 +36,7 @@ def random_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, P
 def test_torch_engine_audio_matches_durations_and_words_are_timed(random_checkpoint, synth) -> None:  # type: ignore[no-untyped-def]
     from kokorod.engine import load_engine
     from kokorod.engine.base import SAMPLES_PER_FRAME
-    from kokorod.synthesizer import Synthesizer
+    from kokorod.speech.synthesizer import Synthesizer
 
     weights, config = random_checkpoint
     engine = load_engine("torch", cache_dir=Path("/nonexistent"), model_path=weights, config_path=config, device="cpu")

@@ -45,8 +45,8 @@ def engines():  # type: ignore[no-untyped-def]
 
 @pytest.fixture(scope="module")
 def runs(synth, engines):  # type: ignore[no-untyped-def]
-    from kokorod.audio.seams import shape_chunk, speech_bounds
-    from kokorod.synthesizer import Synthesizer
+    from kokorod.speech.seams import shape_chunk, speech_bounds
+    from kokorod.speech.synthesizer import Synthesizer
 
     full, trimmed = (Synthesizer(e, synth.voices, synth.g2p) for e in engines)
     out = []

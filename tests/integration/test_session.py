@@ -12,7 +12,7 @@ from kokorod.daemon.admission import RtfEstimator
 from kokorod.config import Limits, ServerConfig
 from kokorod.metrics import Metrics
 from kokorod.protocol.codec import MsgpackCodec
-from kokorod.protocol.messages import Audio, Cancel, Cancelled, Config, Done, Error, Speak, Warning, WordEvent
+from kokorod.protocol.messages import Audio, Cancel, Cancelled, Config, Done, Error, Ready, Speak, Warning, WordEvent
 from kokorod.daemon.scheduler import EngineScheduler
 from kokorod.daemon.admission import Capacity
 from kokorod.daemon.session import Services, Session
@@ -75,6 +75,16 @@ async def test_slow_consumer_is_cancelled_not_buffered_forever() -> None:
     peer.block.set()  # the client reads again and learns why
     await peer.wait_for(lambda e: isinstance(e, Cancelled) and e.reason == "slow_consumer")
     await stop(peer, task, sched)
+
+
+async def test_ready_carries_the_daemons_capacity() -> None:
+    """The session itself puts the measured capacity into ``ready`` (no codec
+    wrapper): every front-end's peer sees the same."""
+    session, peer, task, sched = await start(FakeSynth(), capacity=Capacity(3))
+    ready = next(e for e in peer.events if isinstance(e, Ready))
+    assert ready.capacity is not None and ready.capacity.max_streams == 3 and ready.capacity.active == 0
+    await stop(peer, task, sched)
+    await sched.aclose()
 
 
 async def test_engine_failure_is_an_error_for_that_utterance_only() -> None:

@@ -19,7 +19,7 @@ from kokorod.engine.base import CancelToken
 from kokorod.metrics import Metrics
 from kokorod.protocol.codec import MsgpackCodec
 from kokorod.protocol.messages import Audio, Cancel, Cancelled, Config, Configured, Done, Ready, Speak
-from kokorod.timing import SpeechChunk
+from kokorod.speech.chunk import SpeechChunk
 
 from support.session_fakes import FakeSynth, Peer, stop
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from kokorod.protocol.messages import Chunk, Config, Configured, Done, Speak
 from kokorod.text.languages import Language
-from kokorod.timing import SpeechChunk
+from kokorod.speech.chunk import SpeechChunk
 
 from support.session_fakes import FakeSynth, start, stop
 

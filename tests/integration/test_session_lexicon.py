@@ -6,7 +6,7 @@ import threading
 from typing import Any
 
 from kokorod.protocol.messages import Config, Configured, Done, Error, Phonemes, Phonemize, Speak
-from kokorod.synthesizer import WordPhonemes
+from kokorod.speech.synthesizer import WordPhonemes
 from kokorod.text.lexicon import Lexicon
 
 from support.session_fakes import FakeSynth, start, stop

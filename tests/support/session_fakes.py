@@ -25,7 +25,7 @@ from kokorod.protocol.codec import MsgpackCodec
 from kokorod.protocol.messages import Ready
 from kokorod.text.g2p import LanguageUnavailable
 from kokorod.text.languages import Language
-from kokorod.timing import SpeechChunk, Word
+from kokorod.speech.chunk import SpeechChunk, Word
 
 WORD_S = 0.3
 

@@ -19,7 +19,7 @@ from kokorod.engine.base import SynthesisCancelled
 from kokorod.protocol.codec import JsonCodec, MsgpackCodec
 from kokorod.protocol.messages import CapacityInfo, Limits, Ready
 from kokorod.daemon.admission import Capacity
-from kokorod.timing import SpeechChunk
+from kokorod.speech.chunk import SpeechChunk
 from kokorod.daemon.workers import WorkerSynthesizers
 
 
@@ -382,6 +382,36 @@ def test_off_the_engine_threads_the_first_synthesizer_answers() -> None:
     pool = WorkerSynthesizers([a, b])
     pool.synthesize("x")
     assert (a.calls, b.calls) == (1, 0) and pool.voices is a.voices and pool.g2p is a.g2p
+
+
+def test_each_synthesis_leases_a_free_synthesizer_and_a_named_one_waits_for_it() -> None:
+    """Two calls at once run on two engines (no thread-local routing); the
+    warm-up's lease of one engine by index waits until that one is free."""
+    a, b = TimedFake(0.2), TimedFake(0.2)
+    pool = WorkerSynthesizers([a, b])
+    calls = [threading.Thread(target=pool.synthesize, args=("x",)) for _ in range(2)]
+    for t in calls:
+        t.start()
+    for t in calls:
+        t.join(10)
+    assert (a.calls, b.calls) == (1, 1)
+    order: list[str] = []
+    with pool.lease(0) as first:
+        assert first is a
+
+        def named() -> None:
+            with pool.lease(0) as again:
+                order.append("named")
+                assert again is a
+
+        waiting = threading.Thread(target=named)
+        waiting.start()
+        time.sleep(0.05)
+        with pool.lease() as other:  # a free one is still there meanwhile
+            assert other is b
+        order.append("released")
+    waiting.join(10)
+    assert order == ["released", "named"]
 
 
 def test_pace_is_the_streams_own_rtf_or_its_share_of_all_demand_with_a_margin() -> None:

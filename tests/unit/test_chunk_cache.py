@@ -14,13 +14,13 @@ import pytest
 from kokorod.daemon.chunk_cache import (
     ENTRY_OVERHEAD_BYTES, ChunkCache, ChunkKey, build_chunk_cache, engine_identity, entry_bytes, lexicon_fingerprint,
 )
-from kokorod.daemon.utterance import Rendered
+from kokorod.speech.render import Rendered
 from kokorod.metrics import Metrics
 from kokorod.text import languages
 from kokorod.text.lexicon import DaemonLexicons, Lexicon
 from kokorod.text.normalize import Replacement
 from kokorod.text.segmenter import Segment
-from kokorod.timing import SpeechChunk, Word
+from kokorod.speech.chunk import SpeechChunk, Word
 
 EN = languages.resolve("en-us")
 

@@ -18,7 +18,7 @@ from kokorod.protocol.messages import (
     FORMATS, Audio, Cancel, format_rate_problem, Cancelled, Chunk, Config, Configured, Done, Error, Speak, WordEvent,
 )
 from kokorod.daemon.timeline import OutputFormat, UtteranceTimeline
-from kokorod.timing import SpeechChunk, Word
+from kokorod.speech.chunk import SpeechChunk, Word
 
 SR = 24000
 COMPRESSED = ("opus", "mp3")

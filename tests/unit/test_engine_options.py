@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from kokorod.engine import CancelToken, SynthesisCancelled
-from kokorod.engine.onnx_engine import DURATIONS_TENSOR, GraphCache, OnnxEngine, cpu_isa, prepare_model
+from kokorod.engine.onnx_engine import OnnxEngine
+from kokorod.engine.onnx_graph import DURATIONS_TENSOR, GraphCache, cpu_isa, prepare_model
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")

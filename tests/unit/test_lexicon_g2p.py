@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from kokorod.synthesizer import phonemize_words
+from kokorod.speech.synthesizer import phonemize_words
 from kokorod.text.g2p import G2PBank
 from kokorod.text.languages import BY_CODE
 from kokorod.text.lexicon import Lexicon, model_vocab, parse_lexicon

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from kokorod.audio.resample import StreamResampler
-from kokorod.audio.seams import (
+from kokorod.speech.seams import (
     DEFAULT_FADE_SAMPLES,
     DEFAULT_MARGIN_SAMPLES,
     DEFAULT_RMS_WINDOW_SAMPLES,
@@ -18,7 +18,7 @@ from kokorod.audio.seams import (
     shape_chunk,
     speech_bounds,
 )
-from kokorod.timing import SpeechChunk, Word
+from kokorod.speech.chunk import SpeechChunk, Word
 
 MARGIN = DEFAULT_MARGIN_SAMPLES
 WINDOW = DEFAULT_RMS_WINDOW_SAMPLES

@@ -8,7 +8,7 @@ import pytest
 from kokorod.audio.formats import decode_pcm
 from kokorod.protocol.messages import Audio, Chunk, Done, WordEvent
 from kokorod.daemon.timeline import OutputFormat, UtteranceTimeline
-from kokorod.timing import SpeechChunk, Word
+from kokorod.speech.chunk import SpeechChunk, Word
 
 
 def _chunk(seconds: float, words: list[tuple[str, float, float]]) -> SpeechChunk:

@@ -26,7 +26,7 @@ from typing import Final
 import numpy as np
 
 from kokorod.model_facts import SAMPLE_RATE, FloatAudio
-from kokorod.timing import SpeechChunk, Word
+from kokorod.speech.chunk import SpeechChunk, Word
 
 # 5 ms: long enough that a step at full scale becomes a smooth ramp well below
 # the slope of normal speech, short enough not to audibly soften an onset.

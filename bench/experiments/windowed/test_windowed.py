@@ -1,4 +1,4 @@
-"""Windowed decoding (kokorod/engine/windowed.py) against the full model, real Kokoro-82M.
+"""Windowed decoding (bench/experiments/windowed/windowed.py) against the full model, real Kokoro-82M.
 
 The reference is the unmodified ONNX model in one run. Quality is judged by
 numbers: waveform correlation, the recogniser's error rate, DNSMOS (PyPI
@@ -38,7 +38,7 @@ def model_path() -> Path:
 
 @pytest.fixture(scope="module")
 def decoder(model_path):  # type: ignore[no-untyped-def]
-    from kokorod.engine.windowed import WindowedOnnxDecoder
+    from windowed import WindowedOnnxDecoder
 
     return WindowedOnnxDecoder(model_path, threads=2)
 

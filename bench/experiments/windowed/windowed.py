@@ -4,7 +4,7 @@ EXPERIMENTAL, not used by the daemon: it does not yet pay. A window decoded with
 estimated statistics does not hold quality (below), and the version that does
 (estimate only a 0.3 s head, then decode the whole chunk exactly) gives a first
 piece that is mostly the chunk's leading silence and finishes later than a plain
-run (bench/windowed_bench.py: whole decode 1.2-1.7x a full run). Kept with its
+run (bench/experiments/windowed/windowed_bench.py: whole decode 1.2-1.7x a full run). Kept with its
 bench and tests as the measured record of what was tried.
 
 The graph is split in memory into

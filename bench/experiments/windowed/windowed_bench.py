@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Windowed decoding (kokorod/engine/windowed.py) against the full model, in one run.
+"""Windowed decoding (bench/experiments/windowed/windowed.py) against the full model, in one run.
 
 For a few English sentences and one Spanish one: the full model's run time, the
 time to the first windowed piece (front + first run), their ratio, the whole
@@ -13,9 +13,9 @@ from other processes hits both alike; compare the ratios, not the seconds.
 ``--baseline FILE`` also runs another copy of the module (e.g. the previous
 version), interleaved with the others, and prints its rows prefixed ``old``.
 
-    .venv/bin/python bench/windowed_bench.py
-    .venv/bin/python bench/windowed_bench.py --reps 3 --threads 2 --first 40 --no-asr
-    .venv/bin/python bench/windowed_bench.py --threads 2 --baseline /tmp/windowed_old.py
+    .venv/bin/python bench/experiments/windowed/windowed_bench.py
+    .venv/bin/python bench/experiments/windowed/windowed_bench.py --reps 3 --threads 2 --first 40 --no-asr
+    .venv/bin/python bench/experiments/windowed/windowed_bench.py --threads 2 --baseline /tmp/windowed_old.py
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ from typing import Any
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[3]  # the checkout (this is bench/experiments/windowed/)
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # windowed.py, beside this file
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
@@ -88,7 +89,7 @@ def log_spectral_distance(a: np.ndarray, b: np.ndarray, n_fft: int = 1024, hop: 
 
 
 def compare(ref: np.ndarray, out: np.ndarray, edges: list[int]) -> dict[str, float]:
-    from kokorod.engine.windowed import STEP
+    from windowed import STEP
 
     corr = float(np.corrcoef(ref, out)[0, 1])
     snr = float(10 * np.log10((ref ** 2).sum() / ((ref - out) ** 2).sum()))
@@ -165,7 +166,7 @@ def main() -> None:
     ap.add_argument("--baseline", type=Path, help="another copy of windowed.py to run alongside (default layout)")
     args = ap.parse_args()
 
-    from kokorod.engine.windowed import STEP, WindowedOnnxDecoder
+    from windowed import STEP, WindowedOnnxDecoder
     from kokorod.runtime import EngineOptions, build_synthesizer
 
     synth = build_synthesizer(EngineOptions())
