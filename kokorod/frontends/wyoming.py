@@ -1,9 +1,11 @@
 """Wyoming protocol server (Home Assistant's TTS), in the daemon's process.
 
-``kokorod serve --wyoming-uri tcp://127.0.0.1:10200 [--zeroconf]``. Each Wyoming
-connection is one ``LocalPeer`` session on the daemon's shared model and
-scheduler, so its limits, admission (``overloaded``), drain on SIGTERM and
-metrics are the WebSocket path's. Framing and events are the ``wyoming``
+``kokorod serve --wyoming-uri tcp://127.0.0.1:10200 [--zeroconf]``. An adapter
+onto the core's ``FrontDoor`` (kokorod.daemon.front_door): each Wyoming
+connection is counted with every other (``--max-connections``, per address)
+and is one ``LocalPeer`` session on the daemon's shared model and scheduler,
+so its limits, refusals, admission (``overloaded``), idle rule, drain on
+SIGTERM and metrics are the WebSocket path's. Framing and events are the ``wyoming``
 package's own (``AsyncServer``/``AsyncEventHandler``).
 
 Event mapping (docs/home-assistant.md):
@@ -39,7 +41,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-import socket
 from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -55,9 +56,12 @@ from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, Synthesize
 from kokorod.text.detect import AUTO
 from kokorod.auth import is_loopback
 from kokorod.config import ServerConfig
-from kokorod.daemon.server import SOCKET_SEND_BUFFER_BYTES
+from kokorod.daemon.connection_slots import RESERVE_HEAD_S
+from kokorod.daemon.front_door import FrontDoor
+from kokorod.daemon.idle import wait_until_idle
+from kokorod.daemon.local_peer import LocalPeer
 from kokorod.errors import InputError, KokorodError
-from kokorod.frontends.local import LocalPeer
+from kokorod.frontends.sockets import bound_send_buffer
 from kokorod.frontends.wyoming_info import build_info, resolve_voice
 from kokorod.frontends.wyoming_linger import DISCARD_MAX_S, Linger
 from kokorod.frontends.wyoming_reader import WyomingReadError, max_event_bytes, read_event
@@ -66,7 +70,6 @@ from kokorod.protocol.messages import Audio, Cancelled, Done, Error, ErrorCode, 
 
 if TYPE_CHECKING:
     from kokorod.frontends.wyoming_zeroconf import ZeroconfAdvertiser
-    from kokorod.daemon.server import Daemon
 
 log = logging.getLogger("kokorod.wyoming")
 RATE, WIDTH, CHANNELS = 24000, 2, 1  # s16le mono at the model's rate: the session's default format
@@ -133,9 +136,9 @@ class _Request:
 class WyomingFrontend:
     """The Wyoming server of a daemon; ``start_wyoming`` makes one."""
 
-    def __init__(self, daemon: Daemon, config: ServerConfig) -> None:
+    def __init__(self, door: FrontDoor, config: ServerConfig) -> None:
         assert config.wyoming_uri
-        self.daemon, self.config = daemon, config
+        self.door, self.config = door, config
         self.server = AsyncServer.from_uri(config.wyoming_uri)
         self.handlers: set[KokorodWyomingHandler] = set()
         self.zeroconf: ZeroconfAdvertiser | None = None
@@ -180,19 +183,21 @@ class WyomingFrontend:
 
     def info_event(self) -> Event:
         if self._info is None:
-            assert self.daemon.services is not None
-            self._info = build_info(self.daemon.services).event()
+            assert self.door.services is not None
+            self._info = build_info(self.door.services).event()
         return self._info
 
-    def refusal(self) -> tuple[str, str] | None:
-        """Why a new connection cannot be served now (code, text), else None."""
-        if self.daemon.draining or self._closed:
+    def refusal(self, slot: Any) -> tuple[str, str] | None:
+        """Why a new connection cannot be served now (code, text), else None:
+        the door's one rule, in Wyoming's terms."""
+        if self._closed:
             return "shutdown", "kokorod is shutting down"
-        if not self.daemon.ready or self.daemon.services is None:
-            return "not_ready", "kokorod is loading its model; try again shortly"
-        if len(self.handlers) >= self.config.limits.max_connections:
-            return str(ErrorCode.OVERLOADED), "kokorod is at its Wyoming connection limit; try again shortly"
-        return None
+        refusal = self.door.refusal(slot)
+        if refusal is None:
+            return None
+        if refusal.reason == "not_ready":
+            self.door.metrics.connections_refused.labels(reason="not_ready").inc()
+        return ("shutdown" if refusal.code == "shutting_down" else refusal.code), refusal.message
 
     async def aclose(self) -> None:
         """Withdraw the advertisement, stop listening, end every connection (their
@@ -210,14 +215,14 @@ class WyomingFrontend:
         log.info("Wyoming server stopped")
 
 
-async def start_wyoming(daemon: Daemon, config: ServerConfig) -> WyomingFrontend:
-    """Serve Wyoming for ``daemon``; ``await handle.aclose()`` on shutdown, after
-    ``daemon.shutdown()`` (which drains the Wyoming sessions like the others).
+async def start_wyoming(door: FrontDoor, config: ServerConfig) -> WyomingFrontend:
+    """Serve Wyoming for ``door``; ``await handle.aclose()`` on shutdown, after
+    the core drained (which drains the Wyoming sessions like the others).
 
-    May be called right after ``daemon.listen()``, before the model loads: a
-    busy port then fails at once, and connections are answered with an
-    ``error`` (``not_ready``) until the daemon is ready."""
-    frontend = WyomingFrontend(daemon, config)
+    May be called before the model loads: a busy port then fails at once, and
+    connections are answered with an ``error`` (``not_ready``) until the
+    daemon is ready."""
+    frontend = WyomingFrontend(door, config)
     await frontend.start()
     return frontend
 
@@ -248,12 +253,8 @@ class KokorodWyomingHandler(AsyncEventHandler):
         # The WebSocket's keepalive allowance: a client that reads nothing for this long is cut.
         self._stall_s = (config.ping_interval_s + config.ping_timeout_s
                          if config.ping_interval_s and config.ping_timeout_s else None)
-        sock = writer.get_extra_info("socket")
-        if sock is not None:  # as on the WebSocket: keep the kernel from buffering a minute of audio
-            try:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKET_SEND_BUFFER_BYTES)
-            except OSError:
-                pass
+        # As on the WebSocket: keep the kernel from buffering a minute of audio.
+        bound_send_buffer(writer.get_extra_info("socket"))
         loop = asyncio.get_running_loop()
         self._loop, self._last_event = loop, loop.time()
 
@@ -261,14 +262,22 @@ class KokorodWyomingHandler(AsyncEventHandler):
 
     async def run(self) -> None:
         self.task = asyncio.current_task()
-        refusal = self.frontend.refusal()
+        # Counted with every connection of every protocol, before anything is read.
+        slot = self.frontend.door.admit(self.writer.get_extra_info("peername"), "wyoming")
+        if slot is None:  # no room even to say why
+            self.writer.transport.abort()
+            return
+        slot.on_evict = self.writer.transport.abort
+        if slot.refusal is not None:  # a reserve slot: told why, within its short life
+            asyncio.get_running_loop().call_later(RESERVE_HEAD_S, self.writer.transport.abort)
+        refusal = self.frontend.refusal(slot)
         try:
             if refusal is not None:
                 await self.write_event(WyomingError(text=refusal[1], code=refusal[0]).event())
                 await self._linger.finish()
                 return
             self.frontend.handlers.add(self)
-            async with self.frontend.daemon.local_peer() as peer:
+            async with self.frontend.door.local_peer() as peer:
                 self.peer = peer
                 tasks = [asyncio.create_task(self._pump(peer), name=f"kokorod-wyoming-pump-{self.name}"),
                          asyncio.create_task(self._close_when_idle(peer), name=f"kokorod-wyoming-idle-{self.name}")]
@@ -286,6 +295,7 @@ class KokorodWyomingHandler(AsyncEventHandler):
             log.exception("wyoming %s: connection failed", self.name)
         finally:
             self.frontend.handlers.discard(self)
+            slot.release()
             self.writer.close()
 
     async def _read_events(self) -> None:
@@ -300,7 +310,7 @@ class KokorodWyomingHandler(AsyncEventHandler):
                     # One line, no client data: a flood of bad headers must not flood the log.
                     log.info("wyoming %s: %s; closing", self.name, exc.reason)
                     if exc.oversized:
-                        self.frontend.daemon.metrics.connections_cut.labels(reason="oversized_event").inc()
+                        self.frontend.door.metrics.connections_cut.labels(reason="oversized_event").inc()
                     await self.write_event(WyomingError(text=exc.reason, code=str(ErrorCode.BAD_MESSAGE)).event())
                     break
                 if event is None or not await self.handle_event(event):
@@ -324,28 +334,17 @@ class KokorodWyomingHandler(AsyncEventHandler):
         try:
             await asyncio.wait_for(super().write_event(event), self._stall_s)
         except asyncio.TimeoutError:
-            # The WebSocket's rule (kokorod.daemon.guarded_connection): read nothing
+            # The WebSocket's rule (kokorod.frontends.guarded_connection): read nothing
             # for the keepalive allowance and the connection is cut, its buffers freed.
             log.info("wyoming %s: read nothing for %g s; closing", self.name, self._stall_s)
-            self.frontend.daemon.metrics.connections_cut.labels(reason="not_reading").inc()
+            self.frontend.door.metrics.connections_cut.labels(reason="not_reading").inc()
             self.writer.transport.abort()
             raise ConnectionResetError("client not reading") from None
 
     async def _close_when_idle(self, peer: LocalPeer) -> None:
-        """The WebSocket's idle rule: nothing received and nothing to speak or
-        play for ``--idle-timeout-s`` (a stream never stopped holds a slot)."""
+        """The WebSocket's idle rule (kokorod.daemon.idle)."""
         timeout = self.frontend.config.idle_timeout_s
-        if timeout <= 0:
-            return
-        step = min(5.0, max(0.05, timeout / 4))
-        busy_at = self._loop.time()
-        while True:
-            now = self._loop.time()
-            if any(u.final or u.segments for u in peer.session.utterances.values()):
-                busy_at = now
-            if max(self._last_event, busy_at, peer.session.play_end) + timeout <= now:
-                break
-            await asyncio.sleep(step)
+        await wait_until_idle(peer.session, lambda: self._last_event, timeout)
         log.info("wyoming %s: idle for %g s, closing", self.name, timeout)
         await self.stop()
 
@@ -404,9 +403,9 @@ class KokorodWyomingHandler(AsyncEventHandler):
         return last is not None and last.uid in self._requests and "".join(last.text).strip() == text.strip()
 
     async def _begin(self, voice: SynthesizeVoice | None, text: str, *, streaming: bool) -> bool:
-        assert self.frontend.daemon.services is not None
+        assert self.frontend.door.services is not None
         try:
-            choice = resolve_voice(voice, self.frontend.daemon.services)
+            choice = resolve_voice(voice, self.frontend.door.services)
         except InputError as exc:
             code = ErrorCode.UNKNOWN_VOICE if voice is not None and voice.name else ErrorCode.INVALID_FIELD
             log.info("wyoming %s: refused: %s", self.name, exc.message)

@@ -24,7 +24,7 @@ from kokorod.assets.voices import VoiceStore
 from kokorod.config import Limits, ServerConfig
 from kokorod.frontends.wyoming import WyomingFrontend, start_wyoming
 from kokorod.daemon.scheduler import EngineScheduler
-from kokorod.daemon.server import Daemon, language_catalog
+from kokorod.daemon.core import Daemon, language_catalog
 from kokorod.daemon.session import Services
 
 _spec = importlib.util.spec_from_file_location("_session_fakes", Path(__file__).with_name("test_session.py"))
