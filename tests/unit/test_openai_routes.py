@@ -5,7 +5,6 @@ connection (a fake of the core's FrontDoor, tests/fake_door.py: no model, no soc
 from __future__ import annotations
 
 import json
-from types import SimpleNamespace
 from typing import Any
 
 from fake_door import FakeDoor
