@@ -134,7 +134,7 @@ def cmd_pipe(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from kokorod.daemon.server import run_server
+    from kokorod.app import run_server
 
     return run_server(args)
 

@@ -27,7 +27,8 @@ class ServerLimits:
     """The daemon's bounds (--max-* flags); a client is told the part it must
     keep to as kokorod.protocol.messages.ClientLimits."""
 
-    max_connections: int = 64
+    max_connections: int = 64          # open sockets, every protocol (WebSocket, HTTP, Wyoming)
+    max_connections_per_ip: int = 0     # of those, from one address; 0: no per-address bound
     max_utterances: int = 16            # queued or speaking, per connection
     max_text_chars: int = 100_000       # unspoken text buffered per utterance
     max_message_bytes: int = 256 * 1024  # larger: error event, connection stays
@@ -65,7 +66,10 @@ Limits = ServerLimits  # its old name (a second class was named Limits: the prot
 
 
 _LIMIT_HELP = {  # flag's metavar, help
-    "max_connections": ("N", "open WebSocket connections; more get HTTP 503"),
+    "max_connections": ("N", "open connections of every protocol (WebSocket, HTTP API, Wyoming); more are "
+                        "refused with a reason (HTTP 503); /healthz still answers"),
+    "max_connections_per_ip": ("N", "open connections from one client address (0: no bound); more are refused "
+                               "(HTTP 429); behind a proxy every client has the proxy's address"),
     "max_utterances": ("N", "utterances queued or speaking per connection"),
     "max_text_chars": ("N", "unspoken text buffered per utterance"),
     "max_message_bytes": ("BYTES", "larger client messages get a message_too_large error"),
@@ -94,6 +98,10 @@ class ServerConfig:
     ping_timeout_s: float = 20.0
     idle_timeout_s: float = 600.0       # no message and nothing speaking or playing: close
     drain_timeout_s: float = 5.0        # SIGTERM: time streams get to finish
+    # HTTP API deadlines, totals (never reset by a byte): the head from its
+    # first byte, the body from the end of the head (kokorod.frontends.http).
+    http_head_timeout_s: float = 15.0
+    http_body_timeout_s: float = 30.0
     stall_flush_s: float = 0.4          # input idle this long after a complete sentence: speak it
     # Latency budget for synthesizing an utterance's first chunk: it is cut at
     # the most natural point whose predicted synthesis time fits (at least one
@@ -256,7 +264,10 @@ def add_server_args(p: argparse.ArgumentParser) -> None:
     for name, doc in (("idle_timeout_s", "close a connection silent and not speaking for this long"),
                       ("ping_interval_s", "WebSocket keepalive ping interval"),
                       ("ping_timeout_s", "close when a ping gets no pong for this long"),
-                      ("drain_timeout_s", "on SIGTERM, let speech finish for up to this long")):
+                      ("drain_timeout_s", "on SIGTERM, let speech finish for up to this long"),
+                      ("http_head_timeout_s", "HTTP: a request head not complete this long after its first byte "
+                                              "gets 408 (a total, not a gap between bytes)"),
+                      ("http_body_timeout_s", "HTTP: a request body not complete this long after its head gets 408")):
         p.add_argument("--" + name.replace("_", "-"), type=float, default=getattr(ServerConfig, name), help=doc)
     for f in fields(ServerLimits):
         kind = _LIMIT_TYPES.get(f.name, type(f.default))

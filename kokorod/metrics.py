@@ -50,7 +50,15 @@ class Metrics:
         r = self.registry = CollectorRegistry()
         self.connections = Gauge("kokorod_open_connections", "Open sessions: WebSocket connections and in-process front-end sessions (OpenAI HTTP, Wyoming)", registry=r)
         self.connections_total = Counter("kokorod_connections_total", "Accepted WebSocket connections", registry=r)
-        self.connections_refused = Counter("kokorod_connections_refused_total", "Connections refused", ["reason"], registry=r)
+        self.connections_refused = Counter("kokorod_connections_refused_total", "Connections refused (reason: auth, "
+                                           "not_ready, capacity: --max-connections, per_ip: --max-connections-per-ip)",
+                                           ["reason"], registry=r)
+        self.connections_accepted = Gauge("kokorod_connection_slots", "Open sockets of every protocol (WebSocket, "
+                                          "HTTP, Wyoming) counted against --max-connections", registry=r)
+        self.accept_errors = Counter("kokorod_accept_errors_total", "Connections the OS could not accept "
+                                     "(errno: EMFILE is the fd limit, see docs/operations.md)", ["errno"], registry=r)
+        self.timeouts = Counter("kokorod_http_timeouts_total", "HTTP connections closed at a deadline (phase: head, "
+                                "body)", ["phase"], registry=r)
         self.connections_cut = Counter("kokorod_connections_closed_total", "Connections the daemon closed because the "
                                         "client did not read (reason: buffer_bytes, not_reading) or sent an "
                                         "oversized Wyoming event (oversized_event)", ["reason"], registry=r)

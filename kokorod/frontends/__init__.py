@@ -1,2 +1,4 @@
-"""Front-ends that speak other protocols (OpenAI HTTP, Wyoming) as thin
-adapters onto the one session/scheduler core: each drives a ``LocalPeer``."""
+"""The daemon's adapters: kokorod's own WebSocket protocol, the OpenAI HTTP
+API and Wyoming. Each takes the core's ``FrontDoor``
+(kokorod.daemon.front_door) at construction and drives sessions through it;
+the core never imports them (kokorod.app wires the two)."""

@@ -3,7 +3,7 @@
 :class:`HttpProtocol` is a small HTTP/1.1 server on ``h11`` (sans-I/O):
 keep-alive and pipelining, bounded head (431) and body (413), ``Expect:
 100-continue``, chunked streaming responses with write flow control
-(``pause_writing``/``resume_writing``), and timeouts for slow clients. A client
+(``pause_writing``/``resume_writing``), and deadlines for slow clients. A client
 that closes its side (EOF) or whose socket fails is gone: the request's task is
 cancelled at once, which is how synthesis stops when nobody listens.
 
@@ -24,9 +24,12 @@ import h11
 
 log = logging.getLogger("kokorod.http")
 
-MAX_HEAD_BYTES = 16 * 1024         # request line + headers (h11: 431 beyond)
-BODY_TIMEOUT_S = 30.0              # no body byte for this long: 408
-KEEPALIVE_IDLE_S = 15.0            # idle keep-alive connection: closed
+# Every time-out bounds a total duration, never the gap between bytes: a client
+# sending one byte every few seconds (slowloris) is cut at the deadline.
+MAX_HEAD_BYTES = 16 * 1024         # request line + headers, however they arrive (431 beyond)
+HEAD_TIMEOUT_S = 15.0              # the whole head, from its first byte (from accept for the first): else 408
+BODY_TIMEOUT_S = 30.0              # the whole body, from the end of the head: else 408
+KEEPALIVE_IDLE_S = 15.0            # idle keep-alive connection (no byte of a next request): closed
 WRITE_STALL_S = 60.0               # response bytes not taken by the client for this long: gone
 READ_BUFFER_BYTES = 256 * 1024     # unprocessed input (pipelining) before reading pauses
 WRITE_HIGH_WATER = 64 * 1024       # transport buffer above which we wait for the client
@@ -41,6 +44,7 @@ class HttpRequest:
     headers: list[tuple[str, str]]
     body: bytes = b""
     http_version: str = "1.1"
+    slot: Any = None  # the connection's kokorod.daemon.connection_slots.Slot (None: not counted)
 
     @property
     def path(self) -> str:
@@ -134,8 +138,12 @@ class Responder:
 class HttpProtocol(asyncio.Protocol):
     """One HTTP/1.1 connection, requests served one after another."""
 
-    def __init__(self, app: App, *, on_close: Callable[["HttpProtocol"], None] | None = None) -> None:
+    def __init__(self, app: App, *, slot: Any = None,
+                 on_close: Callable[["HttpProtocol"], None] | None = None,
+                 on_timeout: Callable[[str], None] = lambda phase: None,
+                 head_timeout_s: float | None = None, body_timeout_s: float | None = None) -> None:
         self.app = app
+        self.slot = slot  # released when the connection closes
         self._conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD_BYTES)
         self._transport: asyncio.Transport | None = None
         self._readable = asyncio.Event()
@@ -148,6 +156,10 @@ class HttpProtocol(asyncio.Protocol):
         self.draining = False
         self.idle = True  # between requests (a drain may close it)
         self.body_complete = True
+        self._on_timeout = on_timeout  # counts a deadline's cut (metrics), by phase
+        # None: the module's defaults, read when used (tests patch them).
+        self._head_timeout_s, self._body_timeout_s = head_timeout_s, body_timeout_s
+        self._head_deadline: float | None = None  # loop time; set by a request's first byte
 
     # asyncio.Protocol
 
@@ -157,9 +169,24 @@ class HttpProtocol(asyncio.Protocol):
         transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
         self._task = asyncio.get_running_loop().create_task(self._serve(), name="kokorod-http")
 
+    @property
+    def head_timeout_s(self) -> float:
+        return HEAD_TIMEOUT_S if self._head_timeout_s is None else self._head_timeout_s
+
+    @property
+    def body_timeout_s(self) -> float:
+        return BODY_TIMEOUT_S if self._body_timeout_s is None else self._body_timeout_s
+
+    def head_started_at(self, when: float) -> None:
+        """The first head's first byte arrived at ``when`` (loop time), before
+        this protocol had the connection (kokorod.frontends.http_sniff)."""
+        self._head_deadline = when + self.head_timeout_s
+
     def data_received(self, data: bytes) -> None:
         if self._closed:
             return
+        if self._head_deadline is None and data:  # a next request's first byte: its head is due from now
+            self._head_deadline = asyncio.get_running_loop().time() + self.head_timeout_s
         try:
             self._conn.receive_data(data)
         except RuntimeError:  # after EOF: ignore
@@ -177,6 +204,9 @@ class HttpProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
+        if self.slot is not None:
+            self.slot.release()
+            self.slot = None
         self._readable.set()
         if self._writable is not None and not self._writable.done():
             self._writable.set_result(None)
@@ -237,7 +267,10 @@ class HttpProtocol(asyncio.Protocol):
 
     # reading
 
-    async def _next_event(self, timeout: float) -> Any:
+    async def _next_event(self, deadline: Callable[[], float]) -> Any:
+        """The next h11 event; ``asyncio.TimeoutError`` past ``deadline()`` (loop
+        time, read again after each wake-up: a head's first byte moves it)."""
+        loop = asyncio.get_running_loop()
         while True:
             event = self._conn.next_event()
             if event is not h11.NEED_DATA:
@@ -248,7 +281,10 @@ class HttpProtocol(asyncio.Protocol):
                 self._paused_reading = False
                 self._transport.resume_reading()
             self._readable.clear()
-            await asyncio.wait_for(self._readable.wait(), timeout)
+            remaining = deadline() - loop.time()
+            if remaining <= 0:
+                raise asyncio.TimeoutError()
+            await asyncio.wait_for(self._readable.wait(), remaining)
 
     async def _serve(self) -> None:
         try:
@@ -270,15 +306,24 @@ class HttpProtocol(asyncio.Protocol):
         self.idle = True
         if self.draining:
             return False
+        loop = asyncio.get_running_loop()
+        idle_until = loop.time() + KEEPALIVE_IDLE_S
+        phase = "head"
         try:
-            event = await self._next_event(KEEPALIVE_IDLE_S)
+            event = await self._next_event(lambda: self._head_deadline if self._head_deadline is not None
+                                           else idle_until)
             self.idle = False
             if not isinstance(event, h11.Request):
                 return False  # ConnectionClosed
+            if _head_bytes(event) > MAX_HEAD_BYTES:
+                # h11 bounds only a head that arrives in pieces; one sent whole is measured here.
+                self.body_complete = False
+                await Responder(self, HttpRequest("GET", "/", [])).respond(self.app.error(431, "request head too large"))
+                return False
             request = HttpRequest(
                 event.method.decode("ascii", "replace"), event.target.decode("latin-1"),
                 [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in event.headers],
-                http_version=event.http_version.decode("ascii", "replace"))
+                http_version=event.http_version.decode("ascii", "replace"), slot=self.slot)
             responder = Responder(self, request)
             length = request.header("content-length")
             has_body = request.header("transfer-encoding") is not None or (length is not None and length != "0")
@@ -295,8 +340,9 @@ class HttpProtocol(asyncio.Protocol):
             if has_body and self._conn.they_are_waiting_for_100_continue:
                 self.send_event(h11.InformationalResponse(status_code=100, headers=[]))
             body = bytearray()
+            phase, body_until = "body", loop.time() + self.body_timeout_s
             while True:
-                part = await self._next_event(BODY_TIMEOUT_S)
+                part = await self._next_event(lambda: body_until)
                 if isinstance(part, h11.Data):
                     body += part.data
                     if len(body) > limit:
@@ -317,9 +363,14 @@ class HttpProtocol(asyncio.Protocol):
                 return False
             return self._next_cycle()
         except asyncio.TimeoutError:
-            if not self.idle and self._conn.our_state is h11.SEND_RESPONSE:
+            started = not self.idle or self._head_deadline is not None
+            if started:
+                self._on_timeout(phase)
+            if started and self._conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
                 self.body_complete = False
-                await Responder(self, HttpRequest("GET", "/", [])).respond(self.app.error(408, "request timed out"))
+                await Responder(self, HttpRequest("GET", "/", [])).respond(self.app.error(
+                    408, f"request {phase} not complete within "
+                    f"{self.head_timeout_s if phase == 'head' else self.body_timeout_s:g} s"))
             return False
         except h11.RemoteProtocolError as exc:
             if self._conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
@@ -332,5 +383,15 @@ class HttpProtocol(asyncio.Protocol):
     def _next_cycle(self) -> bool:
         if self._conn.our_state is h11.DONE and self._conn.their_state is h11.DONE and not self.draining:
             self._conn.start_next_cycle()
+            # The next head is due from its first byte (pipelined bytes already here count as one).
+            self._head_deadline = None
+            if self._conn.trailing_data[0]:
+                self._head_deadline = asyncio.get_running_loop().time() + self.head_timeout_s
             return True
         return False
+
+
+def _head_bytes(request: h11.Request) -> int:
+    """About what ``request``'s head took on the wire (its line and headers)."""
+    return (len(request.method) + len(request.target) + 12
+            + sum(len(name) + len(value) + 4 for name, value in request.headers.raw_items()))

@@ -11,6 +11,12 @@ for. An API request gets the transport (``set_protocol``) and the buffered
 bytes are replayed into ``kokorod.frontends.http.HttpProtocol``; anything else
 is handed to websockets, exactly as if it had seen it first (WebSocket
 upgrades, ``/healthz``, ``/readyz``, ``/metrics``, the static page).
+
+It is also where a connection is counted (``admit``: the daemon's one count
+of connections, kokorod.daemon.connection_slots): before its first byte is
+read. Its slot goes with it to whichever side takes it, and is released when
+it closes. A connection over a limit gets ``RESERVE_HEAD_S`` in all to ask for
+health or hear why it is refused, then it is cut.
 """
 
 from __future__ import annotations
@@ -22,7 +28,12 @@ from urllib.parse import urlsplit
 
 from websockets.asyncio.server import ServerConnection
 
-from kokorod.frontends.http import MAX_HEAD_BYTES
+from kokorod.daemon.connection_slots import RESERVE_HEAD_S, Slot
+from kokorod.frontends.http import MAX_HEAD_BYTES, HttpProtocol
+
+# Makes the HTTP API's protocol for a connection, which then owns its slot.
+MakeProtocol = Callable[[Slot | None], asyncio.Protocol]
+Admit = Callable[[Any], Slot | None]
 
 SNIFF_TIMEOUT_S = 10.0             # first request line (websockets' own open_timeout is 10 s)
 
@@ -68,12 +79,12 @@ def sniff(buffer: bytes, max_head: int = MAX_HEAD_BYTES) -> str | None:
     return HTTP
 
 
-def sniffing_connection(make_protocol: Callable[[], asyncio.Protocol]) -> Callable[..., ServerConnection]:
+def sniffing_connection(make_protocol: MakeProtocol, admit: Admit | None = None) -> Callable[..., ServerConnection]:
     """A ``create_connection`` factory for ``websockets.asyncio.server.serve``
-    that sends HTTP API requests to ``make_protocol()`` instead."""
+    that sends HTTP API requests to ``make_protocol(slot)`` instead."""
 
     def create(protocol: Any, server: Any, **kwargs: Any) -> ServerConnection:
-        return SniffingConnection(protocol, server, make_protocol=make_protocol, **kwargs)
+        return SniffingConnection(protocol, server, make_protocol=make_protocol, admit=admit, **kwargs)
 
     return create
 
@@ -82,24 +93,38 @@ class SniffingConnection(ServerConnection):
     """websockets' connection, told about its transport only once the first
     request turns out to be websockets' (see module doc)."""
 
-    def __init__(self, protocol: Any, server: Any, *, make_protocol: Callable[[], asyncio.Protocol],
+    def __init__(self, protocol: Any, server: Any, *, make_protocol: MakeProtocol, admit: Admit | None = None,
                  **kwargs: Any) -> None:
         super().__init__(protocol, server, **kwargs)
         self._make_protocol = make_protocol
+        self._admit = admit
+        self.slot: Slot | None = None  # this connection's place in the daemon's count, while websockets' or sniffing
         self._sniffing = True
         self._sniffed = bytearray()
         self._sniff_transport: asyncio.Transport | None = None
         self._sniff_timer: asyncio.TimerHandle | None = None
+        self._first_byte_at = 0.0  # loop time: the HTTP API's head deadline counts from it
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         transport = cast(asyncio.Transport, transport)
         self._sniff_transport = transport
+        if self._admit is not None:
+            slot = self._admit(transport.get_extra_info("peername"))
+            if slot is None:  # no room even to say why (still "sniffing": websockets never hears of it)
+                transport.abort()
+                return
+            self.slot = slot
+            slot.on_evict = transport.abort
+            if slot.refusal is not None:  # health or a refusal only: a short life, whoever takes it
+                self.loop.call_later(RESERVE_HEAD_S, transport.abort)
         self._sniff_timer = self.loop.call_later(SNIFF_TIMEOUT_S, transport.abort)
 
     def data_received(self, data: bytes) -> None:
         if not self._sniffing:
             super().data_received(data)
             return
+        if not self._sniffed:
+            self._first_byte_at = self.loop.time()
         self._sniffed += data
         route = sniff(bytes(self._sniffed))
         if route is None:
@@ -111,9 +136,12 @@ class SniffingConnection(ServerConnection):
         assert transport is not None
         self._sniffed.clear()
         if route == HTTP:
-            proto = self._make_protocol()
+            slot, self.slot = self.slot, None  # the HTTP protocol releases it
+            proto = self._make_protocol(slot)
             transport.set_protocol(proto)
             proto.connection_made(transport)
+            if isinstance(proto, HttpProtocol):
+                proto.head_started_at(self._first_byte_at)
             proto.data_received(buffered)
         else:
             super().connection_made(transport)
@@ -125,6 +153,9 @@ class SniffingConnection(ServerConnection):
         return super().eof_received()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self.slot is not None:
+            self.slot.release()
+            self.slot = None
         if self._sniffing:
             # websockets never saw this connection: nothing of it to clean up.
             self._sniffing = False

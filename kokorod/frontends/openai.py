@@ -2,7 +2,7 @@
 
 ``POST /v1/audio/speech``, ``GET /v1/models`` (and ``/v1/models/{id}``),
 ``GET /v1/audio/voices``. Each speech request is a thin adapter onto the one
-core: a ``daemon.local_peer()`` session gets the input as ``speak``
+core (its ``FrontDoor``, kokorod.daemon.front_door): a ``door.local_peer()`` session gets the input as ``speak``
 fragments of one utterance, and its ``audio`` events go through one streaming
 encoder (``kokorod.audio.encode``) into a chunked response body, or into SSE
 ``speech.audio.delta`` events, as they are made. The status is decided by the
@@ -24,14 +24,12 @@ from __future__ import annotations
 import base64
 import json
 import logging
-from typing import TYPE_CHECKING, Any, Callable, Final
+from typing import Any, Final
 
 import numpy as np
 from prometheus_client import Counter, Gauge
-from websockets.datastructures import Headers
-from websockets.http11 import Request as WsRequest
-from websockets.http11 import Response as WsResponse
-
+from kokorod.daemon.connection_slots import Slot
+from kokorod.daemon.front_door import FrontDoor, Head, PlainResponse, SimpleHeaders
 from kokorod.text.detect import AUTO
 from kokorod.frontends.http import HttpProtocol, HttpRequest, HttpResponse, Responder
 from kokorod.frontends.openai_schema import (
@@ -40,9 +38,6 @@ from kokorod.frontends.openai_schema import (
 from kokorod.protocol.messages import (
     Audio, Cancelled, Chunk, Config, Done, Error, ErrorCode, Speak, Warning, WordEvent,
 )
-
-if TYPE_CHECKING:
-    from kokorod.daemon.server import Daemon
 
 log = logging.getLogger("kokorod.openai")
 
@@ -68,24 +63,26 @@ class _Metrics:
 
 
 class OpenAIFrontend:
-    """The HTTP app (``kokorod.frontends.http.App``) for one daemon.
+    """The HTTP app (``kokorod.frontends.http.App``) on a daemon's front door.
 
-    ``plain`` answers the daemon's other GETs (``/healthz``, ``/metrics``, the
-    page...) when they arrive on a keep-alive connection this app already owns;
-    it is the WebSocket path's ``process_request`` logic.
+    The door's plain routes (``/healthz``, ``/metrics``, the page...) are
+    answered here too when they arrive on a keep-alive connection this app
+    already owns.
     """
 
-    def __init__(self, daemon: "Daemon", plain: Callable[[WsRequest], WsResponse | None]) -> None:
-        self.daemon = daemon
-        self._plain = plain
-        self.metrics = _Metrics(daemon.metrics.registry)
+    def __init__(self, door: FrontDoor) -> None:
+        self.door = door
+        self.metrics = _Metrics(door.metrics.registry)
         self.protocols: set[HttpProtocol] = set()
         self.active = 0
 
     # -- connections ---------------------------------------------------------
 
-    def protocol(self) -> HttpProtocol:
-        proto = HttpProtocol(self, on_close=self.protocols.discard)
+    def protocol(self, slot: Slot | None = None) -> HttpProtocol:
+        proto = HttpProtocol(self, slot=slot, on_close=self.protocols.discard,
+                             on_timeout=lambda phase: self.door.metrics.timeouts.labels(phase=phase).inc(),
+                             head_timeout_s=self.door.config.http_head_timeout_s,
+                             body_timeout_s=self.door.config.http_body_timeout_s)
         self.protocols.add(proto)
         return proto
 
@@ -98,7 +95,7 @@ class OpenAIFrontend:
     # -- App -----------------------------------------------------------------
 
     def max_body_bytes(self) -> int:
-        return max_body_bytes(self.daemon.config.limits.max_text_chars)
+        return max_body_bytes(self.door.limits.max_text_chars)
 
     def error(self, status: int, message: str) -> HttpResponse:
         return _error_response(ApiError(status, message, code={413: "request_too_large"}.get(status)))
@@ -121,17 +118,14 @@ class OpenAIFrontend:
             return self._count(endpoint, response, cors)
         denied = self._deny(request)
         if denied is not None:
-            self.daemon.metrics.connections_refused.labels(reason="auth").inc()
+            self.door.metrics.connections_refused.labels(reason="auth").inc()
             return self._count(endpoint, _error_response(denied), cors)
-        if not self.daemon.ready or self.daemon.services is None:
-            self.daemon.metrics.connections_refused.labels(reason="not_ready").inc()
-            why = "kokorod is shutting down" if self.daemon.draining else "kokorod is loading its model; try again shortly"
-            code = "shutting_down" if self.daemon.draining else "not_ready"
-            return self._count(endpoint, _error_response(ApiError(503, why, code=code, retry_after=1)), cors)
-        if endpoint == "speech" and self.active >= self.daemon.config.limits.max_connections:
-            self.daemon.metrics.connections_refused.labels(reason="capacity").inc()
+        refusal = self.door.refusal(request.slot)
+        if refusal is not None:
+            if refusal.reason == "not_ready":  # a slot's refusal was counted when it was taken
+                self.door.metrics.connections_refused.labels(reason="not_ready").inc()
             return self._count(endpoint, _error_response(ApiError(
-                503, "kokorod is at its connection limit; try again shortly", code="overloaded", retry_after=1)), cors)
+                refusal.status, refusal.message, code=refusal.code, retry_after=refusal.retry_after_s)), cors)
         return None
 
     async def handle(self, request: HttpRequest, responder: Responder) -> None:
@@ -157,12 +151,12 @@ class OpenAIFrontend:
     # -- checks --------------------------------------------------------------
 
     def _deny(self, request: HttpRequest) -> ApiError | None:
-        ws = _ws_request(request)
-        auth = self.daemon.auth
-        why = auth.check_token(ws)
+        head = _head(request)
+        auth = self.door.auth
+        why = auth.check_token(head)  # type: ignore[arg-type]  # reads .headers only
         if why is not None:
             return ApiError(401, why, code="invalid_api_key")
-        why = auth.check_host(ws) or auth.check_origin(ws)
+        why = auth.check_host(head) or auth.check_origin(head)  # type: ignore[arg-type]
         if why is not None:
             return ApiError(403, why, code="forbidden")
         return None
@@ -170,7 +164,7 @@ class OpenAIFrontend:
     def _cors(self, request: HttpRequest) -> list[tuple[str, str]]:
         """CORS answer headers for a browser request from an allowed origin."""
         origin = request.header("origin")
-        if origin is None or self.daemon.auth.check_origin(_ws_request(request)) is not None:
+        if origin is None or self.door.auth.check_origin(_head(request)) is not None:  # type: ignore[arg-type]
             return []
         return [("Access-Control-Allow-Origin", origin), ("Vary", "Origin"),
                 ("Access-Control-Expose-Headers", _EXPOSED)]
@@ -186,18 +180,20 @@ class OpenAIFrontend:
             ("Access-Control-Max-Age", "600")]))
 
     def _plain_route(self, request: HttpRequest) -> HttpResponse:
-        """A non-API GET on a connection that is already HTTP's: answered as
-        the WebSocket path's process_request would."""
+        """A non-API GET on a connection that is already HTTP's: the door's
+        plain routes, as on the WebSocket path."""
         try:
-            response = self._plain(_ws_request(request))
+            plain = self.door.plain_route(request.method, _head(request))
         except Exception:
             log.exception("plain HTTP route failed")
             return HttpResponse(500, b"internal error\n", [("Content-Type", "text/plain; charset=utf-8")])
-        if response is None:  # a WebSocket endpoint, asked without an upgrade
-            return HttpResponse(426, b"WebSocket endpoint: open a new connection with Upgrade: websocket\n",
-                                [("Content-Type", "text/plain; charset=utf-8"), ("Upgrade", "websocket")])
-        headers = [(k, v) for k, v in response.headers.raw_items() if k.lower() != "content-length"]
-        return HttpResponse(response.status_code, response.body or b"", headers)
+        if plain is None:
+            if request.path == "/v1/stream":  # the WebSocket endpoint, asked without an upgrade
+                return HttpResponse(426, b"WebSocket endpoint: open a new connection with Upgrade: websocket\n",
+                                    [("Content-Type", "text/plain; charset=utf-8"), ("Upgrade", "websocket")])
+            plain = PlainResponse(404, b"not found; the WebSocket endpoint is /v1/stream\n")
+        return HttpResponse(plain.status, plain.body, [("Content-Type", plain.content_type),
+                                                       ("Cache-Control", "no-store"), *plain.headers])
 
     def _count(self, endpoint: str, response: HttpResponse, cors: list[tuple[str, str]] | None = None) -> HttpResponse:
         self.metrics.requests.labels(endpoint=endpoint, status=str(response.status)).inc()
@@ -206,20 +202,19 @@ class OpenAIFrontend:
         return response
 
     def _voices(self) -> dict[str, Any]:
-        services = self.daemon.services
-        assert services is not None
+        voices = self.door.voices
         data = []
-        for info in services.languages:
+        for info in self.door.languages:
             for voice in info.voices:
                 data.append({"id": voice, "object": "voice", "name": voice, "language": info.code,
                              "language_name": info.name, "available": info.available})
-        aliases = {name: voice for name, voice in OPENAI_VOICES.items() if voice in services.voices}
+        aliases = {name: voice for name, voice in OPENAI_VOICES.items() if voice in voices}
         return {"object": "list", "data": data, "openai_voices": aliases}
 
     # -- speech --------------------------------------------------------------
 
     async def _speech(self, request: HttpRequest, responder: Responder, cors: list[tuple[str, str]]) -> None:
-        limits = self.daemon.config.limits
+        limits = self.door.limits
         try:
             spec = parse_speech_request(request.body, max_text_chars=limits.max_text_chars)
         except ApiError as exc:
@@ -261,10 +256,8 @@ class _SpeechStream:
 
     async def run(self) -> None:
         spec = self.spec
-        services = self.app.daemon.services
-        assert services is not None
-        fragments = split_input(spec.input, services.config.limits.max_message_bytes)
-        async with self.app.daemon.local_peer() as peer:
+        fragments = split_input(spec.input, self.app.door.limits.max_message_bytes)
+        async with self.app.door.local_peer() as peer:
             peer.send(Config(frame_ms=FRAME_MS))
             for i, fragment in enumerate(fragments):
                 first = i == 0
@@ -391,9 +384,6 @@ def _error_response(error: ApiError) -> HttpResponse:
     return HttpResponse(error.status, error.body(), error.headers())
 
 
-def _ws_request(request: HttpRequest) -> WsRequest:
-    """The request as websockets' type, for AuthPolicy and the plain routes."""
-    headers = Headers()
-    for name, value in request.headers:
-        headers[name] = value
-    return WsRequest(request.target, headers)
+def _head(request: HttpRequest) -> Head:
+    """The request as the core reads one (AuthPolicy, the plain routes)."""
+    return Head(request.target, SimpleHeaders(request.headers))

@@ -208,9 +208,13 @@ def split_input(text: str, max_message_bytes: int) -> list[str]:
 
 
 def max_body_bytes(max_text_chars: int) -> int:
-    """Largest request body taken: the longest input JSON-escaped (6 bytes a
-    character for ``\\uXXXX``), plus room for the other fields."""
-    return max_text_chars * 6 + 64 * 1024
+    """Largest request body taken: the longest input in its worst real
+    encoding, plus room for the other fields. ``input`` is counted in
+    characters (code points) once decoded; JSON may escape one as ``\\uXXXX``
+    (6 bytes), and one outside the BMP (an emoji) as a surrogate pair,
+    ``\\uD83D\\uDE00``: 12 bytes. Sized from 6 bytes, 60,000 emoji (under a
+    100,000-character limit) were refused with 413 (issue 18)."""
+    return max_text_chars * 12 + 64 * 1024
 
 
 # kokorod error code → (HTTP status, OpenAI param, Retry-After)

@@ -1,6 +1,6 @@
 """Ending a Wyoming connection after an ``error`` without resetting the client.
 
-After an ``error`` the connection ends (kokorod.frontends.wyoming explains why),
+After an ``error`` the connection ends (kokorod.frontends.wyoming explains why; kokorod.frontends.wyoming_handler does it),
 but the client may still be writing its request: ``synthesize-chunk`` events,
 or a whole ``synthesize``. Closing a socket with unread input makes the kernel
 reset it, and the client then reads ``Connection reset by peer`` (or a broken

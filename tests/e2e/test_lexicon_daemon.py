@@ -3,7 +3,7 @@
 phonemize, and the errors for bad entries.
 
 The daemon runs in this process (the tests call ``install_lexicon`` and
-``reload_lexicon`` themselves, as kokorod/daemon/server.py's start-up and SIGHUP handler do);
+``reload_lexicon`` themselves, as the daemon's start-up (kokorod/daemon/core.py) and SIGHUP handler do);
 ``serve --lexicon`` with a bad file is checked as a subprocess, which exits
 before loading the model.
 """
@@ -20,7 +20,7 @@ import pytest
 from kokorod.config import ServerConfig
 from kokorod.daemon.lexicon_service import install_lexicon, reload_lexicon
 from kokorod.protocol.messages import Config, Configured, Done, Error, Phonemes, Phonemize, Speak, WordEvent
-from kokorod.daemon.server import Daemon
+from kokorod.app import App
 
 from support.asr import normalize_words, transcribe
 from support.daemon import ROOT, Peer, check_stream_invariants, free_port, words_of
@@ -46,9 +46,9 @@ def lexicon_file(tmp_path_factory) -> Path:  # type: ignore[no-untyped-def]
 @pytest.fixture(scope="module")
 def daemon(synth, lexicon_file):  # type: ignore[no-untyped-def]
     loop = asyncio.new_event_loop()
-    d = Daemon(ServerConfig(port=free_port(), lexicon_path=str(lexicon_file), stream_utilisation=float("inf")))
+    d = App(ServerConfig(port=free_port(), lexicon_path=str(lexicon_file), stream_utilisation=float("inf")))
     loop.run_until_complete(d.start(lambda: synth))
-    install_lexicon(d)
+    install_lexicon(d.daemon)
     d.loop = loop  # type: ignore[attr-defined]
     d.url = f"ws://127.0.0.1:{d.port}/v1/stream"  # type: ignore[attr-defined]
     yield d
@@ -112,9 +112,9 @@ def test_file_lexicon_phonemize_and_reload_mid_stream(daemon, lexicon_file) -> N
         await peer.send(Speak("long", long_text, final=True))
         await peer.until(lambda e: isinstance(e, WordEvent) and e.utterance == "long")  # speaking
         lexicon_file.write_text(f'[en-us]\nBlorptex = "{GARDEN}"\n', encoding="utf-8")
-        assert await reload_lexicon(daemon)
+        assert await reload_lexicon(daemon.daemon)
         lexicon_file.write_text('[en-us]\nBlorptex = "ɡX"\n', encoding="utf-8")  # invalid: old one kept
-        assert not await reload_lexicon(daemon)
+        assert not await reload_lexicon(daemon.daemon)
         long = await peer.utterance("long")
         await peer.send(Speak("after", "Please open the Blorptex now.", final=True))
         after = await peer.utterance("after")

@@ -47,7 +47,7 @@ class WyomingDaemon:
             except OSError:
                 if time.monotonic() > deadline:
                     raise AssertionError("the daemon is ready but its Wyoming server does not listen: is "
-                                         "start_wyoming wired into kokorod/daemon/server.py?\n" + self.process.log()[-3000:])
+                                         "start_wyoming wired into kokorod/app.py?\n" + self.process.log()[-3000:])
                 time.sleep(0.2)
 
     def client(self) -> AsyncTcpClient:

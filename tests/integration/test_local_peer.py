@@ -7,7 +7,7 @@ from typing import Any
 
 from kokorod.daemon.admission import Capacity
 from kokorod.config import Limits, ServerConfig
-from kokorod.frontends.local import LocalPeer
+from kokorod.daemon.local_peer import LocalPeer
 from kokorod.metrics import Metrics
 from kokorod.protocol.messages import Audio, Cancel, Cancelled, Done, Error, Ready, Speak, WordEvent
 from kokorod.daemon.scheduler import EngineScheduler, engine_threads

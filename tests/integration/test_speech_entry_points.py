@@ -118,7 +118,7 @@ def run_cli(argv: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: py
 def daemon(tone_synth: Synthesizer, lexicon_file: Path) -> Iterator[Any]:
     """A real Daemon (WebSocket server, session, scheduler, warm-up) on the tone
     synthesizer, on its own event loop in a thread, as a separate process would be."""
-    from kokorod.daemon.server import Daemon
+    from kokorod.app import App
 
     config = ServerConfig(port=0, first_audio_ms=0, chunk_cache_mb=0, lexicon_path=str(lexicon_file))
     loop = asyncio.new_event_loop()
@@ -126,7 +126,7 @@ def daemon(tone_synth: Synthesizer, lexicon_file: Path) -> Iterator[Any]:
     started = threading.Event()
 
     async def main() -> None:
-        d = Daemon(config)
+        d = App(config)
         await d.start(lambda: tone_synth)
         holder["daemon"], holder["stop"] = d, asyncio.Event()
         started.set()

@@ -22,7 +22,7 @@ from kokorod.assets.voices import VoiceStore
 from kokorod.config import Limits, ServerConfig
 from kokorod.frontends.wyoming import WyomingFrontend, start_wyoming
 from kokorod.daemon.scheduler import EngineScheduler
-from kokorod.daemon.server import Daemon, language_catalog
+from kokorod.daemon.core import Daemon, language_catalog
 from kokorod.daemon.session import Services
 
 from support.session_fakes import WORD_S, FakeSynth

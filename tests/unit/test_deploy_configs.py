@@ -36,14 +36,12 @@ def serve_args(argv: list[str]) -> Any:
 
 def route_status(path: str) -> int:
     """What a daemon that is still loading answers on ``path``."""
-    from websockets.datastructures import Headers
-    from websockets.http11 import Request
+    from kokorod.daemon.core import Daemon
+    from kokorod.daemon.front_door import Head, SimpleHeaders
 
-    from kokorod.daemon.server import Daemon
-
-    response = Daemon(ServerConfig())._route(Request(path, Headers({"Host": "127.0.0.1"})))
+    response = Daemon(ServerConfig()).plain_route("GET", Head(path, SimpleHeaders([("Host", "127.0.0.1")])))
     assert response is not None
-    return int(response.status_code)
+    return response.status
 
 
 def test_probe_endpoints_mean_ready_and_alive() -> None:

@@ -329,8 +329,8 @@ async def sniffing(app: Any) -> tuple[Any, FakeTransport, FakeServer, list[HttpP
     server = FakeServer()
     made: list[HttpProtocol] = []
 
-    def make() -> HttpProtocol:
-        made.append(HttpProtocol(app))
+    def make(slot: Any) -> HttpProtocol:
+        made.append(HttpProtocol(app, slot=slot))
         return made[-1]
 
     conn = http_sniff.sniffing_connection(make)(ServerProtocol(), server)
@@ -380,3 +380,59 @@ async def test_sniffing_times_out(monkeypatch: pytest.MonkeyPatch) -> None:
     conn, transport, server, made = await sniffing(EchoApp())
     await asyncio.sleep(0.2)
     assert transport.aborted and not made
+
+
+# -- deadlines: totals, not gaps between bytes (issue 18, slowloris) ------------
+
+
+async def trickle(proto: HttpProtocol, data: bytes, every_s: float, for_s: float) -> None:
+    """Send ``data`` a byte at a time, one every ``every_s``, for at most ``for_s``."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + for_s
+    for i in range(len(data)):
+        if loop.time() > end or proto.closed:
+            return
+        proto.data_received(data[i:i + 1])
+        await asyncio.sleep(every_s)
+
+
+async def test_a_head_sent_a_byte_at_a_time_is_cut_at_its_total_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(http, "HEAD_TIMEOUT_S", 0.3)
+    monkeypatch.setattr(http, "KEEPALIVE_IDLE_S", 0.2)  # longer than the gaps: only a total bound stops it
+    timeouts: list[str] = []
+    transport = FakeTransport()
+    proto = HttpProtocol(EchoApp(), on_timeout=timeouts.append)
+    transport.protocol = proto
+    proto.connection_made(transport)  # type: ignore[arg-type]
+    await trickle(proto, b"POST /a HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 100, 0.02, 1.5)
+    assert transport.closed and responses(transport.out)[0][0] == 408 and timeouts == ["head"]
+
+
+async def test_a_body_sent_a_byte_at_a_time_is_cut_at_its_total_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(http, "BODY_TIMEOUT_S", 0.3)
+    app = EchoApp()
+    timeouts: list[str] = []
+    transport = FakeTransport()
+    proto = HttpProtocol(app, on_timeout=timeouts.append)
+    transport.protocol = proto
+    proto.connection_made(transport)  # type: ignore[arg-type]
+    proto.data_received(b"POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 500\r\n\r\n")
+    await trickle(proto, b"b" * 500, 0.02, 1.5)
+    assert transport.closed and not app.handled and responses(transport.out)[0][0] == 408
+    assert timeouts == ["body"]
+
+
+async def test_a_big_head_sent_in_one_write_is_431() -> None:
+    app = EchoApp()
+    proto, transport = await open_http(app)
+    proto.data_received(b"GET /a HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 120_000 + b"\r\n\r\n")
+    await settle()
+    assert responses(transport.out)[0][0] == 431 and transport.closed and not app.handled
+
+
+async def test_a_refused_head_is_answered_before_its_body_arrives() -> None:
+    app = EchoApp()
+    proto, transport = await open_http(app)
+    proto.data_received(b"POST /deny HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n")  # no body yet
+    await settle()
+    assert responses(transport.out) == [(401, b"no")] and transport.closed

@@ -1,40 +1,24 @@
 """The OpenAI front-end's routing and refusals, before any session: methods,
 paths, auth, origins and CORS, readiness, the plain routes on a keep-alive
-connection (a fake daemon: no model, no sockets)."""
+connection (a fake of the core's FrontDoor, tests/fake_door.py: no model, no sockets)."""
 
 from __future__ import annotations
 
 import json
-from types import SimpleNamespace
 from typing import Any
 
-from websockets.datastructures import Headers
-from websockets.http11 import Response as WsResponse
-
-from kokorod.auth import AuthPolicy
-from kokorod.config import ServerConfig
+from fake_door import FakeDoor
+from kokorod.config import Limits, ServerConfig
 from kokorod.frontends.http import HttpRequest
 from kokorod.frontends.openai import OpenAIFrontend
-from kokorod.metrics import Metrics
 
 TOKEN = "unit-token"
 
 
 def frontend(*, token: str | None = TOKEN, ready: bool = True, draining: bool = False,
-             origins: tuple[str, ...] = ()) -> tuple[OpenAIFrontend, list[Any]]:
-    config = ServerConfig(token=token, allowed_origins=origins)
-    daemon = SimpleNamespace(config=config, metrics=Metrics(), ready=ready, draining=draining,
-                             services=object() if ready else None,
-                             auth=AuthPolicy(token, origins, 8765))
-    plain_calls: list[Any] = []
-
-    def plain(request: Any) -> WsResponse | None:
-        plain_calls.append(request)
-        if request.path == "/v1/stream":
-            return None
-        return WsResponse(200, "OK", Headers({"Content-Type": "text/plain", "Content-Length": "3"}), b"ok\n")
-
-    return OpenAIFrontend(daemon, plain), plain_calls  # type: ignore[arg-type]
+             origins: tuple[str, ...] = ()) -> tuple[OpenAIFrontend, list[str]]:
+    door = FakeDoor(token=token, origins=origins, ready=ready, draining=draining)
+    return OpenAIFrontend(door), door.plain_calls  # type: ignore[arg-type]
 
 
 def req(method: str, target: str, token: str | None = TOKEN, **headers: str) -> HttpRequest:
@@ -62,7 +46,7 @@ def test_missing_or_wrong_token_is_401() -> None:
         assert response is not None and response.status == 401
         assert error(response)["code"] == "invalid_api_key"
         assert ("WWW-Authenticate", "Bearer") in response.headers
-    assert app.daemon.metrics.connections_refused.labels(reason="auth")._value.get() == 2
+    assert app.door.metrics.connections_refused.labels(reason="auth")._value.get() == 2
 
 
 def test_query_token_works_too() -> None:
@@ -92,12 +76,24 @@ def test_not_ready_and_draining_are_503_with_retry_after() -> None:
         assert ("Retry-After", "1") in response.headers
 
 
-def test_concurrent_speech_requests_are_bounded() -> None:
-    app, _ = frontend()
-    app.active = app.daemon.config.limits.max_connections
-    response = app.precheck(req("POST", "/v1/audio/speech"))
+def test_a_connection_over_a_limit_gets_the_door_s_refusal_but_health_answers() -> None:
+    door = FakeDoor(token=TOKEN, config=ServerConfig(token=TOKEN, limits=Limits(max_connections=1,
+                                                                                max_connections_per_ip=1)))
+    app = OpenAIFrontend(door)  # type: ignore[arg-type]
+    first, second = door.admit(("10.0.0.1", 1), "tcp"), door.admit(("10.0.0.1", 2), "tcp")
+    assert first is not None and first.refusal is None and second is not None
+    over = req("POST", "/v1/audio/speech")
+    over.slot = second
+    response = app.precheck(over)
     assert response is not None and response.status == 503 and error(response)["code"] == "overloaded"
-    assert app.precheck(req("GET", "/v1/models")) is None  # listing is not speaking
+    assert "--max-connections 1" in error(response)["message"] and ("Retry-After", "1") in response.headers
+    ok = req("POST", "/v1/audio/speech")
+    ok.slot = first
+    assert app.precheck(ok) is None
+    health = req("GET", "/healthz", token=None)
+    health.slot = second
+    answered = app.precheck(health)
+    assert answered is not None and answered.status == 200
 
 
 def test_origins_cors_and_preflight() -> None:
@@ -128,7 +124,7 @@ def test_other_gets_on_an_http_connection_use_the_plain_routes() -> None:
     app, calls = frontend()
     response = app.precheck(req("GET", "/healthz", token=None))
     assert response is not None and (response.status, response.body) == (200, b"ok\n")
-    assert calls[-1].path == "/healthz"
+    assert calls[-1] == "/healthz"
     assert all(k.lower() != "content-length" for k, _ in response.headers)  # the responder sets it
     upgrade = app.precheck(req("GET", "/v1/stream"))
     assert upgrade is not None and upgrade.status == 426

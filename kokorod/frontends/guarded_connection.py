@@ -28,9 +28,9 @@ from typing import Any, Callable
 
 from websockets.asyncio.server import ServerConnection
 
-from kokorod.frontends.http_sniff import SniffingConnection
+from kokorod.frontends.http_sniff import Admit, MakeProtocol, SniffingConnection
 
-log = logging.getLogger("kokorod.daemon.guarded_connection")
+log = logging.getLogger("kokorod.frontends.guarded_connection")
 
 REASON_BUFFER = "buffer_bytes"  # held more than --max-connection-buffer-bytes
 REASON_NOT_READING = "not_reading"  # writing paused for the whole keepalive allowance
@@ -43,11 +43,12 @@ class ConnectionBudget:
     on_cut: Callable[[str], None] = field(default=lambda reason: None)  # counts the cut (metrics)
 
 
-def guarded_connection(make_protocol: Callable[[], asyncio.Protocol], budget: ConnectionBudget) -> Callable[..., ServerConnection]:
+def guarded_connection(make_protocol: MakeProtocol, budget: ConnectionBudget,
+                       admit: Admit | None = None) -> Callable[..., ServerConnection]:
     """A ``create_connection`` factory for ``websockets.asyncio.server.serve``."""
 
     def create(protocol: Any, server: Any, **kwargs: Any) -> ServerConnection:
-        return GuardedConnection(protocol, server, make_protocol=make_protocol, budget=budget, **kwargs)
+        return GuardedConnection(protocol, server, make_protocol=make_protocol, budget=budget, admit=admit, **kwargs)
 
     return create
 
