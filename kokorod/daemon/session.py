@@ -109,6 +109,12 @@ class Session:
         self._writer: asyncio.Task[None] | None = None
         self._closing: asyncio.Task[None] | None = None  # closing the transport after _on_outbox_full
 
+    @property
+    def holds_stream(self) -> bool:
+        """Whether this connection needs its stream slot: a live utterance is
+        queued or speaking (background ones take none; Capacity asks)."""
+        return any(not u.background for u in self.utterances.values())
+
     # -- lifecycle -----------------------------------------------------------
 
     async def run(self, incoming: AsyncIterable[bytes | str]) -> None:
@@ -323,6 +329,8 @@ class Session:
             self._loop.call_later(self.s.config.stall_flush_s, self._flush_if_stalled, utt, utt.chars)
 
     def _budget(self, utt: Utterance) -> None:
+        if utt.background:  # no listener waiting: the profile's word counts, in small chunks
+            return
         first_ms = self.s.config.first_audio_ms
         utt.segmenter.budget = self.s.rates.budget(
             utt.lang.code, utt.segmenter.profile.unit, speed=utt.speed, pace=self.s.capacity.pace(utt.speed),
@@ -376,13 +384,19 @@ class Session:
             return None
         speed = msg.speed if msg.speed is not None else self.speed
         ticket: Ticket | None = None
-        if not self.utterances:  # else this connection holds its slot (or its place in the request queue)
+        background = msg.priority == "background"
+        # Background work is never admitted or refused for capacity: it waits
+        # for engine time no stream needs (EngineScheduler). A live one needs the
+        # connection's slot, unless it holds it (or its place in the request queue).
+        if not background and not self.holds_stream:
             admitted, ticket = self._admit(msg, speed)
             if not admitted:
                 return None
         previous = next(reversed(self.utterances.values()), None)
         utt = Utterance(msg.utterance, voice, msg.speed if msg.speed is not None else self.speed, self.fmt,
-                        self._loop.time(), lang)
+                        self._loop.time(), lang, background=background)
+        if background:
+            self.s.capacity.background += 1
         utt.ticket = ticket
         if auto is not None:
             utt.pending = PendingChoice(self.s.detector, voice, keep_voice=auto == AUTO_KEEP_VOICE,
@@ -462,7 +476,7 @@ class Session:
                 if segment.spoken.strip():
                     await self._speak_segment(utt, segment)
                 if segment.pause_after_ms:  # a <break/>: exact silence, after whatever the text made
-                    await self._await_lookahead()
+                    await self._await_lookahead(utt)
                     self._emit(utt, await utt.silence(segment.pause_after_ms * SAMPLE_RATE // 1000))
             if utt.timeline.pos_24k == 0:
                 # Never a bare `done` for text that made no sound: say so.
@@ -485,7 +499,7 @@ class Session:
             self._fail(utt, ErrorCode.ENGINE_ERROR, f"synthesis failed: {type(exc).__name__}{detail}")
 
     async def _speak_segment(self, utt: Utterance, segment: Segment) -> None:
-        await self._await_lookahead()
+        await self._await_lookahead(utt)
         last = utt.final and not utt.segments
         cache = self.s.chunk_cache
         # Looked up on the loop: a hit neither runs the engine nor queues for it.
@@ -497,7 +511,7 @@ class Session:
         if rendered is None:
             job = partial(self._job, segment=segment, voice=utt.voice, speed=utt.speed, lang=utt.lang, last=last,
                           lexicon=self.lexicon)
-            rendered = await self.s.scheduler.submit(job, urgency=self._urgency)
+            rendered = await self.s.scheduler.submit(job, urgency=self._urgency, background=utt.background)
             if lookup is not None:
                 lookup.store(rendered)
         else:
@@ -555,7 +569,13 @@ class Session:
         self.s.metrics.warnings.labels(code=str(code)).inc()
         self.outbox.put(Warning(utt.id, str(code), message, text))
 
-    async def _await_lookahead(self) -> None:
+    async def _await_lookahead(self, utt: Utterance) -> None:
+        if utt.background:
+            # Made as fast as the engine's spare time allows, not at 1x: bounded
+            # by the client reading (half the send buffer, so a chunk always fits).
+            while not await self.outbox.wait_below(self.s.config.limits.max_send_buffer_s / 2, 30.0):
+                pass
+            return
         max_ahead = self.s.config.max_ahead_s
         while (ahead := self.play_end - self._loop.time()) > max_ahead:
             await asyncio.sleep(ahead - max_ahead)
@@ -573,15 +593,23 @@ class Session:
             self._error(ErrorCode.OVERLOADED, "the client is not reading its audio; stream cancelled")
             return
         now = self._loop.time()
+        late = False
         for i, event in enumerate(events):
             if isinstance(event, Audio):
-                if utt.first_audio_at is None:
+                audio_s = event.samples / event.sample_rate
+                if utt.background:  # nobody is listening in real time: no first audio, no underrun
+                    self.s.metrics.background_audio.inc(audio_s)
+                elif utt.first_audio_at is None:
                     utt.first_audio_at = now
                     self.s.metrics.ttfa.observe(now - utt.created_at)
                 elif self.play_end < now and i <= 1:
+                    late = True
                     self.s.metrics.underruns.inc()
-                self.play_end = max(self.play_end, now) + event.samples / event.sample_rate
-                self.s.metrics.audio_seconds.inc(event.samples / event.sample_rate)
+                    self.s.capacity.late(now)  # admission learns its margin from this
+                elif not late:
+                    self.s.capacity.on_time(audio_s)
+                self.play_end = max(self.play_end, now) + audio_s
+                self.s.metrics.audio_seconds.inc(audio_s)
             self.outbox.put(event)
 
     def _on_outbox_full(self) -> None:
@@ -632,7 +660,9 @@ class Session:
         self._remember_ended(utt.id, state.value if reason is None else f"{state.value}: {reason}")
         if utt.ticket is not None and self.s.requests is not None:
             self.s.requests.leave(utt.ticket)  # abandoned while waiting: its place frees at once
-        if not self.utterances:  # its last one: the connection's stream slot is free
+        if utt.background:
+            self.s.capacity.background -= 1
+        elif not self.holds_stream:  # its last live one: the connection's stream slot is free
             self.s.capacity.release()
             if self.s.requests is not None:
                 self.s.requests.pump_soon()  # to the request that waited longest (after a barge-in's own)

@@ -18,7 +18,7 @@ import msgpack
 
 from .messages import (
     ADMISSIONS, BYTES_PER_SAMPLE, DEFAULT_MAX_MESSAGE_BYTES, FORMATS, FRAME_MS_MAX, FRAME_MS_MIN, MODES,
-    PHONEMIZE_MAX_CHARS, SAMPLE_RATES, SPEED_MAX, SPEED_MIN, UTTERANCE_ID_MAX_CHARS, UTTERANCE_ID_MIN_CHARS, VOICE_MAX_CHARS,
+    PHONEMIZE_MAX_CHARS, PRIORITIES, SAMPLE_RATES, SPEED_MAX, SPEED_MIN, UTTERANCE_ID_MAX_CHARS, UTTERANCE_ID_MIN_CHARS, VOICE_MAX_CHARS,
     Audio, Cancel, Cancelled, CapacityInfo, Chunk, ClientMessage, Config, Configured, Done, Error, ErrorCode, LanguageInfo, Limits,
     PhonemeWord, Phonemes, Phonemize, Ready, ServerEvent, Speak, Warning, WordEvent,
 )
@@ -167,6 +167,7 @@ def _speak(d: dict[str, Any], utt: str | None) -> Speak:
         mode=_str(d, "mode", utt, choices=MODES),  # type: ignore[arg-type]
         lang=_lang(d, utt, allow_auto=True),
         admission=_str(d, "admission", utt, choices=ADMISSIONS),  # type: ignore[arg-type]
+        priority=_str(d, "priority", utt, choices=PRIORITIES),  # type: ignore[arg-type]
     )
 
 
@@ -323,7 +324,8 @@ def _capacity(d: dict[str, Any]) -> CapacityInfo | None:
     return CapacityInfo(_optional(raw, "rtf", _F), _optional(raw, "max_streams", _I), _need(raw, "active", _I),
                         _optional(raw, "workers", _I) or 1, _optional(raw, "utilisation", _F),
                         _optional(raw, "queued", _I), _optional(raw, "max_queued", _I),
-                        _optional(raw, "queue_timeout_s", _F))
+                        _optional(raw, "queue_timeout_s", _F), _optional(raw, "admission_rtf", _F),
+                        _optional(raw, "margin", _F), _optional(raw, "background", _I))
 
 
 def event_from_map(d: dict[str, Any], pcm: bytes | None = None) -> ServerEvent:

@@ -38,6 +38,10 @@ MODES: Final = ("interrupt", "queue")
 # (real-time: refused with `overloaded`) or "queue" (a request: waits in the
 # daemon's FIFO for a slot, up to its --max-queued and --queue-timeout-s).
 ADMISSIONS: Final = ("stream", "queue")
+# Whose work the engine does first: "live" (someone is listening: the default)
+# or "background" (a long job, e.g. a book: runs only on engine time no live
+# stream needs, in small chunks, never refused for capacity, never counted in it).
+PRIORITIES: Final = ("live", "background")
 
 FRAME_MS_MIN: Final = 10
 FRAME_MS_MAX: Final = 1000
@@ -56,6 +60,7 @@ PHONEMIZE_MAX_CHARS: Final = 4000
 Format = Literal["pcm_s16le", "pcm_f32le", "mulaw", "alaw", "opus", "mp3"]
 Mode = Literal["interrupt", "queue"]
 Admission = Literal["stream", "queue"]
+Priority = Literal["live", "background"]
 
 
 def format_rate_problem(fmt: str, sample_rate: int) -> str | None:
@@ -110,6 +115,7 @@ class Speak:
     mode: Mode | None = None
     lang: str | None = None  # canonical language code (the codec resolves aliases)
     admission: Admission | None = None  # None: "stream"; read when the speak starts an utterance
+    priority: Priority | None = None    # None: "live"; read when the speak starts an utterance
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"type": "speak", "utterance": self.utterance, "text": self.text}
@@ -125,6 +131,8 @@ class Speak:
             d["mode"] = self.mode
         if self.admission is not None:
             d["admission"] = self.admission
+        if self.priority is not None:
+            d["priority"] = self.priority
         return d
 
 
@@ -247,12 +255,22 @@ class CapacityInfo:
     queued: int | None = None
     max_queued: int | None = None
     queue_timeout_s: float | None = None
+    # What max_streams comes from: the conservative RTF admission plans with
+    # and the margin over it learnt from late streams (docs/operations.md,
+    # *Measured admission*). None: an older daemon.
+    admission_rtf: float | None = None
+    margin: float | None = None
+    # Background requests ("priority": "background") running or waiting now.
+    background: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"rtf": self.rtf, "max_streams": self.max_streams, "active": self.active,
                              "workers": self.workers, "utilisation": self.utilisation}
         if self.max_queued is not None:
             d.update(queued=self.queued or 0, max_queued=self.max_queued, queue_timeout_s=self.queue_timeout_s)
+        for key in ("admission_rtf", "margin", "background"):
+            if getattr(self, key) is not None:
+                d[key] = getattr(self, key)
         return d
 
 
