@@ -597,9 +597,14 @@ class Session:
         for i, event in enumerate(events):
             if isinstance(event, Audio):
                 audio_s = event.samples / event.sample_rate
-                if utt.background:  # nobody is listening in real time: no first audio, no underrun
+                if utt.background:
+                    # Nobody plays it in real time: no first audio, no underrun,
+                    # and no playback for a live utterance after it to wait for.
                     self.s.metrics.background_audio.inc(audio_s)
-                elif utt.first_audio_at is None:
+                    self.s.metrics.audio_seconds.inc(audio_s)
+                    self.outbox.put(event)
+                    continue
+                if utt.first_audio_at is None:
                     utt.first_audio_at = now
                     self.s.metrics.ttfa.observe(now - utt.created_at)
                 elif self.play_end < now and i <= 1:

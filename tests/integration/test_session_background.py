@@ -64,3 +64,18 @@ async def test_a_connection_with_a_background_request_still_needs_a_slot_for_liv
     assert d.capacity.active == 0
     await asyncio.sleep(0)
     await d.close()
+
+
+async def test_live_speech_queued_after_a_book_does_not_wait_for_the_books_playback() -> None:
+    """Nobody plays a background request at 1x, so a live utterance queued after
+    it on the same connection starts once it is made, not ~40 s later."""
+    d = Daemon()
+    peer = await d.connect(FakeSynth(delay_s=0.0))
+    await peer.say(Speak("book", BOOK, final=True, priority="background"))
+    await peer.say(Speak("talk", "And now live.", final=True, mode="queue"))
+    assert isinstance(await peer.wait_for(ended("book"), 30), Done)
+    book_audio_s = sum(e.samples for e in peer.events if isinstance(e, Audio) and e.utterance == "book") / 24000
+    assert book_audio_s > 20
+    await peer.wait_for(lambda e: isinstance(e, Audio) and e.utterance == "talk", 10)  # far less than the book
+    assert isinstance(await peer.wait_for(ended("talk"), 30), Done)
+    await d.close()
