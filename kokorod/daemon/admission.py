@@ -324,13 +324,15 @@ class Capacity:
         """The real-time factor a stream at ``speed`` should plan its chunk sizes
         for (Segmenter.pace): its own, or its share of every admitted stream's
         demand when that is higher, with a margin for the estimate's noise and
-        the event loop's share of the cores. None: nothing measured yet."""
-        own = self.estimator.rtf(speed) if self.estimator is not None else None
+        the event loop's share of the cores (the learnt margin when higher).
+        None: nothing measured yet."""
+        own = self._rtf(speed)
         if own is None:
             return None
-        assert self.estimator is not None
-        share = sum(self.estimator.rtf(s) or 0.0 for s in self._held.values()) / self.workers
-        # A margin learnt from late streams plans their chunks for it too.
+        share = sum(self._rtf(s) or 0.0 for s in self._held.values()) / self.workers
+        # Later chunks are long: planned with what long chunks cost (the
+        # conservative RTF while the margin learns), and with a margin learnt
+        # from late streams when that is above the pace margin.
         return max(PACE_MARGIN, self.headroom.margin) * max(own, share)
 
     def plan(self) -> Plan:

@@ -169,10 +169,16 @@ def test_pace_plans_chunks_with_a_raised_margin() -> None:
     from kokorod.daemon.admission import PACE_MARGIN
 
     cap = learning(0.3)
-    assert cap.pace(1.0) == pytest.approx(PACE_MARGIN * 0.3)  # as before while the margin is at its start
+    # Later chunks are long: planned with the conservative RTF, at the pace margin while the margin starts there.
+    assert cap.pace(1.0) == pytest.approx(PACE_MARGIN * 0.3 * LONG_CHUNK_PRIOR)
     for i in range(4):
         cap.late(i * 10.0)
-    assert cap.pace(1.0) == pytest.approx(cap.headroom.margin * 0.3) and cap.headroom.margin > PACE_MARGIN
+    assert cap.headroom.margin > PACE_MARGIN
+    assert cap.pace(1.0) == pytest.approx(cap.headroom.margin * 0.3 * LONG_CHUNK_PRIOR)
+    # With a fixed margin (the old admission) chunks are planned as before: the running RTF x the pace margin.
+    est = RtfEstimator()
+    est.seed(0.3 * 2.6, 2.6)
+    assert Capacity(None, estimator=est, headroom=Headroom(fixed=1.0)).pace(1.0) == pytest.approx(PACE_MARGIN * 0.3)
 
 
 # -- the flag ---------------------------------------------------------------------------
