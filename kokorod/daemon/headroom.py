@@ -15,7 +15,10 @@ run late?
 - audio delivered on time while streams *shared* the engine (two or more
   admitted) lowers it slowly: it halves its distance to ``MIN_MARGIN`` every
   ``LOWER_HALF_LIFE_S`` seconds of such audio. A lone stream's audio says
-  nothing about whether a second would fit, so it does not lower anything;
+  nothing about whether a second would fit, so it lowers the margin only back
+  towards where it started (a noisy neighbour that made streams late and then
+  left must not leave the daemon at one stream for good: with the margin up,
+  no two streams may share, so shared audio could never bring it down);
 - it stays within [MIN_MARGIN, MAX_MARGIN].
 
 It starts at ``INITIAL_MARGIN``: a fresh daemon admits conservatively and earns
@@ -54,7 +57,7 @@ class Headroom:
         if not 0 < low <= initial <= high:
             raise ValueError(f"need 0 < low <= initial <= high, not {low}, {initial}, {high}")
         self.fixed = fixed is not None
-        self.low, self.high = low, high
+        self.low, self.high, self.initial = low, high, initial
         self.margin = initial
         self.late_events = 0      # late chunks reported (every one, also inside a cooldown)
         self.raises = 0           # times the margin went up
@@ -77,10 +80,12 @@ class Headroom:
     def on_time(self, audio_s: float, streams: int) -> None:
         """``audio_s`` of audio reached a listener before it ran out, while
         ``streams`` streams were admitted."""
-        if streams < 2 or not audio_s > 0 or not math.isfinite(audio_s):
+        if streams < 1 or not audio_s > 0 or not math.isfinite(audio_s):
             return
-        self.on_time_shared_s += audio_s
-        if self.fixed:
+        if streams >= 2:
+            self.on_time_shared_s += audio_s
+        floor = self.low if streams >= 2 else self.initial
+        if self.fixed or self.margin <= floor:
             return
         keep = 0.5 ** (audio_s / LOWER_HALF_LIFE_S)
-        self.margin = self.low + (self.margin - self.low) * keep
+        self.margin = floor + (self.margin - floor) * keep

@@ -199,3 +199,18 @@ def test_admission_margin_flag() -> None:
             p.parse_args(["--admission-margin", bad])
     fixed = Headroom(fixed=1.8)
     assert fixed.fixed and fixed.margin == 1.8
+
+
+def test_a_lone_stream_on_time_brings_a_raised_margin_back_to_its_start_only() -> None:
+    """A noisy neighbour made streams late, then left: with the margin up no two
+    streams share, so lone streams must be able to undo the raise (not more)."""
+    h = Headroom()
+    for i in range(10):
+        h.late(i * 10.0)
+    assert h.margin == hr.MAX_MARGIN
+    h.on_time(hr.LOWER_HALF_LIFE_S, streams=1)
+    assert h.margin == pytest.approx(hr.INITIAL_MARGIN + (hr.MAX_MARGIN - hr.INITIAL_MARGIN) / 2)
+    for _ in range(100):
+        h.on_time(hr.LOWER_HALF_LIFE_S, streams=1)
+    assert h.margin == pytest.approx(hr.INITIAL_MARGIN) and h.margin >= hr.INITIAL_MARGIN
+    assert h.on_time_shared_s == 0.0
