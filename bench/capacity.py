@@ -12,6 +12,14 @@ daemon's RTF and capacity before and after. Prints the CPU model and flags
 first, then one JSON document; exit status 0 only when no admitted stream
 underran and the excess was refused.
 
+``--compare`` runs that twice in one sitting, each with a fresh daemon: first
+with ``--admission-margin 1`` (admission before the margin was learnt: the
+running RTF, no margin), then with the default (the conservative RTF times the
+learnt margin), and prints admitted / refused and the admitted streams'
+underruns of both. ``--clients N`` fixes the crowd instead of capacity + extra
+(the issue's case: 3), ``--repeat K`` speaks the text K times in one utterance
+(2: ~62 s).
+
 ``--sweep`` instead measures what the machine really serves: admission off
 (``--stream-utilisation inf``), N = 1, 2, ... clients at once until one
 underruns (the old capacity benchmark); use it to compare engine layouts.
@@ -20,6 +28,7 @@ core in-process (no daemon), alternating them: time for a first sentence alone,
 and throughput with every worker busy.
 
     .venv/bin/python bench/capacity.py [--extra 2] [--runs 1] [-- --engine-workers 2 ...]
+    .venv/bin/python bench/capacity.py --compare --clients 3 --repeat 2
     .venv/bin/python bench/capacity.py --sweep [--max-streams 6] [--runs 2] [-- --engine-workers 2 --engine-threads 1]
     .venv/bin/python bench/capacity.py --layouts [--rounds 2]
 """
@@ -71,7 +80,8 @@ async def read_ready(url: str) -> Ready:
     return ready
 
 
-async def listener(url: str, connected: list[int], start: asyncio.Event, delay_s: float = 0.0) -> dict[str, Any]:
+async def listener(url: str, connected: list[int], start: asyncio.Event, delay_s: float = 0.0,
+                   text: str = TEXT) -> dict[str, Any]:
     codec = MsgpackCodec()
     async with websockets.connect(url, max_size=None, compression=None, proxy=None, open_timeout=60) as ws:
         codec.decode_event(await ws.recv())  # ready
@@ -80,17 +90,18 @@ async def listener(url: str, connected: list[int], start: asyncio.Event, delay_s
         await asyncio.sleep(delay_s)
         player = TracingPlayer()
         sent = time.perf_counter()
-        await ws.send(codec.encode_message(Speak("u", TEXT, voice=VOICE, final=True)))
+        await ws.send(codec.encode_message(Speak("u", text, voice=VOICE, final=True)))
         ttfa, audio_s, end = await play_until_end(ws, codec, player, sent)
         refused = isinstance(end, Error) and end.code == "overloaded"
         return {"end": type(end).__name__ if not refused else "refused", "ttfa_s": ttfa, "audio_s": round(audio_s, 1),
+                "reason": end.message if refused else None,
                 "underruns": player.underruns, "stall_s": round(player.stall_s, 3), "underrun_at_s": player.underrun_at_s}
 
 
-async def crowd(url: str, n: int, stagger_s: float = 0.0) -> list[dict[str, Any]]:
+async def crowd(url: str, n: int, stagger_s: float = 0.0, text: str = TEXT) -> list[dict[str, Any]]:
     """``n`` clients, all connected first, then speaking at once."""
     start, connected = asyncio.Event(), [0]
-    tasks = [asyncio.create_task(listener(url, connected, start, stagger_s * i)) for i in range(n)]
+    tasks = [asyncio.create_task(listener(url, connected, start, stagger_s * i, text)) for i in range(n)]
     while connected[0] < n and not any(t.done() for t in tasks):  # every connection open first
         await asyncio.sleep(0.05)
     start.set()
@@ -99,7 +110,7 @@ async def crowd(url: str, n: int, stagger_s: float = 0.0) -> list[dict[str, Any]
 
 def capacity_gauges(http: str) -> dict[str, float]:
     m = scrape(http)
-    keys = ("kokorod_rtf_estimate", "kokorod_capacity_streams", "kokorod_engine_workers", "kokorod_capacity_bound_workers",
+    keys = ("kokorod_rtf_estimate", "kokorod_admission_rtf", "kokorod_admission_margin", "kokorod_capacity_streams", "kokorod_engine_workers", "kokorod_capacity_bound_workers",
             "kokorod_underruns_total", 'kokorod_utterances_refused_total{reason="overloaded"}')
     return {k: round(m[k], 3) for k in keys if k in m}
 
@@ -109,18 +120,21 @@ def ms(values: list[float]) -> dict[str, int] | None:
     return {"p50": round(pct(values, 0.5) * 1000), "max": round(max(values) * 1000)} if values else None
 
 
-def admission(url: str, http: str, extra: int, runs: int, daemon_args: list[str]) -> tuple[dict[str, Any], bool]:
+def admission(url: str, http: str, extra: int, runs: int, daemon_args: list[str], clients: int | None = None,
+              repeat: int = 1) -> tuple[dict[str, Any], bool]:
     ready = asyncio.run(read_ready(url))
     cap = ready.capacity
     if cap is None or cap.max_streams is None:
         raise SystemExit(f"the daemon reported no capacity: {cap}")
-    clients = cap.max_streams + extra
-    print(f"daemon: RTF {cap.rtf} at 1x, {cap.workers} worker(s), admits {cap.max_streams} stream(s); "
-          f"starting {clients} clients at once, {runs} run(s)", file=sys.stderr)
+    clients = clients if clients is not None else cap.max_streams + extra
+    text = " ".join([TEXT] * max(1, repeat))
+    print(f"daemon: RTF {cap.rtf} at 1x (admission: {cap.admission_rtf} x margin {cap.margin}), {cap.workers} "
+          f"worker(s), admits {cap.max_streams} stream(s); starting {clients} clients at once, {runs} run(s)",
+          file=sys.stderr)
     rounds = []
     for i in range(runs):
         before = capacity_gauges(http)
-        results = asyncio.run(crowd(url, clients))
+        results = asyncio.run(crowd(url, clients, text=text))
         admitted = [r for r in results if r["end"] != "refused"]
         rounds.append({
             "rtf_before": before.get("kokorod_rtf_estimate"), "max_streams_before": before.get("kokorod_capacity_streams"),
@@ -131,6 +145,7 @@ def admission(url: str, http: str, extra: int, runs: int, daemon_args: list[str]
             "underrun_at_s_admitted": [r["underrun_at_s"] for r in admitted],
             "ttfa_ms_admitted": ms([r["ttfa_s"] for r in admitted]),
             "audio_s_admitted": [r["audio_s"] for r in admitted],
+            "refusal": next((r["reason"] for r in results if r["end"] == "refused"), None),
         })
         print(f"run {i + 1}: admitted {len(admitted)}, refused {len(results) - len(admitted)}, "
               f"underruns {rounds[-1]['underruns_admitted']}", file=sys.stderr)
@@ -141,7 +156,7 @@ def admission(url: str, http: str, extra: int, runs: int, daemon_args: list[str]
         "mode": "admission",
         "daemon_args": daemon_args,
         "ready_capacity": {"rtf": cap.rtf, "max_streams": cap.max_streams, "workers": cap.workers,
-                           "utilisation": cap.utilisation},
+                           "utilisation": cap.utilisation, "admission_rtf": cap.admission_rtf, "margin": cap.margin},
         "text_audio_s": max((a for r in rounds for a in r["audio_s_admitted"]), default=None),
         "runs": rounds,
         "metrics_after": after,
@@ -248,6 +263,10 @@ def main() -> int:
                                      epilog="arguments after -- go to `kokorod serve`")
     parser.add_argument("--extra", type=int, default=2, help="clients beyond the reported capacity (default 2)")
     parser.add_argument("--runs", type=int, default=1, help="rounds of clients (default 1; --sweep: 2)")
+    parser.add_argument("--compare", action="store_true",
+                        help="before (--admission-margin 1) and after (the default) in one run, fresh daemons")
+    parser.add_argument("--clients", type=int, default=None, help="clients at once (default: capacity + --extra)")
+    parser.add_argument("--repeat", type=int, default=1, help="speak the ~31 s text this many times per client")
     parser.add_argument("--sweep", action="store_true", help="admission off; find the largest N without underruns")
     parser.add_argument("--max-streams", type=int, default=6, help="--sweep: largest N tried")
     parser.add_argument("--layouts", action="store_true", help="in-process: 1 worker x all cores vs one worker per core")
@@ -262,6 +281,20 @@ def main() -> int:
         print(json.dumps({"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "cpu": cpu, **result}, indent=1))
         return 0 if ok else 1
     extra = list(daemon_args)
+    if args.compare:
+        sides = {}
+        for name, flags in (("before: --admission-margin 1", ["--admission-margin", "1"]), ("after: default", [])):
+            sides[name] = one_daemon([*flags, *extra], lambda url, http, a: admission(
+                url, http, args.extra, args.runs, a, args.clients, args.repeat))
+        print(json.dumps({"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                          "cpu": cpu | {"load_avg_1m_end": round(os.getloadavg()[0], 2)}, "sides": sides}, indent=1))
+        for name, side in sides.items():
+            for i, r in enumerate(side["runs"]):
+                print(f"{name:32} run {i + 1}: clients {r['clients']}, admitted {r['admitted']}, refused "
+                      f"{r['refused']}, underruns of the admitted {r['underruns_admitted']} (stalled "
+                      f"{r['stall_s_admitted']} s); ready: RTF {side['ready_capacity']['rtf']}, admission RTF "
+                      f"{side['ready_capacity']['admission_rtf']} x margin {side['ready_capacity']['margin']}")
+        return 0 if all(s["ok"] for s in list(sides.values())[1:]) else 1
     if args.sweep:
         extra = ["--stream-utilisation", "inf", "--max-active-streams", "64", *extra]
     log = Path("/tmp") / f"kokorod-capacity-{int(time.time())}.log"
@@ -281,6 +314,20 @@ def main() -> int:
               "daemon_ready_log": ready_line, **result}
     print(json.dumps(result, indent=1))
     return 0 if ok else 1
+
+
+def one_daemon(daemon_args: list[str], run: Any) -> dict[str, Any]:
+    """Start a daemon with ``daemon_args``, ``run(url, http, daemon_args)``, stop it."""
+    log = Path("/tmp") / f"kokorod-capacity-{int(time.time())}.log"
+    proc, url = start_daemon(daemon_args, log)
+    http = url.replace("ws://", "http://").rsplit("/v1/", 1)[0]
+    try:
+        result, _ok = run(url, http, daemon_args)
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    ready_line = next((line for line in log.read_text(errors="replace").splitlines() if "ready (warm-up" in line), None)
+    return {"daemon_ready_log": ready_line, **result}
 
 
 if __name__ == "__main__":

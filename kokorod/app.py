@@ -108,7 +108,8 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         ping_timeout_s=args.ping_timeout_s, drain_timeout_s=args.drain_timeout_s,
         http_head_timeout_s=args.http_head_timeout_s, http_body_timeout_s=args.http_body_timeout_s,
         engine_workers=args.engine_workers, engine_threads=args.engine_threads,
-        stream_utilisation=args.stream_utilisation, wyoming_uri=args.wyoming_uri, zeroconf=args.zeroconf,
+        stream_utilisation=args.stream_utilisation, admission_margin=args.admission_margin,
+        wyoming_uri=args.wyoming_uri, zeroconf=args.zeroconf,
         lexicon_path=args.lexicon, voice_for=tuple(args.voice_for), chunk_cache_mb=args.cache_mb,
     )
 

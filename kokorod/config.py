@@ -122,6 +122,10 @@ class ServerConfig:
     # Fraction of each worker's time measured admission plans for (inf: off,
     # only --max-active-streams counts). See kokorod.daemon.admission.
     stream_utilisation: float = DEFAULT_UTILISATION
+    # Admission's margin over the engine's measured speed: None ("auto") learns
+    # it from late streams over a conservative RTF (kokorod.daemon.headroom); a
+    # number is a fixed margin over the running RTF (1: admission as before).
+    admission_margin: float | None = None
     # Wyoming server for Home Assistant (kokorod.frontends.wyoming): off unless
     # a URI is given; a non-loopback host also needs --insecure (no auth in Wyoming).
     wyoming_uri: str | None = None      # "tcp://127.0.0.1:10200" or "unix:///path"
@@ -192,6 +196,15 @@ def _utilisation(text: str) -> float:
     value = _number(text)
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be above 0, got {value}")
+    return value
+
+
+def _margin(text: str) -> float | None:
+    if text.strip().lower() == "auto":
+        return None
+    value = _number(text)
+    if not 1 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be auto or a number of 1 or more, got {value}")
     return value
 
 
@@ -282,6 +295,11 @@ def add_server_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stream-utilisation", type=_utilisation, default=ServerConfig.stream_utilisation, metavar="U",
                    help="fraction of each engine worker's time admission plans streams for; the rest is headroom "
                         f"(default {ServerConfig.stream_utilisation}; inf: admit by --max-active-streams alone)")
+    p.add_argument("--admission-margin", type=_margin, default=None, metavar="auto|M",
+                   help="factor admission puts on each stream's measured engine time: auto (the default) starts at "
+                        "1.5 over the RTF of long chunks under concurrency, rises when an admitted stream runs late "
+                        "and falls slowly while streams share the engine on time; a number M is a fixed factor over "
+                        "the running RTF (1: admission before the margin was learnt)")
     p.add_argument("--wyoming-uri", type=_wyoming_uri, default=None, metavar="tcp://HOST:PORT",
                    help="also serve the Wyoming protocol (Home Assistant) here, e.g. tcp://127.0.0.1:10200; "
                         "off by default. Wyoming has no authentication: a non-loopback host also needs --insecure "

@@ -93,7 +93,14 @@ class Metrics:
         # Admission (kokorod.daemon.admission), sampled at scrape time.
         self.rtf_estimate = Gauge("kokorod_rtf_estimate", "Measured engine seconds per second of audio at 1x (warm-up, then a running average over synthesis jobs)", registry=r)
         self.capacity_streams = Gauge("kokorod_capacity_streams", "Streams at 1x admitted at once with the current RTF estimate (-1: no bound)", registry=r)
-        self.stream_demand = Gauge("kokorod_stream_demand_workers", "Engine time the active streams need, in workers (sum of each stream's RTF at its speed)", registry=r)
+        self.stream_demand = Gauge("kokorod_stream_demand_workers", "Engine time the active streams need as admission counts it, in workers (sum of each stream's conservative RTF at its speed x the margin)", registry=r)
+        self.admission_rtf = Gauge("kokorod_admission_rtf", "The conservative RTF admission plans with at 1x: the highest of the running figure, long chunks' and chunks run while streams shared the engine", registry=r)
+        self.admission_margin = Gauge("kokorod_admission_margin", "Admission's factor over kokorod_admission_rtf: learnt from late streams (up) and on-time shared service (slowly down), or fixed by --admission-margin", registry=r)
+        self.late_chunks = Gauge("kokorod_admission_late_chunks", "Chunks that reached an admitted stream's listener after its audio ran out, since start (what raises the margin)", registry=r)
+        self.background_requests = Gauge("kokorod_background_requests", "Background requests (priority background: not admitted, run on engine time no stream needs) running or waiting", registry=r)
+        self.background_jobs = Gauge("kokorod_background_engine_jobs", "Background synthesis jobs waiting or running on the engine", registry=r)
+        self.background_preemptions = Gauge("kokorod_background_preemptions", "Background runs stopped to make room for live work, since start", registry=r)
+        self.background_audio = Counter("kokorod_background_audio_seconds_total", "Seconds of audio made for background requests", registry=r)
         self.capacity_bound = Gauge("kokorod_capacity_bound_workers", "Engine time admission plans for: workers x utilisation bound (-1: measured admission off)", registry=r)
         # The request queue (kokorod.daemon.request_queue): requests waiting for a slot.
         self.request_queue_depth = Gauge("kokorod_request_queue_depth", "Requests (OpenAI, Wyoming synthesize, speak with admission queue) waiting for a stream slot", registry=r)
@@ -106,10 +113,13 @@ class Metrics:
         # process_resident_memory_bytes, process_open_fds, ... (Linux only; no-op elsewhere).
         ProcessCollector(registry=r)
 
-    def sample_runtime(self, *, queue_depth: int, ready: bool, send_backlog_s: float = 0.0) -> None:
+    def sample_runtime(self, *, queue_depth: int, ready: bool, send_backlog_s: float = 0.0, background_jobs: int = 0,
+                       background_preemptions: int = 0) -> None:
         from kokorod.daemon.scheduler import engine_threads
 
         self.queue_depth.set(queue_depth)
+        self.background_jobs.set(background_jobs)
+        self.background_preemptions.set(background_preemptions)
         self.send_backlog.set(send_backlog_s)
         self.ready.set(1 if ready else 0)
         self.tasks.set(len(asyncio.all_tasks()))
@@ -124,6 +134,10 @@ class Metrics:
         self.rtf_estimate.set(plan.rtf if plan.rtf is not None else math.nan)
         self.capacity_streams.set(plan.max_streams if plan.max_streams is not None else -1)
         self.stream_demand.set(plan.demand)
+        self.admission_rtf.set(plan.admission_rtf if plan.admission_rtf is not None else math.nan)
+        self.admission_margin.set(plan.margin)
+        self.late_chunks.set(plan.late_events)
+        self.background_requests.set(plan.background)
         bound = plan.workers * plan.utilisation
         self.capacity_bound.set(bound if math.isfinite(bound) else -1)
         self.engine_workers.set(plan.workers)

@@ -346,11 +346,13 @@ class KokorodClient(ClientSession):
 
     async def speak(self, text: Fragments, utterance: str | None = None, voice: str | None = None,
                     speed: float | None = None, final: bool = True, mode: str | None = None,
-                    lang: str | None = None) -> str:
+                    lang: str | None = None, priority: str | None = None) -> str:
         """Speak ``text`` (a string, or an (async) iterable of fragments sent as they
         come); returns the utterance id. With ``final=False`` more text may follow
         in later ``speak`` calls with the same id. ``lang`` (e.g. "es") overrides
-        the voice's language."""
+        the voice's language. ``priority="background"`` is for long work nobody
+        listens to live (a book to a file): the daemon never refuses it for
+        capacity and runs it on engine time no live stream needs."""
         uid = utterance or "u-" + uuid.uuid4().hex[:12]
         utt = self._utts.get(uid)
         if uid in self._ended or (utt is not None and utt.tracker.final):
@@ -358,9 +360,9 @@ class KokorodClient(ClientSession):
         if self._lost is not None:
             raise self._lost
         if utt is None:
-            check_message(Speak(uid, "", voice, speed, False, mode, lang))  # type: ignore[arg-type]
+            check_message(Speak(uid, "", voice, speed, False, mode, lang, priority=priority))  # type: ignore[arg-type]
             rate = int(self._config.get("sample_rate") or self.ready.sample_rate)
-            utt = self._utts[uid] = OpenUtterance(uid, voice, speed, mode, lang, rate)
+            utt = self._utts[uid] = OpenUtterance(uid, voice, speed, mode, lang, rate, priority)
             self._streams.setdefault(uid, asyncio.Queue())  # buffer from the first event on
         try:
             if isinstance(text, str):

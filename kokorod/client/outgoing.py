@@ -25,10 +25,11 @@ class OpenUtterance:
     """One open utterance: its text, progress, and where it lives now."""
 
     def __init__(self, uid: str, voice: str | None, speed: float | None, mode: str | None, lang: str | None,
-                 sample_rate: int) -> None:
+                 sample_rate: int, priority: str | None = None) -> None:
         self.uid = uid
         self.tracker = ResumeTracker(uid, sample_rate)
         self.voice, self.speed, self.mode, self.lang = voice, speed, mode, lang
+        self.priority = priority  # "background": re-sent as such on a failover
         self.conn: Connection | None = None   # where ``wire`` lives
         self.wire: str | None = None
         self.created = False                   # its creating speak went out on ``conn``
@@ -51,7 +52,8 @@ class OpenUtterance:
         assert wire is not None
         if not self.created:
             mode = self.mode if self.tracker.segments <= 1 else "queue"  # replayed in their original order
-            await conn.send(Speak(wire, piece, self.voice, self.speed, end, mode, self.lang))  # type: ignore[arg-type]
+            await conn.send(Speak(wire, piece, self.voice, self.speed, end, mode, self.lang,  # type: ignore[arg-type]
+                                  priority=self.priority))  # type: ignore[arg-type]
         else:
             await conn.send(Speak(wire, piece, final=end))
         if self.wire == wire:  # else it was re-attached meanwhile; that re-sent it all

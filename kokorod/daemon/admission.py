@@ -28,6 +28,12 @@ Admission. A new stream is admitted while every stream, it included, fits:
 worker). A stream is always admitted when none is active: refusing it would
 help no one. See docs/operations.md (*Capacity*) for the choice of the
 utilisation bound.
+
+A stream's demand for admission is conservative: ``RtfEstimator.admission_rtf``
+(the highest of the running RTF, long chunks' and chunks run under
+concurrency) times a margin learnt from late streams (kokorod.daemon.headroom).
+Without a learning Headroom it is the running RTF times a fixed margin (1: the
+admission of old).
 """
 
 from __future__ import annotations
@@ -36,9 +42,10 @@ import math
 import threading
 import weakref
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Callable, Iterable
 
 from kokorod.config import DEFAULT_UTILISATION  # why 0.8: said with the setting
+from kokorod.daemon.headroom import Headroom
 from kokorod.protocol.messages import CapacityInfo
 
 # Observed chunks weigh by their audio; the estimate halves the weight of what
@@ -49,6 +56,14 @@ DEFAULT_HALF_LIFE_AUDIO_S = 30.0
 # swing admission, while a real change of load still wins within a few chunks.
 MAX_STEP = 2.0
 MIN_AUDIO_S = 0.1  # shorter chunks are mostly fixed overhead: not representative
+# A stream's steady chunks: the segmenter ramps up to ~300 characters (15-20 s
+# of audio), and every chunk from this long on costs about the same per second.
+LONG_CHUNK_S = 5.0
+# Long chunks' RTF over the warm-up sentence's, until a long chunk is measured:
+# 1.42 and 1.49 on the reference box (2.6 s against 17 s of audio, idle and loaded).
+LONG_CHUNK_PRIOR = 1.4
+# Audio a learnt figure needs before it counts (one chunk of a few words says little).
+MIN_LEARNT_AUDIO_S = 5.0
 _EPS = 1e-9
 
 
@@ -65,6 +80,29 @@ def slope_from(rtf_1x: float, rtf_2x: float) -> float:
     return min(1.0, max(0.0, rtf_2x / rtf_1x - 1.0))
 
 
+class _Ratio:
+    """Decayed engine seconds over decayed audio seconds: each observation
+    weighs by its audio, and what was learnt halves in weight every
+    ``half_life_audio_s`` seconds of audio observed."""
+
+    __slots__ = ("engine", "audio")
+
+    def __init__(self) -> None:
+        self.engine = 0.0  # decayed engine seconds, normalised to 1x
+        self.audio = 0.0   # decayed audio seconds
+
+    def value(self) -> float | None:
+        return self.engine / self.audio if self.audio > 0 else None
+
+    def add(self, rtf: float, audio_s: float, half_life_audio_s: float) -> None:
+        current = self.value()
+        if current is not None:
+            rtf = min(current * MAX_STEP, max(current / MAX_STEP, rtf))
+        keep = 0.5 ** (audio_s / half_life_audio_s)
+        self.engine = self.engine * keep + rtf * audio_s
+        self.audio = self.audio * keep + audio_s
+
+
 class RtfEstimator:
     """Engine seconds per second of audio, at 1x, learnt from the jobs the engine ran.
 
@@ -74,14 +112,30 @@ class RtfEstimator:
     Only completed runs are observed: a cancelled or preempted run made no audio
     and says nothing about speed (its time shows in the scheduler's busy time).
     Thread-safe: workers observe, the event loop reads.
+
+    Beside that running figure (``rtf``, what chunks cost on average) it keeps
+    what admission must plan with (``admission_rtf``): the warm-up times a short
+    sentence, but a stream's steady chunks are long, and a long run costs more
+    per second of audio (measured on the reference box, one process: RTF 0.29
+    for 2.6 s of audio, 0.35 for 8 s, 0.41 for 17 s); and streams sharing the
+    engine slow each other (the event loop's encoding and sending on the same
+    cores). So it also learns the RTF of long chunks (>= LONG_CHUNK_S of audio)
+    and of chunks run while two or more streams were admitted (``concurrency``,
+    set by the daemon), and admission plans with the highest of the three;
+    until a long chunk has been seen, the long figure is the running one times
+    LONG_CHUNK_PRIOR.
     """
 
     def __init__(self, *, half_life_audio_s: float = DEFAULT_HALF_LIFE_AUDIO_S, slope: float = 0.0) -> None:
         self.half_life_audio_s = half_life_audio_s
         self.slope = min(1.0, max(0.0, slope))
         self.observations = 0
-        self._engine = 0.0  # decayed engine seconds, normalised to 1x
-        self._audio = 0.0   # decayed audio seconds
+        # Streams admitted now, read on the engine threads when a run completes
+        # (the daemon points it at Capacity.active); None: unknown, counted as one.
+        self.concurrency: Callable[[], int] | None = None
+        self._all = _Ratio()
+        self._long = _Ratio()    # chunks of at least LONG_CHUNK_S of audio
+        self._shared = _Ratio()  # chunks run while two or more streams were admitted
         self._lock = threading.Lock()
 
     def seed(self, engine_s: float, audio_s: float, *, slope: float | None = None) -> None:
@@ -89,29 +143,47 @@ class RtfEstimator:
         with self._lock:
             if slope is not None:
                 self.slope = min(1.0, max(0.0, slope))
-            self._engine, self._audio = 0.0, 0.0
+            self._all, self._long, self._shared = _Ratio(), _Ratio(), _Ratio()
             if audio_s > 0 and engine_s > 0:
-                self._engine, self._audio = engine_s, audio_s
+                self._all.engine, self._all.audio = engine_s, audio_s
 
-    def observe(self, engine_s: float, audio_s: float, speed: float = 1.0) -> None:
+    def observe(self, engine_s: float, audio_s: float, speed: float = 1.0, *, streams: int | None = None) -> None:
         if not (math.isfinite(engine_s) and math.isfinite(audio_s)) or engine_s <= 0 or audio_s < MIN_AUDIO_S:
             return
+        if streams is None and self.concurrency is not None:
+            try:
+                streams = self.concurrency()
+            except Exception:  # a broken hook must not cost the measurement
+                streams = None
         with self._lock:
             rtf = engine_s / audio_s / speed_factor(speed, self.slope)
-            if self._audio > 0:
-                current = self._engine / self._audio
-                rtf = min(current * MAX_STEP, max(current / MAX_STEP, rtf))
-            keep = 0.5 ** (audio_s / self.half_life_audio_s)
-            self._engine = self._engine * keep + rtf * audio_s
-            self._audio = self._audio * keep + audio_s
+            self._all.add(rtf, audio_s, self.half_life_audio_s)
+            if audio_s >= LONG_CHUNK_S:
+                self._long.add(rtf, audio_s, self.half_life_audio_s)
+            if streams is not None and streams >= 2:
+                self._shared.add(rtf, audio_s, self.half_life_audio_s)
             self.observations += 1
 
     def rtf(self, speed: float = 1.0) -> float | None:
         """Estimated RTF of a stream at ``speed`` (None: nothing measured yet)."""
         with self._lock:
-            if self._audio <= 0:
+            value = self._all.value()
+        return None if value is None else value * speed_factor(max(1.0, speed), self.slope)
+
+    def admission_rtf(self, speed: float = 1.0) -> float | None:
+        """The conservative RTF admission plans with: the highest of the running
+        figure, long chunks' (or the running one x LONG_CHUNK_PRIOR before any)
+        and shared chunks' (None: nothing measured yet)."""
+        with self._lock:
+            running = self._all.value()
+            if running is None:
                 return None
-            return self._engine / self._audio * speed_factor(max(1.0, speed), self.slope)
+            long_ = self._long.value() if self._long.audio >= MIN_LEARNT_AUDIO_S else None
+            shared = self._shared.value() if self._shared.audio >= MIN_LEARNT_AUDIO_S else None
+        candidates = [running, long_ if long_ is not None else running * LONG_CHUNK_PRIOR]
+        if shared is not None:
+            candidates.append(shared)
+        return max(candidates) * speed_factor(max(1.0, speed), self.slope)
 
 
 def fits(active: Iterable[float], new: float, *, workers: int, utilisation: float) -> bool:
@@ -138,9 +210,13 @@ class Plan:
     rtf: float | None       # estimated RTF at 1x
     max_streams: int | None  # 1x streams that fit (None: no bound)
     active: int
-    demand: float           # sum of the active streams' demands, in workers
+    demand: float           # sum of the active streams' demands, in workers (margin included)
     workers: int
     utilisation: float
+    admission_rtf: float | None = None  # the conservative RTF admission plans with, at 1x
+    margin: float = 1.0     # admission's factor over it (kokorod.daemon.headroom)
+    background: int = 0     # background requests running or waiting (not counted in demand)
+    late_events: int = 0    # chunks that reached an admitted stream's listener late, since start
 
 
 # Chunks are sized for an engine this much slower than measured (Capacity.pace).
@@ -172,12 +248,19 @@ class Capacity:
     """
 
     def __init__(self, max_active: int | None = None, *, estimator: RtfEstimator | None = None, workers: int = 1,
-                 utilisation: float = DEFAULT_UTILISATION) -> None:
+                 utilisation: float = DEFAULT_UTILISATION, headroom: Headroom | None = None) -> None:
         self.max_active = max_active
         self.estimator = estimator
+        # The daemon's learns its margin over the conservative RTF; without one
+        # (or with a fixed one) a stream's demand is the running RTF (x the
+        # fixed margin): admission as it was before the margin was learnt.
+        self.headroom = headroom if headroom is not None else Headroom(fixed=1.0)
         self.workers = max(1, workers)
         self.utilisation = utilisation
         self._held: dict[object, float] = {}  # holder -> speed
+        # Background requests ("priority": "background") now: never admitted
+        # or refused here (they take engine time no stream needs), only counted.
+        self.background = 0
         # Released since the last admission -> its speed (weak: a closed session is forgotten).
         self._returning: weakref.WeakKeyDictionary[object, float] = weakref.WeakKeyDictionary()
 
@@ -185,9 +268,23 @@ class Capacity:
     def active(self) -> int:
         return len(self._held)
 
+    def _rtf(self, speed: float = 1.0) -> float | None:
+        """The RTF admission plans with: conservative while the margin learns."""
+        if self.estimator is None:
+            return None
+        return self.estimator.rtf(speed) if self.headroom.fixed else self.estimator.admission_rtf(speed)
+
     def _demand(self, speed: float) -> float:
-        rtf = self.estimator.rtf(speed) if self.estimator is not None else None
-        return 0.0 if rtf is None else rtf
+        rtf = self._rtf(speed)
+        return 0.0 if rtf is None else rtf * self.headroom.margin
+
+    def late(self, now: float) -> None:
+        """An admitted stream's listener ran out of audio (the session saw it)."""
+        self.headroom.late(now)
+
+    def on_time(self, audio_s: float) -> None:
+        """Audio reached an admitted stream's listener before it ran out."""
+        self.headroom.on_time(audio_s, self.active)
 
     def try_acquire(self, holder: object | None = None, speed: float = 1.0) -> bool:
         holder = holder if holder is not None else _Anonymous()
@@ -214,7 +311,7 @@ class Capacity:
                 del self._held[anonymous]
 
     def _prune(self) -> int:
-        idle = [h for h in self._held if not isinstance(h, _Anonymous) and not getattr(h, "utterances", True)]
+        idle = [h for h in self._held if not isinstance(h, _Anonymous) and not _holds(h)]
         for h in idle:
             self._returning[h] = self._held.pop(h)
         return len(idle)
@@ -223,23 +320,41 @@ class Capacity:
         """The real-time factor a stream at ``speed`` should plan its chunk sizes
         for (Segmenter.pace): its own, or its share of every admitted stream's
         demand when that is higher, with a margin for the estimate's noise and
-        the event loop's share of the cores. None: nothing measured yet."""
-        own = self.estimator.rtf(speed) if self.estimator is not None else None
+        the event loop's share of the cores (the learnt margin when higher).
+        None: nothing measured yet."""
+        own = self._rtf(speed)
         if own is None:
             return None
-        share = sum(self._demand(s) for s in self._held.values()) / self.workers
-        return PACE_MARGIN * max(own, share)
+        share = sum(self._rtf(s) or 0.0 for s in self._held.values()) / self.workers
+        # Later chunks are long: planned with what long chunks cost (the
+        # conservative RTF while the margin learns), and with a margin learnt
+        # from late streams when that is above the pace margin.
+        return max(PACE_MARGIN, self.headroom.margin) * max(own, share)
 
     def plan(self) -> Plan:
         rtf = self.estimator.rtf() if self.estimator is not None else None
-        return Plan(rtf, max_streams(rtf, workers=self.workers, utilisation=self.utilisation, cap=self.max_active),
-                    self.active, sum(self._demand(s) for s in self._held.values()), self.workers, self.utilisation)
+        planned = self._rtf()
+        margin = self.headroom.margin
+        return Plan(rtf, max_streams(None if planned is None else planned * margin, workers=self.workers,
+                                     utilisation=self.utilisation, cap=self.max_active),
+                    self.active, sum(self._demand(s) for s in self._held.values()), self.workers, self.utilisation,
+                    planned, margin, self.background, self.headroom.late_events)
 
     def info(self) -> CapacityInfo:
         """For ``ready``."""
         p = self.plan()
         return CapacityInfo(None if p.rtf is None else round(p.rtf, 3), p.max_streams, p.active, p.workers,
-                            p.utilisation if math.isfinite(p.utilisation) else None)
+                            p.utilisation if math.isfinite(p.utilisation) else None,
+                            admission_rtf=None if p.admission_rtf is None else round(p.admission_rtf, 3),
+                            margin=round(p.margin, 3), background=p.background)
+
+
+def _holds(holder: object) -> bool:
+    """Whether a holder still needs its slot: a session says so itself
+    (``holds_stream``: a live utterance queued or speaking), else by having
+    any utterance at all."""
+    holds = getattr(holder, "holds_stream", None)
+    return bool(holds if holds is not None else getattr(holder, "utterances", True))
 
 
 class _Anonymous:

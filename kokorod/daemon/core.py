@@ -72,7 +72,10 @@ class Daemon:
         # fed by every synthesis the workers complete.
         self.estimator = RtfEstimator()
         self.capacity = Capacity(self.config.limits.max_active_streams, estimator=self.estimator,
-                                 workers=self.scheduler.workers, utilisation=self.config.stream_utilisation)
+                                 workers=self.scheduler.workers, utilisation=self.config.stream_utilisation,
+                                 headroom=Headroom(fixed=self.config.admission_margin))
+        # Chunks run while streams share the engine teach the conservative RTF.
+        self.estimator.concurrency = lambda: self.capacity.active
         # Requests (OpenAI, Wyoming synthesize) wait here for the same slots (docs/operations.md, Capacity).
         self.requests = RequestAdmission(self.capacity, RequestQueue(self.config.limits.max_queued,
                                                                      self.config.limits.queue_timeout_s), self.metrics)
@@ -120,7 +123,9 @@ class Daemon:
 
     def _render_metrics(self) -> bytes:
         self.metrics.sample_runtime(queue_depth=self.scheduler.queue_depth, ready=self.ready,
-                                    send_backlog_s=sum(s.outbox.audio_s for s in self.sessions))
+                                    send_backlog_s=sum(s.outbox.audio_s for s in self.sessions),
+                                    background_jobs=self.scheduler.background_jobs,
+                                    background_preemptions=self.scheduler.background_preemptions)
         self.metrics.sample_capacity(self.capacity.plan())
         self.metrics.connections_accepted.set(self.slots.open)
         return self.metrics.render()
@@ -225,11 +230,15 @@ class Daemon:
             "speed_slope": round(self.estimator.slope, 3), "engine_workers": plan.workers,
             "threads_per_worker": threads, "utilisation": plan.utilisation, "max_streams": plan.max_streams,
             "max_active_streams": self.config.limits.max_active_streams,
+            "admission_rtf": None if plan.admission_rtf is None else round(plan.admission_rtf, 3),
+            "admission_margin": round(plan.margin, 3),
             "chunk_cache_max_bytes": cache.max_bytes if cache is not None else 0,
         }
-        log.info("ready (warm-up %.2f s): RTF %.3f at 1x; %d engine worker%s x %s; "
-                 "admits %s stream%s at 1x (utilisation bound %g%s)",
-                 probe.warmup_s, probe.rtf, plan.workers, "" if plan.workers == 1 else "s",
+        log.info("ready (warm-up %.2f s): RTF %.3f at 1x (admission plans with %s x margin %.2f%s); "
+                 "%d engine worker%s x %s; admits %s stream%s at 1x (utilisation bound %g%s)",
+                 probe.warmup_s, probe.rtf, "?" if plan.admission_rtf is None else f"{plan.admission_rtf:.3f}",
+                 plan.margin, ", fixed" if self.capacity.headroom.fixed else ", learnt", plan.workers,
+                 "" if plan.workers == 1 else "s",
                  "default threads" if threads is None else f"{threads} thread{'' if threads == 1 else 's'}",
                  plan.max_streams if plan.max_streams is not None else "any",
                  "" if plan.max_streams == 1 else "s", plan.utilisation,

@@ -14,6 +14,14 @@ When every worker is busy and one of them runs a job for a stream with plenty
 buffered, we preempt it: terminate its run (ONNX stops mid-graph) and requeue
 it. Each job is preempted at most once, so the cost is bounded by one wasted
 partial chunk.
+
+Background jobs (a ``"priority": "background"`` request: a book, a long file)
+come after every live one: one is picked only when no live job is pending, and
+a live job that finds every worker busy preempts a running background job
+first, whatever its listener has buffered (a background job may be preempted
+any number of times: its chunks are small, so each costs little, and it never
+holds a live listener up). So a live stream waits for a book by at most the
+time ONNX takes to stop a run.
 """
 
 from __future__ import annotations
@@ -59,6 +67,7 @@ class _Job(Generic[T]):
     preempted: bool = False     # the current token fired to make room, not to cancel
     preemptions: int = 0
     worker: int | None = None   # pinned to this worker (warm-up), else any
+    background: bool = False    # runs only when no live job waits; preempted by any live one
 
 
 class EngineScheduler:
@@ -84,6 +93,12 @@ class EngineScheduler:
         self.jobs_run = 0
         self.busy_s = 0.0
         self.preemptions = 0
+        self.background_preemptions = 0
+
+    @property
+    def background_jobs(self) -> int:
+        """Background jobs waiting or running."""
+        return sum(1 for j in self._pending if j.background) + sum(1 for j in self._running.values() if j.background)
 
     @property
     def queue_depth(self) -> int:
@@ -130,8 +145,9 @@ class EngineScheduler:
             self.submit(lambda _token, i=i: fn(i), urgency=lambda: urgency, worker=i)
             for i in range(self.workers))))
 
-    async def submit(self, fn: Callable[[CancelToken], T], *, urgency: Urgency, worker: int | None = None) -> T:
-        """Queue ``fn`` and wait for its result.
+    async def submit(self, fn: Callable[[CancelToken], T], *, urgency: Urgency, worker: int | None = None,
+                     background: bool = False) -> T:
+        """Queue ``fn`` and wait for its result (``background``: after every live job).
 
         If the awaiting task is cancelled, the job is dropped when still queued,
         or its CancelToken fires when it is running (for ONNX that terminates the
@@ -139,7 +155,7 @@ class EngineScheduler:
         """
         assert self._wakeup is not None, "EngineScheduler.start() was not called"
         loop = asyncio.get_running_loop()
-        job: _Job[T] = _Job(fn, urgency, next(self._counter), worker=worker)
+        job: _Job[T] = _Job(fn, urgency, next(self._counter), worker=worker, background=background)
         job.future = loop.create_future()
         self._pending.append(job)  # type: ignore[arg-type]
         self._wakeup.set()
@@ -153,8 +169,18 @@ class EngineScheduler:
             raise
 
     def _maybe_preempt(self, new: _Job[object]) -> None:
-        if len(self._running) < self.workers or new.worker is not None:
+        if len(self._running) < self.workers or new.worker is not None or new.background:
             return  # a worker is free (or about to be handed this job): nothing to make room for
+        # Live work never waits for background work: stop one (the most recent,
+        # the least done) unless it is already stopping.
+        background = [j for j in self._running.values() if j.background and not j.preempted]
+        if background:
+            victim = max(background, key=lambda j: j.order)
+            victim.preempted = True
+            victim.preemptions += 1
+            self.background_preemptions += 1
+            victim.token.cancel()
+            return
         try:
             if new.urgency() > 0.0:
                 return
@@ -182,12 +208,12 @@ class EngineScheduler:
 
     def _pick(self, free: list[int]) -> tuple[_Job[object], int] | None:
         """The most urgent pending job that can run on a free worker, and the worker."""
-        def key(job: _Job[object]) -> tuple[float, int]:
+        def key(job: _Job[object]) -> tuple[bool, float, int]:
             try:
-                return (job.urgency(), job.order)
+                return (job.background, job.urgency(), job.order)
             except Exception:  # a broken urgency function must not stall everyone
                 log.exception("urgency function failed")
-                return (float("inf"), job.order)
+                return (job.background, float("inf"), job.order)
 
         runnable = [j for j in self._pending if j.worker is None or j.worker in free]
         if not runnable:

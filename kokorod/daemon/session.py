@@ -245,6 +245,8 @@ class Session(UtteranceRunner):
             self._loop.call_later(self.s.config.stall_flush_s, self._flush_if_stalled, utt, utt.chars)
 
     def _budget(self, utt: Utterance) -> None:
+        if utt.background:  # no listener waiting: the profile's word counts, in small chunks
+            return
         first_ms = self.s.config.first_audio_ms
         utt.segmenter.budget = self.s.rates.budget(
             utt.lang.code, utt.segmenter.profile.unit, speed=utt.speed, pace=self.s.capacity.pace(utt.speed),
@@ -293,13 +295,19 @@ class Session(UtteranceRunner):
             return None
         speed = msg.speed if msg.speed is not None else self.speed
         ticket: Ticket | None = None
-        if not self.utterances:  # else this connection holds its slot (or its place in the request queue)
+        background = msg.priority == "background"
+        # Background work is never admitted or refused for capacity: it waits
+        # for engine time no stream needs (EngineScheduler). A live one needs the
+        # connection's slot, unless it holds it (or its place in the request queue).
+        if not background and not self.holds_stream:
             admitted, ticket = self._admit(msg, speed)
             if not admitted:
                 return None
         previous = next(reversed(self.utterances.values()), None)
         utt = Utterance(msg.utterance, voice, msg.speed if msg.speed is not None else self.speed, self.fmt,
-                        self._loop.time(), lang)
+                        self._loop.time(), lang, background=background)
+        if background:
+            self.s.capacity.background += 1
         utt.ticket = ticket
         if auto is not None:
             utt.pending = PendingChoice(self.s.detector, voice, keep_voice=auto == AUTO_KEEP_VOICE,

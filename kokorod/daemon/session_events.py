@@ -51,6 +51,12 @@ class SessionEvents:
         self._writer: asyncio.Task[None] | None = None
         self._closing: asyncio.Task[None] | None = None  # closing the transport after _on_outbox_full
 
+    @property
+    def holds_stream(self) -> bool:
+        """Whether this connection needs its stream slot: a live utterance is
+        queued or speaking (background ones take none; Capacity asks)."""
+        return any(not u.background for u in self.utterances.values())
+
     def _error(self, code: str, message: str, utterance: str | None = None) -> None:
         self.s.metrics.protocol_errors.labels(code=str(code)).inc()
         self.outbox.put(Error(str(code), message, utterance))
@@ -75,15 +81,28 @@ class SessionEvents:
             self._error(ErrorCode.OVERLOADED, "the client is not reading its audio; stream cancelled")
             return
         now = self._loop.time()
+        late = False
         for i, event in enumerate(events):
             if isinstance(event, Audio):
+                audio_s = event.samples / event.sample_rate
+                if utt.background:
+                    # Nobody plays it in real time: no first audio, no underrun,
+                    # and no playback for a live utterance after it to wait for.
+                    self.s.metrics.background_audio.inc(audio_s)
+                    self.s.metrics.audio_seconds.inc(audio_s)
+                    self.outbox.put(event)
+                    continue
                 if utt.first_audio_at is None:
                     utt.first_audio_at = now
                     self.s.metrics.ttfa.observe(now - utt.created_at)
                 elif self.play_end < now and i <= 1:
+                    late = True
                     self.s.metrics.underruns.inc()
-                self.play_end = max(self.play_end, now) + event.samples / event.sample_rate
-                self.s.metrics.audio_seconds.inc(event.samples / event.sample_rate)
+                    self.s.capacity.late(now)  # admission learns its margin from this
+                elif not late:
+                    self.s.capacity.on_time(audio_s)
+                self.play_end = max(self.play_end, now) + audio_s
+                self.s.metrics.audio_seconds.inc(audio_s)
             self.outbox.put(event)
 
     def _on_outbox_full(self) -> None:
@@ -134,7 +153,9 @@ class SessionEvents:
         self._remember_ended(utt.id, state.value if reason is None else f"{state.value}: {reason}")
         if utt.ticket is not None and self.s.requests is not None:
             self.s.requests.leave(utt.ticket)  # abandoned while waiting: its place frees at once
-        if not self.utterances:  # its last one: the connection's stream slot is free
+        if utt.background:
+            self.s.capacity.background -= 1
+        elif not self.holds_stream:  # its last live one: the connection's stream slot is free
             self.s.capacity.release()
             if self.s.requests is not None:
                 self.s.requests.pump_soon()  # to the request that waited longest (after a barge-in's own)

@@ -68,7 +68,7 @@ class UtteranceRunner(SessionEvents):
                     elif isinstance(step, Synthesize):
                         await self._speak_segment(utt, step.segment)
                     else:  # a <break/>: exact silence, after whatever the text made
-                        await self._await_lookahead()
+                        await self._await_lookahead(utt)
                         self._emit(utt, await utt.silence(step.samples))
             if utt.timeline.pos_24k == 0:
                 # Never a bare `done` for text that made no sound: say so.
@@ -91,7 +91,7 @@ class UtteranceRunner(SessionEvents):
             self._fail(utt, ErrorCode.ENGINE_ERROR, f"synthesis failed: {type(exc).__name__}{detail}")
 
     async def _speak_segment(self, utt: Utterance, segment: Segment) -> None:
-        await self._await_lookahead()
+        await self._await_lookahead(utt)
         last = is_last(utt.final, utt.segments)
         cache = self.s.chunk_cache
         # Looked up on the loop: a hit neither runs the engine nor queues for it.
@@ -103,7 +103,7 @@ class UtteranceRunner(SessionEvents):
         if rendered is None:
             job = partial(self._job, segment=segment, voice=utt.voice, speed=utt.speed, lang=utt.lang, last=last,
                           lexicon=self.lexicon)
-            rendered = await self.s.scheduler.submit(job, urgency=self._urgency)
+            rendered = await self.s.scheduler.submit(job, urgency=self._urgency, background=utt.background)
             if lookup is not None:
                 lookup.store(rendered)
         else:
@@ -144,7 +144,13 @@ class UtteranceRunner(SessionEvents):
         return render_segment(self.s.synth, segment, voice=voice, speed=speed, lang=lang, last=last, token=token,
                               lexicon=lexicon)
 
-    async def _await_lookahead(self) -> None:
+    async def _await_lookahead(self, utt: Utterance) -> None:
+        if utt.background:
+            # Made as fast as the engine's spare time allows, not at 1x: bounded
+            # by the client reading (half the send buffer, so a chunk always fits).
+            while not await self.outbox.wait_below(self.s.config.limits.max_send_buffer_s / 2, 30.0):
+                pass
+            return
         max_ahead = self.s.config.max_ahead_s
         while (ahead := self.play_end - self._loop.time()) > max_ahead:
             await asyncio.sleep(ahead - max_ahead)

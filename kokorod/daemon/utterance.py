@@ -17,6 +17,13 @@ from kokorod.daemon.timeline import OutputFormat, UtteranceTimeline
 from kokorod.speech.chunk import SpeechChunk
 
 
+# A background utterance's longest chunk, as a share of its language's (English:
+# 100 characters, ~6 s of audio): a live job preempts a background run, so a
+# short one wastes little when it is stopped, and finishes inside the gaps a
+# live stream leaves the engine.
+BACKGROUND_CHUNK_SHARE = 1 / 3
+
+
 class State(enum.Enum):
     QUEUED = "queued"       # waiting for the utterance before it (queue mode)
     SPEAKING = "speaking"
@@ -57,11 +64,16 @@ class Utterance:
     # on_choice hears the decision (the session counts it).
     pending: PendingChoice | None = None
     on_choice: Callable[["Utterance", Choice], None] | None = None
+    # "priority": "background": not admitted as a stream, run after live work, in small chunks.
+    background: bool = False
 
     def __post_init__(self) -> None:
         self.timeline = UtteranceTimeline(self.id, self.fmt)
         self.timeline.lang = self.lang.code
-        self.segmenter = segmenter_for(self.lang)
+        self.segmenter = self._segmenter(self.lang)
+
+    def _segmenter(self, lang: Language) -> Segmenter:
+        return segmenter_for(lang, chunk_share=BACKGROUND_CHUNK_SHARE if self.background else 1.0)
 
     def add_text(self, text: str, final: bool) -> None:
         self.chars += len(text)
@@ -84,7 +96,7 @@ class Utterance:
         session) gives it a budget from that language's speaking rate."""
         if choice.lang != self.lang:
             self.lang = choice.lang
-            self.segmenter = segmenter_for(choice.lang)
+            self.segmenter = self._segmenter(choice.lang)
             self.timeline.lang = choice.lang.code
         self.voice = choice.voice
         if self.on_choice is not None:

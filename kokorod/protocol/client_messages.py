@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Final, Union
 
-from .wire_vocabulary import Admission, Format, Mode
+from .wire_vocabulary import Admission, Format, Mode, Priority
 
 
 
@@ -20,6 +20,7 @@ class Speak:
     mode: Mode | None = None
     lang: str | None = None  # canonical language code (the codec resolves aliases)
     admission: Admission | None = None  # None: "stream"; read when the speak starts an utterance
+    priority: Priority | None = None    # None: "live"; read when the speak starts an utterance
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"type": "speak", "utterance": self.utterance, "text": self.text}
@@ -35,6 +36,8 @@ class Speak:
             d["mode"] = self.mode
         if self.admission is not None:
             d["admission"] = self.admission
+        if self.priority is not None:
+            d["priority"] = self.priority
         return d
 
 

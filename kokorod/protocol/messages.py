@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from .wire_vocabulary import (  # noqa: F401
     ADMISSIONS, BYTES_PER_SAMPLE, COMPRESSED_FORMATS, DEFAULT_MAX_MESSAGE_BYTES, FORMATS, FORMAT_SAMPLE_RATES,
-    FRAME_MS_MAX, FRAME_MS_MIN, MODES, PHONEMIZE_MAX_CHARS, PROTOCOL, SAMPLE_RATE, SAMPLE_RATES, SPEED_MAX,
+    FRAME_MS_MAX, FRAME_MS_MIN, MODES, PHONEMIZE_MAX_CHARS, PRIORITIES, PROTOCOL, SAMPLE_RATE, SAMPLE_RATES, SPEED_MAX,
     SPEED_MIN, UTTERANCE_ID_MAX_CHARS, UTTERANCE_ID_MIN_CHARS, VOICE_MAX_CHARS, Admission, CancelReason, ErrorCode,
-    Format, Mode, StrEnum, WarningCode, format_rate_problem,
+    Format, Mode, Priority, StrEnum, WarningCode, format_rate_problem,
 )
 from .client_messages import (  # noqa: F401
     Cancel, ClientMessage, Config, Phonemize, Speak,

@@ -63,12 +63,22 @@ class CapacityInfo:
     queued: int | None = None
     max_queued: int | None = None
     queue_timeout_s: float | None = None
+    # What max_streams comes from: the conservative RTF admission plans with
+    # and the margin over it learnt from late streams (docs/operations.md,
+    # *Measured admission*). None: an older daemon.
+    admission_rtf: float | None = None
+    margin: float | None = None
+    # Background requests ("priority": "background") running or waiting now.
+    background: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"rtf": self.rtf, "max_streams": self.max_streams, "active": self.active,
                              "workers": self.workers, "utilisation": self.utilisation}
         if self.max_queued is not None:
             d.update(queued=self.queued or 0, max_queued=self.max_queued, queue_timeout_s=self.queue_timeout_s)
+        for key in ("admission_rtf", "margin", "background"):
+            if getattr(self, key) is not None:
+                d[key] = getattr(self, key)
         return d
 
 

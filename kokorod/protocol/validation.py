@@ -14,7 +14,7 @@ import re
 from typing import Any, Callable, Final, NoReturn
 
 from .messages import (
-    ADMISSIONS, FORMATS, FRAME_MS_MAX, FRAME_MS_MIN, MODES, PHONEMIZE_MAX_CHARS, SAMPLE_RATES, SPEED_MAX, SPEED_MIN,
+    ADMISSIONS, PRIORITIES, FORMATS, FRAME_MS_MAX, FRAME_MS_MIN, MODES, PHONEMIZE_MAX_CHARS, SAMPLE_RATES, SPEED_MAX, SPEED_MIN,
     UTTERANCE_ID_MAX_CHARS, UTTERANCE_ID_MIN_CHARS, VOICE_MAX_CHARS,
     Cancel, ClientMessage, Config, Error, ErrorCode, Phonemize, Speak,
 )
@@ -161,6 +161,7 @@ def _speak(d: dict[str, Any], utt: str | None) -> Speak:
         mode=_str(d, "mode", utt, choices=MODES),  # type: ignore[arg-type]
         lang=_lang(d, utt, allow_auto=True),
         admission=_str(d, "admission", utt, choices=ADMISSIONS),  # type: ignore[arg-type]
+        priority=_str(d, "priority", utt, choices=PRIORITIES),  # type: ignore[arg-type]
     )
 
 

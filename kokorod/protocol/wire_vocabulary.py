@@ -37,6 +37,10 @@ MODES: Final = ("interrupt", "queue")
 # (real-time: refused with `overloaded`) or "queue" (a request: waits in the
 # daemon's FIFO for a slot, up to its --max-queued and --queue-timeout-s).
 ADMISSIONS: Final = ("stream", "queue")
+# Whose work the engine does first: "live" (someone is listening: the default)
+# or "background" (a long job, e.g. a book: runs only on engine time no live
+# stream needs, in small chunks, never refused for capacity, never counted in it).
+PRIORITIES: Final = ("live", "background")
 
 FRAME_MS_MIN: Final = 10
 FRAME_MS_MAX: Final = 1000
@@ -53,6 +57,7 @@ PHONEMIZE_MAX_CHARS: Final = 4000
 Format = Literal["pcm_s16le", "pcm_f32le", "mulaw", "alaw", "opus", "mp3"]
 Mode = Literal["interrupt", "queue"]
 Admission = Literal["stream", "queue"]
+Priority = Literal["live", "background"]
 
 
 def format_rate_problem(fmt: str, sample_rate: int) -> str | None:

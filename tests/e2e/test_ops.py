@@ -257,7 +257,14 @@ async def test_ready_and_metrics_carry_the_measured_capacity(secured: DaemonProc
     async with websockets.connect(d.url + f"?token={TOKEN}", subprotocols=[Subprotocol("kokorod.v1.json")]) as ws:
         wire = json.loads(await ws.recv())["capacity"]
     assert set(wire) == {"rtf", "max_streams", "active", "workers", "utilisation", "queued", "max_queued",
-                         "queue_timeout_s"} and wire["max_streams"] == 1
+                         "queue_timeout_s", "admission_rtf", "margin", "background"} and wire["max_streams"] == 1
+    # What max_streams comes from: the conservative RTF and the learnt margin (within its bounds: earlier
+    # tests on this daemon may have run late on a loaded machine and raised it), no background work.
+    assert cap.admission_rtf is not None and cap.admission_rtf >= cap.rtf
+    assert cap.margin is not None and 1.15 <= cap.margin <= 3.0
+    assert metrics["kokorod_admission_margin"] == pytest.approx(cap.margin, abs=0.0015)
+    assert metrics["kokorod_admission_rtf"] == pytest.approx(cap.admission_rtf, abs=0.0015)
+    assert wire["background"] == 0 and metrics["kokorod_background_requests"] == 0
     # The request queue's bounds (defaults) and what waits in it now.
     assert (wire["queued"], wire["max_queued"], wire["queue_timeout_s"]) == (0, 32, 120.0)
     assert (cap.queued, cap.max_queued, cap.queue_timeout_s) == (0, 32, 120.0)

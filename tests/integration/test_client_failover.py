@@ -18,6 +18,7 @@ from websockets.asyncio.server import serve
 from kokorod.client import (
     Audio, Cancelled, Chunk, ConnectionLost, Done, Error, KokorodClient, Resumed, WordEvent, connect,
 )
+from kokorod.errors import InputError
 from kokorod.protocol.codec import MsgpackCodec
 from kokorod.protocol.messages import Cancel, Config, Configured, Limits, Ready, Speak
 
@@ -372,3 +373,22 @@ async def test_speak_calls_continuing_one_utterance_survive_a_failover() -> None
     assert "".join(s.text for s in second.speaks) == "Hello there my friend." and second.speaks[-1].final
     assert not any(isinstance(e, Resumed) for e in events)
     check_timeline(events, "Hello there my friend.")
+
+
+async def test_background_priority_goes_out_and_survives_a_failover() -> None:
+    """``speak(priority="background")`` (kokorod say -f): on the wire, and again
+    on the daemon a failover moves the utterance to; a bad value fails locally."""
+    text = "Alpha bravo charlie delta echo foxtrot."
+    first, second = FakeDaemon(die_after_events=6), FakeDaemon()
+    servers = await _serve(first, second)
+    try:
+        async with connect([first.url, second.url]) as client:
+            uid = await client.speak(text, utterance="u1", priority="background")
+            events = [e async for e in client.stream(uid)]
+            with pytest.raises(InputError, match="priority"):
+                await client.speak("No.", priority="whenever")
+    finally:
+        await _close(servers)
+    check_timeline(events, text)
+    assert [s.priority for s in first.speaks] == ["background"]
+    assert [s.priority for s in second.speaks] == ["background"]

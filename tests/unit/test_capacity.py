@@ -269,8 +269,11 @@ def test_info_for_ready() -> None:
     cap = measured(0.4667)
     take(cap)
     info = cap.info()
-    assert info == CapacityInfo(rtf=0.467, max_streams=1, active=1, workers=1, utilisation=0.8)
-    assert Capacity(3).info() == CapacityInfo(rtf=None, max_streams=3, active=0, workers=1, utilisation=0.8)
+    # A fixed margin of 1 (no Headroom given): admission plans with the running RTF itself.
+    assert info == CapacityInfo(rtf=0.467, max_streams=1, active=1, workers=1, utilisation=0.8,
+                                admission_rtf=0.467, margin=1.0, background=0)
+    assert Capacity(3).info() == CapacityInfo(rtf=None, max_streams=3, active=0, workers=1, utilisation=0.8,
+                                              margin=1.0, background=0)
 
 
 # -- the wire -----------------------------------------------------------------------

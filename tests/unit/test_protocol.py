@@ -291,6 +291,8 @@ INVALID = [
     ({**SPEAK, "mode": 0}, "mode", "u1"),
     ({**SPEAK, "admission": "wait"}, "admission", "u1"),
     ({**SPEAK, "admission": True}, "admission", "u1"),
+    ({**SPEAK, "priority": "low"}, "priority", "u1"),
+    ({**SPEAK, "priority": 1}, "priority", "u1"),
     ({"type": "cancel", "utterance": 5}, "utterance", None),
     ({"type": "cancel", "utterance": ""}, "utterance", None),
     ({"type": "cancel", "all": "true"}, "all", None),
@@ -456,3 +458,11 @@ def test_speak_admission_round_trips(codec: Codec, admission: str) -> None:
     assert isinstance(msg, Speak) and msg.admission == admission
     assert msg.to_dict()["admission"] == admission
     assert "admission" not in codec.decode(frame_of(codec, SPEAK)).to_dict()  # absent: a stream, as before
+
+
+@pytest.mark.parametrize("priority", ["live", "background"])
+def test_speak_priority_round_trips(codec: Codec, priority: str) -> None:
+    msg = codec.decode(frame_of(codec, {**SPEAK, "priority": priority}))
+    assert isinstance(msg, Speak) and msg.priority == priority
+    assert msg.to_dict()["priority"] == priority
+    assert "priority" not in codec.decode(frame_of(codec, SPEAK)).to_dict()  # absent: live, as before

@@ -334,3 +334,101 @@ async def test_run_on_each_reaches_every_worker() -> None:
     seen = await sched.run_on_each(lambda i: (i, current_worker()))
     assert seen == [(0, 0), (1, 1), (2, 2)]
     await sched.aclose()
+
+
+# -- background priority -------------------------------------------------------------
+
+def _interruptible(runs: list[str], name: str, started: threading.Event, seconds: float = 2.0):
+    def run(token: CancelToken) -> str:
+        runs.append(name)
+        started.set()
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if token.cancelled:
+                raise SynthesisCancelled()
+            time.sleep(0.005)
+        return name
+    return run
+
+
+async def test_background_jobs_wait_for_every_live_job() -> None:
+    """Whatever their urgency, background jobs run only when no live job is pending."""
+    sched = EngineScheduler()
+    sched.start()
+    gate = threading.Event()
+    order: list[str] = []
+
+    def job(name: str):
+        def run(_t: CancelToken) -> str:
+            order.append(name)
+            return name
+        return run
+
+    blocker = asyncio.create_task(sched.submit(lambda _t: gate.wait(5), urgency=lambda: 0.0))
+    await asyncio.sleep(0.05)
+    book = asyncio.create_task(sched.submit(job("book"), urgency=lambda: -100.0, background=True))
+    relaxed = asyncio.create_task(sched.submit(job("relaxed live"), urgency=lambda: 50.0))
+    book2 = asyncio.create_task(sched.submit(job("book 2"), urgency=lambda: -50.0, background=True))
+    urgent = asyncio.create_task(sched.submit(job("urgent live"), urgency=lambda: -1.0))
+    await asyncio.sleep(0.05)
+    assert sched.background_jobs == 2
+    gate.set()
+    await asyncio.gather(blocker, book, relaxed, book2, urgent)
+    # Live by urgency first, then background by its own urgency.
+    assert order == ["urgent live", "relaxed live", "book", "book 2"]
+    assert sched.background_jobs == 0
+    await sched.aclose()
+
+
+async def test_any_live_job_preempts_a_running_background_job_every_time() -> None:
+    sched = EngineScheduler()
+    sched.start()
+    runs: list[str] = []
+    started = threading.Event()
+    book = asyncio.create_task(sched.submit(_interruptible(runs, "book", started, 1.0), urgency=lambda: 0.0,
+                                            background=True))
+    for i in range(2):  # even a well-buffered listener (8 s queued) does not wait; and again
+        await asyncio.get_running_loop().run_in_executor(None, started.wait, 2)
+        started.clear()
+        t0 = time.monotonic()
+        assert await sched.submit(lambda _t, i=i: f"live {i}", urgency=lambda: 8.0) == f"live {i}"
+        assert time.monotonic() - t0 < 0.5
+    # The background job was requeued each time, and completes once live work is done.
+    assert await book == "book"
+    assert runs == ["book", "book", "book"]
+    assert sched.background_preemptions == 2 and sched.preemptions == 0
+    await sched.aclose()
+
+
+async def test_a_background_job_never_preempts() -> None:
+    sched = EngineScheduler()
+    sched.start()
+    runs: list[str] = []
+    started = threading.Event()
+    live = asyncio.create_task(sched.submit(_interruptible(runs, "live", started, 0.3), urgency=lambda: 5.0))
+    await asyncio.get_running_loop().run_in_executor(None, started.wait, 2)
+    book = asyncio.create_task(sched.submit(lambda _t: "book", urgency=lambda: -5.0, background=True))
+    assert await live == "live" and await book == "book"
+    assert runs == ["live"] and sched.preemptions == 0 and sched.background_preemptions == 0
+    await sched.aclose()
+
+
+async def test_background_job_cancelled_by_its_owner_while_preempted_never_runs_again() -> None:
+    sched = EngineScheduler()
+    sched.start()
+    runs: list[str] = []
+    started = threading.Event()
+    gate = threading.Event()
+    book = asyncio.create_task(sched.submit(_interruptible(runs, "book", started, 5.0), urgency=lambda: 0.0,
+                                            background=True))
+    await asyncio.get_running_loop().run_in_executor(None, started.wait, 2)
+    live = asyncio.create_task(sched.submit(lambda _t: gate.wait(5) and "live", urgency=lambda: 1.0))
+    await asyncio.sleep(0.1)  # the book was preempted and waits behind the live job
+    book.cancel()
+    gate.set()
+    assert await live == "live"
+    with pytest.raises(asyncio.CancelledError):
+        await book
+    await asyncio.sleep(0.05)
+    assert runs == ["book"] and sched.background_jobs == 0
+    await sched.aclose()
