@@ -17,6 +17,7 @@ from typing import Any, AsyncIterator, Callable, Sequence
 from kokorod.auth import AuthPolicy
 from kokorod.config import ServerConfig, ServerLimits
 from kokorod.daemon.admission import Capacity, RtfEstimator
+from kokorod.daemon.headroom import Headroom
 from kokorod.daemon.chunk_cache import build_chunk_cache
 from kokorod.daemon.connection_slots import ConnectionSlots, Slot, address_of
 from kokorod.daemon.front_door import PlainResponse, Refusal, RequestHead

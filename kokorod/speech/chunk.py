@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from kokorod.engine.base import SAMPLE_RATE, FloatAudio
+from kokorod.model_facts import SAMPLE_RATE, FloatAudio
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Protocol, Sequence
 
 from kokorod.model_facts import SAMPLE_RATE
-from kokorod.timing import Word
+from kokorod.speech.chunk import Word
 
 # Durations count frames of 600 samples (40 per second); we time in half-frames.
 HALF_FRAMES_PER_S = 80

@@ -7,8 +7,7 @@ from __future__ import annotations
 import asyncio
 
 from kokorod.protocol.messages import Audio, Chunk, Done, Error, Speak
-from tests.integration.test_session import FakeSynth
-from tests.integration.test_session_requests import Daemon, ended
+from support.session_fakes import FakeSynth, RequestDaemon as Daemon, ended
 
 BOOK = "This chapter is long, and nobody listens to it live. " * 12
 

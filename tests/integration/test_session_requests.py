@@ -15,38 +15,7 @@ from kokorod.daemon.session import Services, Session
 from kokorod.metrics import Metrics
 from kokorod.protocol.codec import MsgpackCodec
 from kokorod.protocol.messages import Audio, Cancel, Cancelled, Done, Error, Ready, Speak
-from support.session_fakes import FakeSynth, Peer
-
-
-class Daemon:
-    """One slot, one queue, one scheduler shared by the sessions."""
-
-    def __init__(self, timeout_s: float = 30.0) -> None:
-        self.capacity = Capacity(1)
-        self.metrics = Metrics()
-        self.requests = RequestAdmission(self.capacity, RequestQueue(4, timeout_s), self.metrics)
-        self.sched = EngineScheduler()
-        self.sched.start()
-        self.tasks: list[tuple[Peer, asyncio.Task[None]]] = []
-
-    async def connect(self, synth: FakeSynth) -> Peer:
-        services = Services(ServerConfig(), self.sched, synth, self.metrics, self.capacity,  # type: ignore[arg-type]
-                            ("af_heart",), (), self.requests)
-        peer = Peer()
-        session = Session(services, MsgpackCodec(), peer, f"s{len(self.tasks)}")
-        self.tasks.append((peer, asyncio.create_task(session.run(peer.frames()))))
-        await peer.wait_for(lambda e: isinstance(e, Ready))
-        return peer
-
-    async def close(self) -> None:
-        for peer, task in self.tasks:
-            await peer.close()
-            await asyncio.wait_for(task, 10)
-        await self.sched.aclose()
-
-
-def ended(uid: str) -> Any:
-    return lambda e: isinstance(e, (Done, Error, Cancelled)) and getattr(e, "utterance", None) == uid
+from support.session_fakes import FakeSynth, Peer, RequestDaemon as Daemon, ended  # noqa: F401
 
 
 async def test_a_request_waits_for_the_slot_while_a_stream_is_refused() -> None:

@@ -211,7 +211,8 @@ def test_the_daemon_session_say_and_pipe_through_it_agree_with_in_process(
         tmp_path: Path) -> None:
     url = f"ws://127.0.0.1:{daemon.port}/v1/stream"
     results = {"say --local": run_cli(["say", "--local", TEXT], capsys, monkeypatch, tmp_path)}
-    future = asyncio.run_coroutine_threadsafe(through_session(daemon), daemon.scheduler._dispatcher.get_loop())
+    future = asyncio.run_coroutine_threadsafe(through_session(daemon.daemon),
+                                              daemon.daemon.scheduler._dispatcher.get_loop())
     results["daemon session"] = future.result(60)
     results["say via daemon"] = run_cli(["say", TEXT, "--url", url], capsys, monkeypatch, tmp_path)
     results["pipe via daemon"] = run_cli(["pipe", "--url", url], capsys, monkeypatch, tmp_path, stdin=TEXT + "\n")
@@ -227,7 +228,7 @@ async def test_the_last_sound_gets_no_seam_pause_in_the_session_as_in_process(to
     from kokorod.daemon.admission import Capacity
     from kokorod.daemon.scheduler import EngineScheduler
     from kokorod.daemon.session import Services
-    from kokorod.frontends.local import LocalPeer
+    from kokorod.daemon.local_peer import LocalPeer
     from kokorod.metrics import Metrics
     from kokorod.speech.local import speak_local
 

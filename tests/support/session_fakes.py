@@ -16,13 +16,14 @@ import numpy as np
 
 from kokorod.config import ServerConfig
 from kokorod.daemon.admission import Capacity, RtfEstimator
+from kokorod.daemon.request_queue import RequestAdmission, RequestQueue
 from kokorod.daemon.scheduler import EngineScheduler
 from kokorod.daemon.session import Services, Session
 from kokorod.engine.base import CancelToken
 from kokorod.errors import InputError
 from kokorod.metrics import Metrics
 from kokorod.protocol.codec import MsgpackCodec
-from kokorod.protocol.messages import Ready
+from kokorod.protocol.messages import Cancelled, Done, Error, Ready
 from kokorod.text.g2p import LanguageUnavailable
 from kokorod.text.languages import Language
 from kokorod.speech.chunk import SpeechChunk, Word
@@ -162,3 +163,34 @@ def seeded(rtf: float, *, slope: float = 0.0) -> RtfEstimator:
     est = RtfEstimator(slope=slope)
     est.seed(rtf * 10, 10.0)
     return est
+
+
+class RequestDaemon:
+    """Sessions sharing one stream slot, one request queue and one scheduler."""
+
+    def __init__(self, timeout_s: float = 30.0) -> None:
+        self.capacity = Capacity(1)
+        self.metrics = Metrics()
+        self.requests = RequestAdmission(self.capacity, RequestQueue(4, timeout_s), self.metrics)
+        self.sched = EngineScheduler()
+        self.sched.start()
+        self.tasks: list[tuple[Peer, asyncio.Task[None]]] = []
+
+    async def connect(self, synth: FakeSynth) -> Peer:
+        services = Services(ServerConfig(), self.sched, synth, self.metrics, self.capacity,  # type: ignore[arg-type]
+                            ("af_heart",), (), self.requests)
+        peer = Peer()
+        session = Session(services, MsgpackCodec(), peer, f"s{len(self.tasks)}")
+        self.tasks.append((peer, asyncio.create_task(session.run(peer.frames()))))
+        await peer.wait_for(lambda e: isinstance(e, Ready))
+        return peer
+
+    async def close(self) -> None:
+        for peer, task in self.tasks:
+            await peer.close()
+            await asyncio.wait_for(task, 10)
+        await self.sched.aclose()
+
+
+def ended(uid: str) -> Any:
+    return lambda e: isinstance(e, (Done, Error, Cancelled)) and getattr(e, "utterance", None) == uid
