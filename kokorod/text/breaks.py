@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["MAX_BREAK_MS", "DEFAULT_BREAK_MS", "break_tag_end", "parse_break"]
+__all__ = ["MAX_BREAK_MS", "DEFAULT_BREAK_MS", "COMMENT_HOLD_CHARS", "break_tag_end", "comment_end", "parse_break"]
 
 MAX_BREAK_MS = 10_000  # per tag; SSML engines commonly cap a break at 10 s
 DEFAULT_BREAK_MS = 500  # SSML "medium"
@@ -41,6 +41,29 @@ def break_tag_end(text: str, start: int, final: bool) -> int | None:
     if len(rest) <= _MAX_TAG_CHARS and _PREFIX.fullmatch(rest):
         return None
     return 0
+
+
+# An HTML comment still open holds the cut (its text must not be spoken, and a
+# cut inside it would leave "… -->" to be read in the next segment) for at most
+# this many characters; past that it is scanned as text, so a comment that
+# never closes cannot hold a stream's speech back without bound.
+COMMENT_HOLD_CHARS = 4096
+
+
+def comment_end(text: str, start: int, final: bool, hold_chars: int = COMMENT_HOLD_CHARS) -> int | None:
+    """At ``text[start] == '<'``: the end offset of an HTML comment starting
+    there (after its ``-->``; the end of the text when it is ``final`` and the
+    comment never closes), 0 if none starts there, or None if more text is
+    needed to tell or to find its end."""
+    head = text[start:start + 4]
+    if head != "<!--":
+        return None if not final and len(head) < 4 and "<!--".startswith(head) else 0
+    end = text.find("-->", start + 4)
+    if end >= 0:
+        return end + 3
+    if final:
+        return len(text)
+    return 0 if len(text) - start > hold_chars else None
 
 
 def parse_break(tag: str) -> tuple[int, str]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from kokorod.text.breaks import break_tag_end, parse_break
+from kokorod.text.breaks import break_tag_end, comment_end, parse_break
 from kokorod.text.markdown import classify_line, fence_closes
 
 if TYPE_CHECKING:
@@ -121,6 +121,14 @@ class SegmentScanner:
             if c != "`" and self._ticks:
                 self._end_ticks()
             if c == "<" and not self._code_span:
+                end = comment_end(self._buf, i - self._base, final)
+                if end is None:
+                    break  # an HTML comment not closed yet: never cut inside it
+                if end:
+                    # No cut point inside: the comment stays whole in one
+                    # segment, and the normaliser drops it with a warning.
+                    i = self._base + end
+                    continue
                 end = break_tag_end(self._buf, i - self._base, final)
                 if end is None:
                     break  # maybe a <break/> tag split across fragments: wait for the rest

@@ -481,3 +481,43 @@ def test_without_a_time_budget_the_first_chunk_keeps_the_word_counts() -> None:
     seg.budget = ChunkBudget(0.3, chars_per_s=15.0, overhead_s=0.5)  # first_audio_s None
     text = "Sure thing, I can help with that report before the meeting on Friday."
     assert (seg.feed(text) + seg.flush())[0].text == Segmenter().feed(text)[0].text
+
+
+# -- HTML comments: never cut inside one -------------------------------------
+
+
+def _feed_all(fragments: list[str]) -> list["Segment"]:
+    seg = Segmenter()
+    out = []
+    for fragment in fragments:
+        out += seg.feed(fragment)
+    return out + seg.flush()
+
+
+@pytest.mark.parametrize("fragments", [
+    ["Hello there. <!-- secret plan. Go. --> The end is near, my friend."],
+    ["Hello there. <!-- secret plan.", " Go. --> The end is near,", " my friend."],
+    ["Hello there. <!", "-- secret plan. Go. -", "-> The end is near, my friend."],
+    ["Hello there. <!-- secret plan. Go. --", "> The end is near, my friend."],
+])
+def test_a_comment_with_sentences_inside_is_never_cut_nor_spoken(fragments: list[str]) -> None:
+    segments = _feed_all(fragments)
+    spoken = " ".join(s.spoken for s in segments)
+    assert "secret" not in spoken and "Go" not in spoken and "-->" not in spoken
+    assert "Hello there." in spoken and "The end is near, my friend." in spoken
+    assert [d for s in segments for d in s.dropped] == ["<!-- secret plan. Go. -->"]
+    assert "".join(s.text for s in segments) == "".join(fragments)
+
+
+def test_an_unclosed_comment_is_dropped_to_the_end_and_reported() -> None:
+    segments = _feed_all(["Intro here. <!-- never closed. More words.", " And more."])
+    assert " ".join(s.spoken for s in segments).strip() == "Intro here."
+    assert [d for s in segments for d in s.dropped] == ["<!-- never closed. More words. And more."]
+
+
+def test_an_open_comment_holds_the_cut_only_so_long() -> None:
+    from kokorod.text.breaks import COMMENT_HOLD_CHARS
+
+    seg = Segmenter()
+    out = seg.feed("Start now. <!-- " + "word. " * (COMMENT_HOLD_CHARS // 6 + 10))
+    assert out, "a comment that never closes must not hold speech back without bound"
