@@ -115,7 +115,7 @@ def run_cli(argv: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: py
 
 
 @pytest.fixture
-def daemon(tone_synth: Synthesizer, lexicon_file: Path) -> Iterator[Any]:
+def daemon(tone_synth: Synthesizer, lexicon_file: Path) -> Iterator[tuple[Any, asyncio.AbstractEventLoop]]:
     """A real Daemon (WebSocket server, session, scheduler, warm-up) on the tone
     synthesizer, on its own event loop in a thread, as a separate process would be."""
     from kokorod.app import App
@@ -145,7 +145,7 @@ def daemon(tone_synth: Synthesizer, lexicon_file: Path) -> Iterator[Any]:
     assert started.wait(120), "the daemon did not start"
     assert "error" not in holder, holder.get("error")
     try:
-        yield holder["daemon"]
+        yield holder["daemon"], loop
     finally:
         loop.call_soon_threadsafe(holder["stop"].set)
         thread.join(60)
@@ -207,12 +207,12 @@ def test_say_and_pipe_in_process_are_identical(in_process: Synthesizer, capsys: 
 
 
 def test_the_daemon_session_say_and_pipe_through_it_agree_with_in_process(
-        in_process: Synthesizer, daemon: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+        in_process: Synthesizer, daemon: tuple[Any, asyncio.AbstractEventLoop], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
         tmp_path: Path) -> None:
-    url = f"ws://127.0.0.1:{daemon.port}/v1/stream"
+    running, loop = daemon
+    url = f"ws://127.0.0.1:{running.port}/v1/stream"
     results = {"say --local": run_cli(["say", "--local", TEXT], capsys, monkeypatch, tmp_path)}
-    future = asyncio.run_coroutine_threadsafe(through_session(daemon.daemon),
-                                              daemon.daemon.scheduler._dispatcher.get_loop())
+    future = asyncio.run_coroutine_threadsafe(through_session(running.daemon), loop)
     results["daemon session"] = future.result(60)
     results["say via daemon"] = run_cli(["say", TEXT, "--url", url], capsys, monkeypatch, tmp_path)
     results["pipe via daemon"] = run_cli(["pipe", "--url", url], capsys, monkeypatch, tmp_path, stdin=TEXT + "\n")
