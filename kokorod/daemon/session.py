@@ -500,6 +500,9 @@ class Session:
 
     async def _speak_segment(self, utt: Utterance, segment: Segment) -> None:
         await self._await_lookahead(utt)
+        # Text that came after the listener's audio ran out (an LLM slower than
+        # speech): a gap, but not the engine's, so admission does not learn from it.
+        starved = self.play_end < self._loop.time()
         last = utt.final and not utt.segments
         cache = self.s.chunk_cache
         # Looked up on the loop: a hit neither runs the engine nor queues for it.
@@ -533,7 +536,7 @@ class Session:
                                  sample_rate=SAMPLE_RATE, speed=utt.speed)
         else:
             await self._let_writer_catch_up(utt, rendered.chunk.samples / SAMPLE_RATE)
-        self._emit(utt, await utt.render(segment.text, rendered.chunk))
+        self._emit(utt, await utt.render(segment.text, rendered.chunk), judge=not starved)
 
     async def _let_writer_catch_up(self, utt: Utterance, audio_s: float) -> None:
         """A cached chunk is ready at once. The engine would have taken a while
@@ -580,7 +583,9 @@ class Session:
         while (ahead := self.play_end - self._loop.time()) > max_ahead:
             await asyncio.sleep(ahead - max_ahead)
 
-    def _emit(self, utt: Utterance, events: list[Any]) -> None:
+    def _emit(self, utt: Utterance, events: list[Any], *, judge: bool = False) -> None:
+        """Queue ``events``; ``judge``: an engine run made them, so whether they
+        came in time teaches admission (Capacity.late / on_time)."""
         if utt.state.ended:  # stale: cancelled while this chunk was being made
             return
         # Judge the backlog before adding a chunk's audio: a fresh chunk is often
@@ -593,8 +598,8 @@ class Session:
             self._error(ErrorCode.OVERLOADED, "the client is not reading its audio; stream cancelled")
             return
         now = self._loop.time()
-        late = False
-        for i, event in enumerate(events):
+        late, first_frame = False, True
+        for event in events:
             if isinstance(event, Audio):
                 audio_s = event.samples / event.sample_rate
                 if utt.background:
@@ -607,12 +612,16 @@ class Session:
                 if utt.first_audio_at is None:
                     utt.first_audio_at = now
                     self.s.metrics.ttfa.observe(now - utt.created_at)
-                elif self.play_end < now and i <= 1:
+                elif self.play_end < now and first_frame:
+                    # Judged on the batch's first frame only (the rest follow it
+                    # at once); word events may come before it, so not by index.
                     late = True
                     self.s.metrics.underruns.inc()
-                    self.s.capacity.late(now)  # admission learns its margin from this
-                elif not late:
+                    if judge:
+                        self.s.capacity.late(now)  # admission learns its margin from this
+                elif judge and not late:
                     self.s.capacity.on_time(audio_s)
+                first_frame = False
                 self.play_end = max(self.play_end, now) + audio_s
                 self.s.metrics.audio_seconds.inc(audio_s)
             self.outbox.put(event)
