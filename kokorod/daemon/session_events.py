@@ -68,7 +68,9 @@ class SessionEvents:
         self.s.metrics.warnings.labels(code=str(code)).inc()
         self.outbox.put(Warning(utt.id, str(code), message, text))
 
-    def _emit(self, utt: Utterance, events: list[Any]) -> None:
+    def _emit(self, utt: Utterance, events: list[Any], *, judge: bool = False) -> None:
+        """Queue ``events``; ``judge``: an engine run made them, so whether they
+        came in time teaches admission (Capacity.late / on_time)."""
         if utt.state.ended:  # stale: cancelled while this chunk was being made
             return
         # Judge the backlog before adding a chunk's audio: a fresh chunk is often
@@ -81,8 +83,8 @@ class SessionEvents:
             self._error(ErrorCode.OVERLOADED, "the client is not reading its audio; stream cancelled")
             return
         now = self._loop.time()
-        late = False
-        for i, event in enumerate(events):
+        late, first_frame = False, True
+        for event in events:
             if isinstance(event, Audio):
                 audio_s = event.samples / event.sample_rate
                 if utt.background:
@@ -95,12 +97,16 @@ class SessionEvents:
                 if utt.first_audio_at is None:
                     utt.first_audio_at = now
                     self.s.metrics.ttfa.observe(now - utt.created_at)
-                elif self.play_end < now and i <= 1:
+                elif self.play_end < now and first_frame:
+                    # Judged on the batch's first frame only (the rest follow it
+                    # at once); word events may come before it, so not by index.
                     late = True
                     self.s.metrics.underruns.inc()
-                    self.s.capacity.late(now)  # admission learns its margin from this
-                elif not late:
+                    if judge:
+                        self.s.capacity.late(now)  # admission learns its margin from this
+                elif judge and not late:
                     self.s.capacity.on_time(audio_s)
+                first_frame = False
                 self.play_end = max(self.play_end, now) + audio_s
                 self.s.metrics.audio_seconds.inc(audio_s)
             self.outbox.put(event)

@@ -92,6 +92,9 @@ class UtteranceRunner(SessionEvents):
 
     async def _speak_segment(self, utt: Utterance, segment: Segment) -> None:
         await self._await_lookahead(utt)
+        # Text that came after the listener's audio ran out (an LLM slower than
+        # speech): a gap, but not the engine's, so admission does not learn from it.
+        starved = self.play_end < self._loop.time()
         last = is_last(utt.final, utt.segments)
         cache = self.s.chunk_cache
         # Looked up on the loop: a hit neither runs the engine nor queues for it.
@@ -125,7 +128,7 @@ class UtteranceRunner(SessionEvents):
                                  sample_rate=SAMPLE_RATE, speed=utt.speed)
         else:
             await self._let_writer_catch_up(utt, rendered.chunk.samples / SAMPLE_RATE)
-        self._emit(utt, await utt.render(segment.text, rendered.chunk))
+        self._emit(utt, await utt.render(segment.text, rendered.chunk), judge=not starved)
 
     async def _let_writer_catch_up(self, utt: Utterance, audio_s: float) -> None:
         """A cached chunk is ready at once. The engine would have taken a while

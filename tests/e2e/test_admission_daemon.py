@@ -10,10 +10,11 @@ clock budget is asserted beyond a bound on each test; the sizes keep each under
 60 s on a CPU 3x slower than the reference box.
 
 "Never underrun" can only hold where the engine can feed one stream at 1x with
-its margin at all: a lone stream is always admitted (refusing it would help no
-one), and on a CPU slower than real time it underruns whatever admission does.
-There the underrun assertions are skipped, with the figures, after everything
-else was checked.
+admission's starting margin at all: a lone stream is always admitted (refusing
+it would help no one), and on a CPU slower than that, or slowed that much by
+other work while the test runs, it underruns whatever admission does. There
+the underrun assertions are skipped, with the figures, after everything else
+was checked.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import websockets
 from prometheus_client.parser import text_string_to_metric_families
 
 from daemon_support import ROOT, DaemonProcess
+from kokorod.daemon.headroom import INITIAL_MARGIN
 from kokorod.protocol.codec import MsgpackCodec
 from kokorod.protocol.messages import Audio, CapacityInfo, Done, Error, Ready, Speak
 
@@ -55,10 +57,14 @@ def metrics(d: DaemonProcess) -> dict[str, float]:
     return {s.name: s.value for f in text_string_to_metric_families(text) for s in f.samples if not s.labels}
 
 
-def feeds_one_stream(cap: CapacityInfo) -> bool:
-    """Whether this daemon measures that it can feed a lone stream at 1x with its margin."""
-    assert cap.admission_rtf is not None and cap.margin is not None and cap.utilisation is not None
-    return cap.admission_rtf * cap.margin <= cap.utilisation
+def feeds_one_stream(cap: CapacityInfo, after: dict[str, float]) -> bool:
+    """Whether the engine was fast enough, at the start and as measured while the
+    test ran (a loaded CI box slows down mid-test), to feed a lone stream at 1x
+    with admission's starting margin. The learnt margin itself is left out: a
+    late stream raises it, and the gate must not excuse the lateness it judges."""
+    assert cap.admission_rtf is not None and cap.utilisation is not None
+    slowest = max(cap.admission_rtf, after["kokorod_admission_rtf"])
+    return slowest * INITIAL_MARGIN <= cap.utilisation
 
 
 async def listen(url: str, text: str, connected: list[int], start: asyncio.Event, priority: str | None = None,
@@ -104,7 +110,8 @@ async def test_long_streams_started_at_once_are_admitted_only_as_far_as_none_und
     admitted = [r for r in results if not isinstance(r["end"], Error)]
     refused = [r for r in results if isinstance(r["end"], Error)]
     figures = (f"ready: RTF {cap.rtf}, admission RTF {cap.admission_rtf} x margin {cap.margin}, max_streams "
-               f"{cap.max_streams}; {len(admitted)} admitted, underruns {[r['underruns'] for r in admitted]}, "
+               f"{cap.max_streams}; after: admission RTF {after['kokorod_admission_rtf']:.3f} x margin "
+               f"{after['kokorod_admission_margin']:.3f}; {len(admitted)} admitted, underruns {[r['underruns'] for r in admitted]}, "
                f"stalled {[r['stall_s'] for r in admitted]} s")
     print(figures)
     # The excess is refused, each with a reason; what was admitted is spoken to the end.
@@ -112,7 +119,7 @@ async def test_long_streams_started_at_once_are_admitted_only_as_far_as_none_und
     for r in refused:
         assert r["end"].code == "overloaded" and "capacity" in r["end"].message, r["end"]
     assert all(isinstance(r["end"], Done) and r["audio_s"] > 12 for r in admitted), results
-    if not feeds_one_stream(cap):
+    if not feeds_one_stream(cap, after):
         pytest.skip(f"this CPU cannot feed one stream at 1x with its margin ({figures}); underruns not judged")
     assert all(r["underruns"] == 0 for r in admitted), figures
     assert after["kokorod_underruns_total"] == 0, figures
@@ -139,7 +146,8 @@ async def test_a_book_in_the_background_never_makes_a_live_stream_underrun() -> 
         after = metrics(d)
     finally:
         d.stop()
-    figures = (f"ready: RTF {cap.rtf}, admission RTF {cap.admission_rtf} x margin {cap.margin}; live underruns "
+    figures = (f"ready: RTF {cap.rtf}, admission RTF {cap.admission_rtf} x margin {cap.margin}; after: admission "
+               f"RTF {after['kokorod_admission_rtf']:.3f}; live underruns "
                f"{live_result['underruns']} (stalled {live_result['stall_s']} s), background preemptions "
                f"{after.get('kokorod_background_preemptions')}")
     print(figures)
@@ -148,7 +156,7 @@ async def test_a_book_in_the_background_never_makes_a_live_stream_underrun() -> 
     assert isinstance(live_result["end"], Done) and live_result["audio_s"] > 12, live_result
     assert after["kokorod_background_audio_seconds_total"] == pytest.approx(book_result["audio_s"], abs=0.1)
     assert after["kokorod_background_requests"] == 0 and after["kokorod_background_engine_jobs"] == 0
-    if not feeds_one_stream(cap):
+    if not feeds_one_stream(cap, after):
         pytest.skip(f"this CPU cannot feed one stream at 1x with its margin ({figures}); underruns not judged")
     assert live_result["underruns"] == 0, figures
     assert after["kokorod_underruns_total"] == 0, figures

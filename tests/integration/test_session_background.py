@@ -78,3 +78,33 @@ async def test_live_speech_queued_after_a_book_does_not_wait_for_the_books_playb
     await peer.wait_for(lambda e: isinstance(e, Audio) and e.utterance == "talk", 10)  # far less than the book
     assert isinstance(await peer.wait_for(ended("talk"), 30), Done)
     await d.close()
+
+
+# -- what admission learns from (kokorod.daemon.headroom) -----------------------------
+
+async def test_lateness_the_engine_did_not_cause_teaches_admission_nothing() -> None:
+    """Text that arrives after the listener's audio ran out (an LLM slower than
+    speech) leaves a gap, counted as an underrun, but the margin stays put; a
+    chunk the engine makes too slowly raises it."""
+    from kokorod.daemon.admission import Capacity, RtfEstimator
+    from kokorod.daemon.headroom import INITIAL_MARGIN, Headroom
+    from tests.integration.test_session import start, stop
+
+    est = RtfEstimator()
+    est.seed(0.01, 1.0)
+    capacity = Capacity(None, estimator=est, headroom=Headroom())
+    synth = FakeSynth(delay_s=0.0)
+    session, peer, task, sched = await start(synth, capacity=capacity)
+    await peer.say(Speak("u", "One two.", final=False))
+    await peer.wait_for(lambda e: isinstance(e, Audio))
+    await asyncio.sleep(1.5)  # its audio has played out; the next text comes late
+    await peer.say(Speak("u", " Three four.", final=True))
+    await peer.wait_for(ended("u"), 10)
+    assert session.s.metrics.underruns._value.get() >= 1
+    assert capacity.headroom.late_events == 0 and capacity.headroom.margin == INITIAL_MARGIN
+    # Now the engine is the slow one: the second chunk is ready only after the first played out.
+    synth.delay_s = 1.5
+    await peer.say(Speak("v", "One two. Three four five six seven eight nine ten eleven twelve.", final=True))
+    await peer.wait_for(ended("v"), 30)
+    assert capacity.headroom.late_events >= 1 and capacity.headroom.margin > INITIAL_MARGIN
+    await stop(peer, task, sched)
