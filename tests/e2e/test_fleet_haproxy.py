@@ -209,10 +209,10 @@ async def test_sigterm_drains_one_daemon_while_new_connections_go_to_the_other()
         answers: asyncio.Future[list[Utterance]] = asyncio.get_running_loop().create_future()
         try:
             f.daemons[draining].proc.send_signal(signal.SIGTERM)
-            await wait_not_accepting(f.daemons[draining].http)
+            await wait_draining(f.daemons[draining].http)
 
             # New clients, before HAProxy's health checks have noticed anything:
-            # each refused connection is retried on the other daemon.
+            # each 503 from the draining daemon is retried on the other one.
             newcomers = [await connect(f) for _ in range(3)]
             assert not spoken.done(), "spoke to the end before the newcomers connected"
             assert f.metric(other, "kokorod_connections_total") - before[other] == 3, f.diagnostics()
@@ -253,19 +253,21 @@ async def test_sigterm_drains_one_daemon_while_new_connections_go_to_the_other()
         f.stop()
 
 
-async def wait_not_accepting(http: str, timeout_s: float = 60.0) -> None:
-    """Until the daemon refuses connections: it closes its listener on SIGTERM."""
+async def wait_draining(http: str, timeout_s: float = 60.0) -> None:
+    """Until the daemon drains: after SIGTERM it answers /readyz (and every new
+    session) with 503, its listener open until the drain ends."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_s
     while loop.time() < deadline:
         try:
             await loop.run_in_executor(None, lambda: urllib.request.urlopen(http + "/readyz", timeout=2).read())
-        except urllib.error.HTTPError:
-            pass  # answered 503 draining: the listener is about to close
+        except urllib.error.HTTPError as exc:
+            if exc.code == 503:
+                return
         except OSError:
-            return
+            return  # gone already
         await asyncio.sleep(0.1)
-    raise AssertionError("the daemon still accepts connections after SIGTERM")
+    raise AssertionError("the daemon still reports ready after SIGTERM")
 
 
 # Distinct sentences (no phrase recurs), about 25 s of speech: a word said
