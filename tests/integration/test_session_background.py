@@ -88,7 +88,7 @@ async def test_lateness_the_engine_did_not_cause_teaches_admission_nothing() -> 
     chunk the engine makes too slowly raises it."""
     from kokorod.daemon.admission import Capacity, RtfEstimator
     from kokorod.daemon.headroom import INITIAL_MARGIN, Headroom
-    from tests.integration.test_session import start, stop
+    from support.session_fakes import start, stop
 
     est = RtfEstimator()
     est.seed(0.01, 1.0)
