@@ -138,7 +138,9 @@ def test_captions_follow_the_rules_and_the_words(book) -> None:  # type: ignore[
 def test_memory_stays_flat(book) -> None:  # type: ignore[no-untyped-def]
     _out, _summary, _words, rss = book
     assert set(rss) == {10, 90}
-    assert rss[90] - rss[10] < 150, rss  # the audio is not held: 3 min of float32 would be 17 MB, a book GBs
+    # Wide: ONNX Runtime and the allocator grow while segments lengthen (a 9.6-min run grew 150 MB early, then
+    # stayed flat). What held audio would cost is tested with a fake engine in test_narrate_job.py.
+    assert rss[90] - rss[10] < 250, rss
 
 
 def test_ctrl_c_halfway_in_a_subprocess_leaves_a_file_that_decodes(tmp_path: Path) -> None:
