@@ -165,7 +165,7 @@ class Narration:
         for piece in (*segment.dropped, *unspoken):  # what the normaliser dropped, what the voice could not say
             self._report(f"not spoken: {piece}")
         if segment.code and segment.text.strip():
-            self._report(f"not spoken (code): {segment.text.strip()[:60]}")
+            self._report(f"not spoken (code): {' '.join(segment.text.split())[:60]}")
         if not audio.size:
             return
         out = self._ensure_outputs()

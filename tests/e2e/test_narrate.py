@@ -16,7 +16,6 @@ from pathlib import Path
 
 import av
 import numpy as np
-import psutil
 import pytest
 
 from asr_support import normalize_words, transcribe, word_error_rate
@@ -65,13 +64,12 @@ def book(synth, tmp_path_factory):  # type: ignore[no-untyped-def]
     renderer = LocalRenderer(synth, voice="af_heart", speed=1.0, lang=resolve("en-us"))
     source = open_source(str(BOOK))
     rss: dict[int, float] = {}
-    proc = psutil.Process()
 
     def on_progress(p: Progress) -> None:
         done = p.bytes_done / (p.bytes_total or 1)
         for mark in (10, 90):
             if mark not in rss and done * 100 >= mark:
-                rss[mark] = proc.memory_info().rss / 2**20
+                rss[mark] = rss_mb()
 
     targets = Targets(out / "book.mp3", "mp3", out / "book.vtt", out / "book.json")
     job = Narration(read_blocks(source.lines()), renderer, renderer.segmenter,
@@ -138,7 +136,9 @@ def test_captions_follow_the_rules_and_the_words(book) -> None:  # type: ignore[
 def test_memory_stays_flat(book) -> None:  # type: ignore[no-untyped-def]
     _out, _summary, _words, rss = book
     assert set(rss) == {10, 90}
-    assert rss[90] - rss[10] < 150, rss  # the audio is not held: 3 min of float32 would be 17 MB, a book GBs
+    # Wide: ONNX Runtime and the allocator grow while segments lengthen (a 9.6-min run grew 150 MB early, then
+    # stayed flat). What held audio would cost is tested with a fake engine in test_narrate_job.py.
+    assert rss[90] - rss[10] < 250, rss
 
 
 def test_ctrl_c_halfway_in_a_subprocess_leaves_a_file_that_decodes(tmp_path: Path) -> None:
@@ -172,3 +172,11 @@ def test_ctrl_c_halfway_in_a_subprocess_leaves_a_file_that_decodes(tmp_path: Pat
     assert decoded.shape[0] >= 20 * RATE
     cues = read_cues(tmp_path / "half.vtt")
     assert cues and cues[-1][1] <= decoded.shape[0] * 1000 // RATE
+
+
+def rss_mb() -> float:
+    """This process's resident memory (VmRSS, Linux), in MB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS")
