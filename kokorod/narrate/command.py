@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Iterator, TypeVar
 
-from kokorod.engine.base import SAMPLE_RATE
+from kokorod.model_facts import SAMPLE_RATE
 from kokorod.errors import InputError
 from kokorod.narrate.chapters import safe_name
 from kokorod.narrate.job import Narration, Renderer, Summary

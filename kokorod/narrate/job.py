@@ -24,7 +24,7 @@ from kokorod.narrate.captions import TimedWord, boundary_of, with_punctuation
 from kokorod.narrate.outputs import Outputs
 from kokorod.narrate.reader import Block
 from kokorod.text.segmenter import Segment, Segmenter
-from kokorod.timing import Word
+from kokorod.speech.chunk import Word
 
 CHAPTER_GAP_MS = 1000  # silence before a chapter's heading, on top of the paragraph pause
 T = TypeVar("T")

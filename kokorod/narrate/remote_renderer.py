@@ -19,24 +19,24 @@ from typing import Any
 
 import numpy as np
 
-from kokorod.audio.seams import pause_for_boundary
-from kokorod.daemon.utterance import seam_kind
-from kokorod.engine.base import SAMPLE_RATE
+from kokorod.speech.seams import pause_for_boundary
+from kokorod.speech.render import seam_kind
+from kokorod.model_facts import SAMPLE_RATE
 from kokorod.errors import KokorodError
 from kokorod.text import languages
 from kokorod.text.per_language import segmenter_for
 from kokorod.text.segmenter import Segment, Segmenter
-from kokorod.timing import Word
+from kokorod.speech.chunk import Word
 
 TOKEN_ENV = "KOKOROD_TOKEN"
 _CONNECT_S = 10
 
-# The one place where a narration's requests get their kind (issue 20): a long job
-# should run as a low-priority ("background") request, so that a live stream
-# admitted beside it never underruns. Today's protocol has no such field; when
-# the daemon has it, set it here, e.g. {"priority": "background"}: it is passed
-# as keyword arguments down to every speak request of the job.
-REQUEST_PRIORITY: dict[str, Any] = {}
+# The one place where a narration's requests get their kind (issue 20): a long
+# job runs as a background request, so a live stream admitted beside it never
+# underruns because of a book: the daemon gives it only engine time no live
+# stream needs, never refuses it for capacity, and makes it as fast as this
+# client reads (not at 1x), docs/protocol.md.
+REQUEST_PRIORITY: dict[str, Any] = {"priority": "background"}
 
 
 class RemoteRenderer:

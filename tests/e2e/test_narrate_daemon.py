@@ -35,10 +35,18 @@ def test_narration_through_the_daemon(tmp_path: Path) -> None:
                               "--captions", str(tmp_path / "day.srt"), "--url", daemon.url], cwd=ROOT, env=env,
                              capture_output=True, text=True, timeout=300)
         log = daemon.log()
+        import urllib.request
+
+        with urllib.request.urlopen(daemon.http + "/metrics", timeout=10) as r:
+            metrics = r.read().decode()
     finally:
         assert daemon.stop() == 0
     assert run.returncode == 0, run.stderr
     assert "utterance=narrate-" in log  # spoken by the daemon, not in-process
+    # As background requests: engine time no live stream needs, no stream slot.
+    background_s = [float(line.split()[-1]) for line in metrics.splitlines()
+                    if line.startswith("kokorod_background_audio_seconds_total")]
+    assert background_s and background_s[0] > 5, background_s
     with av.open(str(tmp_path / "day.m4a")) as c:
         titles = [ch["metadata"]["title"] for ch in c.chapters()]
         audio = [f.to_ndarray().reshape(-1) for f in c.decode(c.streams.audio[0])]

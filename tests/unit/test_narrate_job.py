@@ -18,7 +18,7 @@ from kokorod.narrate.writer import EXTENSIONS, AudioWriter, format_for
 from kokorod.text.languages import resolve
 from kokorod.text.per_language import segmenter_for
 from kokorod.text.segmenter import Segment
-from kokorod.timing import Word
+from kokorod.speech.chunk import Word
 
 RATE = 24000
 WORD_SAMPLES = 4800  # 0.2 s a word
