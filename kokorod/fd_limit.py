@@ -16,8 +16,9 @@ import asyncio
 import errno
 import logging
 import os
-import time
 from typing import Any, Callable
+
+from kokorod.logs import Throttle
 
 log = logging.getLogger("kokorod.fd_limit")
 
@@ -53,18 +54,14 @@ class AcceptErrors:
 
     def __init__(self, count: Callable[[str], None]) -> None:
         self._count = count
-        self._last_log = float("-inf")
-        self._unlogged = 0
+        self._log_throttle = Throttle(LOG_INTERVAL_S)
 
     def report(self, code: int, where: str) -> None:
         name = errno.errorcode.get(code, str(code))
         self._count(name)
-        now = time.monotonic()
-        if now - self._last_log < LOG_INTERVAL_S:
-            self._unlogged += 1
+        more = self._log_throttle.due()
+        if more is None:
             return
-        more = f" ({self._unlogged} more since the last report)" if self._unlogged else ""
-        self._last_log, self._unlogged = now, 0
         log.error("cannot accept connections (%s, %s)%s: the open-file limit is reached; raise it or lower "
                   "--max-connections (docs/operations.md, Limits)", name, where, more,
                   extra={"event": "accept_failed", "fields": {"errno": name}})

@@ -81,3 +81,24 @@ def setup_logging(*, json_lines: bool, verbose: bool) -> None:
     # counted. At DEBUG it would also log request headers, tokens included, so
     # it stays at WARNING even with --verbose.
     logging.getLogger("websockets").setLevel(logging.WARNING)
+
+
+class Throttle:
+    """At most one log line per ``interval_s`` for a condition that can repeat
+    thousands of times a second (a flood at the connection limit, accept
+    failures at the fd limit): ``due()`` answers None while the line is held
+    back, else the suffix that says how many were held since the last one."""
+
+    def __init__(self, interval_s: float) -> None:
+        self.interval_s = interval_s
+        self._last = float("-inf")
+        self._held = 0
+
+    def due(self) -> str | None:
+        now = time.monotonic()
+        if now - self._last < self.interval_s:
+            self._held += 1
+            return None
+        more = f" ({self._held} more since the last report)" if self._held else ""
+        self._last, self._held = now, 0
+        return more

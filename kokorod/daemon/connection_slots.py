@@ -19,12 +19,12 @@ never per connection.
 from __future__ import annotations
 
 import logging
-import time
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from kokorod.daemon.front_door import Refusal
+from kokorod.logs import Throttle
 
 log = logging.getLogger("kokorod.daemon.connections")
 
@@ -74,8 +74,7 @@ class ConnectionSlots:
         self.open = 0                                     # slots within the limits
         self._per_address: Counter[str] = Counter()
         self._reserved: OrderedDict[Slot, None] = OrderedDict()  # oldest first
-        self._last_log = float("-inf")
-        self._unlogged = 0
+        self._log_throttle = Throttle(LOG_INTERVAL_S)
 
     @property
     def reserved(self) -> int:
@@ -120,11 +119,8 @@ class ConnectionSlots:
             del self._per_address[slot.address]
 
     def _log_limit(self, refusal: Refusal) -> None:
-        now = time.monotonic()
-        if now - self._last_log < LOG_INTERVAL_S:
-            self._unlogged += 1
+        more = self._log_throttle.due()
+        if more is None:
             return
-        more = f" ({self._unlogged} more since the last report)" if self._unlogged else ""
-        self._last_log, self._unlogged = now, 0
         log.warning("connection refused: %s%s", refusal.message, more,
                     extra={"event": "connection_limit", "fields": {"reason": refusal.reason}})

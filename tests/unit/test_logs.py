@@ -48,3 +48,16 @@ def test_a_system_error_keeps_its_message() -> None:
         open("/nonexistent-kokorod-dir/file")
     except OSError as exc:
         assert "/nonexistent-kokorod-dir/file" in logs.redacted_traceback(exc)
+
+
+def test_throttle_lets_one_line_through_per_interval_and_counts_the_rest(monkeypatch) -> None:
+    from kokorod import logs
+
+    clock = [100.0]
+    monkeypatch.setattr(logs.time, "monotonic", lambda: clock[0])
+    throttle = logs.Throttle(10.0)
+    assert throttle.due() == ""
+    assert [throttle.due() for _ in range(3)] == [None, None, None]
+    clock[0] += 10.0
+    assert throttle.due() == " (3 more since the last report)"
+    assert throttle.due() is None
