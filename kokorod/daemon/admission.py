@@ -322,13 +322,19 @@ class Capacity:
         demand when that is higher, with a margin for the estimate's noise and
         the event loop's share of the cores (the learnt margin when higher).
         None: nothing measured yet."""
-        own = self._rtf(speed)
+        # Chunk sizes are planned on what chunks cost on average (the running
+        # RTF), not on admission's conservative figure: that one is a long
+        # chunk's cost under concurrency x1.4 until measured, which on a
+        # machine at RTF ~0.6 put the pace over 1, where the budget gives up
+        # and the first chunk is a whole sentence again (first audio 0.47x ->
+        # 0.94x of the first sentence's synthesis, bench/first_audio.py). The
+        # margin learnt from late streams still raises the pace when chunks
+        # did come late.
+        estimator = self.estimator
+        own = estimator.rtf(speed) if estimator is not None else None
         if own is None:
             return None
-        share = sum(self._rtf(s) or 0.0 for s in self._held.values()) / self.workers
-        # Later chunks are long: planned with what long chunks cost (the
-        # conservative RTF while the margin learns), and with a margin learnt
-        # from late streams when that is above the pace margin.
+        share = sum(estimator.rtf(s) or 0.0 for s in self._held.values()) / self.workers  # type: ignore[union-attr]
         return max(PACE_MARGIN, self.headroom.margin) * max(own, share)
 
     def plan(self) -> Plan:
