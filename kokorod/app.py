@@ -26,7 +26,7 @@ from kokorod.fd_limit import AcceptErrors, raise_fd_limit
 from kokorod.frontends.openai import OpenAIFrontend
 from kokorod.frontends.websocket import STREAM_PATH, WebSocketFrontend
 from kokorod.metrics import Metrics
-from kokorod.synthesizer import Synthesizer
+from kokorod.speech.synthesizer import Synthesizer
 
 log = logging.getLogger("kokorod.daemon.server")
 

@@ -1,5 +1,5 @@
-"""Moved to ``kokorod.speech.synthesizer``. Kept only for
-``kokorod.daemon.server``, restructured in parallel; nothing else imports this."""
+"""Moved to ``kokorod.speech.synthesizer``; this old import path is kept for
+code outside kokorod that imports it (nothing inside does)."""
 
 from kokorod.speech.synthesizer import Synthesizer, WordPhonemes, check_speed, phonemize_words
 

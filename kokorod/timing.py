@@ -1,6 +1,5 @@
-"""Moved to ``kokorod.speech.chunk``. Kept only for ``kokorod.text.words``,
-which the text package's restructuring (in parallel) will point at the new
-home; nothing else imports this."""
+"""Moved to ``kokorod.speech.chunk``; this old import path is kept for code
+outside kokorod that imports it (nothing inside does)."""
 
 from kokorod.speech.chunk import SpeechChunk, Word
 

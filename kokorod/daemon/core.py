@@ -32,7 +32,7 @@ from kokorod.daemon.workers import WorkerSynthesizers
 from kokorod.errors import KokorodError
 from kokorod.metrics import Metrics
 from kokorod.protocol.messages import CapacityInfo, LanguageInfo
-from kokorod.synthesizer import Synthesizer
+from kokorod.speech.synthesizer import Synthesizer
 from kokorod.text.detect import DEFAULT_VOICE_FOR, LanguageDetector
 from kokorod.text.languages import LANGUAGES
 
