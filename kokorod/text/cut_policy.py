@@ -217,6 +217,14 @@ class CutDecisions:
                 # when a word more avoids it: over the limit, a better cut at p
                 # wins, and a weak p waits for the next point.
                 budgeted = timed or self.budget is not None
+                # And when the best cut long enough is weak and p is weak too
+                # ("opens at nine in | the"), p waits for the next point: the
+                # ramp's floor had left only weak cuts, and the next word gap
+                # is the first chance of a natural one (the hard limit bounds it).
+                weak_best = best is not None and self._rank(best) <= RANKS["weak"]
+                if weak_best and budgeted and self._rank(p) <= RANKS["weak"] and kind != "paragraph":
+                    self._cands.append(p)
+                    return
                 if best is not None and not (budgeted and self._rank(best) <= RANKS["weak"] < self._rank(p)):
                     self._cut(best, _forced(best.kind))
                     continue  # judge p again within the new segment

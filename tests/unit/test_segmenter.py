@@ -521,3 +521,19 @@ def test_an_open_comment_holds_the_cut_only_so_long() -> None:
     seg = Segmenter()
     out = seg.feed("Start now. <!-- " + "word. " * (COMMENT_HOLD_CHARS // 6 + 10))
     assert out, "a comment that never closes must not hold speech back without bound"
+
+
+@pytest.mark.parametrize("pace,cps,overhead_s", [(0.68, 14.0, 0.6), (0.72, 12.0, 0.6), (0.72, 14.0, 0.5)])
+def test_when_the_ramp_floor_leaves_only_weak_cuts_the_chunk_waits_for_a_natural_one(
+        pace: float, cps: float, overhead_s: float) -> None:
+    # A loaded CI run cut 'The library opens at nine in' | 'the morning …': past
+    # the limit, the only cuts at least the ramp's floor long were after "in"
+    # and "the", and the weak one was taken.
+    text = ("The library opens at nine in the morning on weekdays. On weekends it opens an hour later, "
+            "and it closes early on public holidays. Members can borrow up to ten books at a time.")
+    seg = Segmenter()
+    seg.budget = ChunkBudget(pace, chars_per_s=cps, overhead_s=overhead_s, first_audio_s=0.25)
+    chunks = [s.text for s in seg.feed(text) + seg.flush()]
+    assert "".join(chunks) == text
+    for chunk in chunks[:-1]:
+        assert chunk.split()[-1].strip(".,").lower() not in {"in", "the", "at", "on", "a", "to", "of", "and"}, chunks
