@@ -268,3 +268,24 @@ if __name__ == "__main__":
         print("CIRCLE:", " <-> ".join(circle))
     for line in against_layers(graph):
         print("AGAINST THE LAYERS:", line)
+
+
+def test_no_two_modules_import_each_other_even_for_types() -> None:
+    """Stricter than the load-time rule above for pairs: two modules never name
+    each other in an import, under ``TYPE_CHECKING`` or in a function included
+    (a type the other side needs is described there as a Protocol)."""
+    names: dict[str, Path] = {}
+    for path in PACKAGE.rglob("*.py"):
+        parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+        names[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    edges: dict[str, set[str]] = {name: set() for name in names}
+    for name, path in names.items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            targets: list[str] = []
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                targets = [node.module, *(f"{node.module}.{alias.name}" for alias in node.names)]
+            elif isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            edges[name].update(t for t in targets if t in names and t != name)
+    pairs = sorted({tuple(sorted((a, b))) for a in edges for b in edges[a] if a in edges[b]})
+    assert pairs == []

@@ -23,7 +23,6 @@ from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from kokorod.daemon.front_door import Refusal
 from kokorod.logs import Throttle
 
 log = logging.getLogger("kokorod.daemon.connections")
@@ -46,6 +45,17 @@ def address_of(peer: Any) -> str:
 def fds_needed(max_connections: int) -> int:
     """File descriptors a daemon with this limit may hold at once."""
     return max_connections + RESERVE_SLOTS + BASE_FDS
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a connection or request is not served now, in every protocol's terms."""
+
+    status: int           # HTTP status (503)
+    code: str             # the protocol's error code: not_ready, shutting_down, overloaded
+    reason: str           # kokorod_connections_refused_total{reason}
+    message: str
+    retry_after_s: int = 1
 
 
 @dataclass(eq=False)

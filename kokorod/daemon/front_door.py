@@ -22,10 +22,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, AsyncContextManager, Iterable, Protocol
 
+# Refusal is defined with the connection count that makes most of them.
+from kokorod.daemon.connection_slots import Refusal, Slot  # noqa: F401  (part of this interface)
+
 if TYPE_CHECKING:
     from kokorod.auth import AuthPolicy
     from kokorod.config import ServerConfig, ServerLimits
-    from kokorod.daemon.connection_slots import Slot
     from kokorod.daemon.local_peer import LocalPeer
     from kokorod.daemon.session import Services, Session
     from kokorod.metrics import Metrics
@@ -33,17 +35,6 @@ if TYPE_CHECKING:
 
 # Paths every adapter on the daemon's port answers the same way.
 HEALTH_PATHS = ("/healthz", "/readyz")
-
-
-@dataclass(frozen=True)
-class Refusal:
-    """Why a connection or request is not served now, in every protocol's terms."""
-
-    status: int           # HTTP status (503)
-    code: str             # the protocol's error code: not_ready, shutting_down, overloaded
-    reason: str           # kokorod_connections_refused_total{reason}
-    message: str
-    retry_after_s: int = 1
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ import asyncio
 import itertools
 import logging
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.error import Error as WyomingError
@@ -29,8 +29,20 @@ from kokorod.logs import kv
 from kokorod.protocol.messages import Audio, Cancelled, Done, Error, ErrorCode, Speak, Warning
 from kokorod.text.detect import AUTO
 
-if TYPE_CHECKING:
-    from kokorod.frontends.wyoming import WyomingFrontend
+
+
+class WyomingServer(Protocol):
+    """What a connection's handler reads of ``kokorod.frontends.wyoming.WyomingFrontend``
+    (which imports this module, so it is described here rather than imported)."""
+
+    config: Any
+    door: Any
+    handlers: set[Any]
+
+    def refusal(self, slot: Any) -> Any: ...
+
+    def info_event(self) -> Any: ...
+
 
 log = logging.getLogger("kokorod.wyoming")
 RATE, WIDTH, CHANNELS = 24000, 2, 1  # s16le mono at the model's rate: the session's default format
@@ -65,7 +77,7 @@ class KokorodWyomingHandler(AsyncEventHandler):
 
     _ids = itertools.count(1)
 
-    def __init__(self, frontend: WyomingFrontend, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def __init__(self, frontend: WyomingServer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         super().__init__(reader, writer)
         self.frontend = frontend
         self.peer: LocalPeer | None = None

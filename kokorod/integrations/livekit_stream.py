@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from livekit.agents import tts
 from livekit.agents.types import NOT_GIVEN, APIConnectOptions, TimedString
@@ -18,10 +18,16 @@ from kokorod.integrations.livekit_errors import api_error, event_error
 from kokorod.integrations.livekit_transcript import TimedPiece, TranscriptAligner
 from kokorod.protocol.messages import Audio, Cancelled, Chunk, Done, Error, WarningEvent, WordEvent
 
-if TYPE_CHECKING:
-    from kokorod.integrations.livekit import TTS
-
 __all__ = ["ChunkedStream", "SynthesizeStream"]
+
+
+class _Owner(Protocol):
+    """What the streams read of ``kokorod.integrations.livekit.TTS`` (which
+    imports this module, so it is described here rather than imported)."""
+
+    sample_rate: int
+    _opts: Any
+    _pool: Any
 
 log = logging.getLogger("kokorod.integrations.livekit")
 
@@ -42,7 +48,7 @@ class _Utterance:
     emitter until the utterance ends. Closed early (the task cancelled), it
     cancels the utterance on the daemon before it returns."""
 
-    def __init__(self, owner: TTS, emitter: tts.AudioEmitter, uid: str, *, segmented: bool) -> None:
+    def __init__(self, owner: _Owner, emitter: tts.AudioEmitter, uid: str, *, segmented: bool) -> None:
         self._tts = owner
         self._emitter = emitter
         self._uid = uid
@@ -130,9 +136,9 @@ class _Utterance:
 class ChunkedStream(tts.ChunkedStream):
     """``TTS.synthesize(text)``: the whole text as one utterance."""
 
-    def __init__(self, *, tts: TTS, input_text: str, conn_options: APIConnectOptions) -> None:
+    def __init__(self, *, tts: _Owner, input_text: str, conn_options: APIConnectOptions) -> None:
         super().__init__(tts=tts, input_text=input_text, conn_options=conn_options)
-        self._kokorod: TTS = tts
+        self._kokorod: _Owner = tts
 
     async def _run(self, output_emitter: tts.AudioEmitter) -> None:
         uid = "lk-" + shortuuid()
@@ -147,9 +153,9 @@ class ChunkedStream(tts.ChunkedStream):
 class SynthesizeStream(tts.SynthesizeStream):
     """``TTS.stream()``: pushed text goes to the daemon as it comes."""
 
-    def __init__(self, *, tts: TTS, conn_options: APIConnectOptions) -> None:
+    def __init__(self, *, tts: _Owner, conn_options: APIConnectOptions) -> None:
         super().__init__(tts=tts, conn_options=conn_options)
-        self._kokorod: TTS = tts
+        self._kokorod: _Owner = tts
 
     async def _run(self, output_emitter: tts.AudioEmitter) -> None:
         uid = "lk-" + shortuuid()  # a new one per attempt: ids are not reused
