@@ -132,7 +132,7 @@ def first_sentence_engine_s(runs: int) -> list[float]:
 
 
 def judge(audio: np.ndarray, text: str) -> dict[str, float]:
-    from asr_support import dnsmos, transcribe, word_error_rate  # type: ignore[import-not-found]
+    from support.asr import dnsmos, transcribe, word_error_rate  # type: ignore[import-not-found]
 
     heard, _words = transcribe(audio)
     return {"wer": round(word_error_rate(text, heard), 3), **{k: round(v, 3) for k, v in dnsmos(audio).items()}}

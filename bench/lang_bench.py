@@ -3,7 +3,7 @@
 
 For each Kokoro language: a few sentences in that language, spoken by its
 default voice through the daemon (msgpack over the WebSocket), transcribed
-offline by Whisper base (tests/asr_support.py) and scored (WER, or CER for
+offline by Whisper base (tests/support/asr.py) and scored (WER, or CER for
 zh/ja). In the same run, the same sentences phonemised by misaki's own G2P
 for that language and run through the ONNX engine in-process give a
 reference: how intelligible Kokoro is when its G2P is right. Ours far above
@@ -42,7 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from asr_support import error_rate, transcribe_lang  # noqa: E402
+from support.asr import error_rate, transcribe_lang  # noqa: E402
 
 SAMPLE_RATE = 24000
 
@@ -117,7 +117,7 @@ def count_words(text: str, lang: str) -> int:
 
         return sum(1 for w in jieba.lcut(text) if any(ch.isalnum() for ch in w))
     if lang == "ja":
-        from asr_support import _ja_tagger
+        from support.asr import _ja_tagger
 
         return sum(1 for w in _ja_tagger()(text) if any(ch.isalnum() for ch in w.surface))
     return sum(1 for w in text.split() if any(ch.isalnum() for ch in w))

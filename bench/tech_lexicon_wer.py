@@ -4,7 +4,7 @@
     .venv/bin/python bench/tech_lexicon_wer.py --per-word   # also each entry in a carrier sentence
 
 In-process (the daemon's own Synthesizer, normaliser and G2P; the ONNX model),
-judged by the test recogniser (faster-whisper tiny.en, tests/asr_support.py).
+judged by the test recogniser (faster-whisper tiny.en, tests/support/asr.py).
 The lexicon is toggled by swapping the G2P bank's built-in layer between runs,
 so both sides use the same model session, voice and text. Per word, an entry
 counts as heard when the recogniser writes the word (case and punctuation
@@ -61,7 +61,7 @@ HEARD_AS: dict[str, tuple[str, ...]] = {
 
 
 def _norm(text: str) -> str:
-    from tests.asr_support import normalize_words
+    from tests.support.asr import normalize_words
 
     return " " + normalize_words(text) + " "
 
@@ -84,7 +84,7 @@ def main() -> int:
     from kokorod.text.languages import BY_CODE
     from kokorod.text.lexicon import builtin_lexicon
     from kokorod.text.normalize_intl import normalizer_for
-    from tests.asr_support import transcribe, word_error_rate
+    from tests.support.asr import transcribe, word_error_rate
 
     lang = BY_CODE[args.lang]
     voice = args.voice if args.lang == "en-us" or args.voice != "af_heart" else "bf_emma"

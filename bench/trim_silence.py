@@ -4,7 +4,7 @@
 For each sentence (English 1 to 40 words, es, fr, it, pt-br, ja, zh, hi) the
 full ONNX run and trimmed runs for every cut and context K, on the same ids and
 style. Quality, on the audio after the seam shaper (kokorod/speech/seams.py,
-what a listener gets): the recogniser's WER/CER (tests/asr_support.py: Whisper
+what a listener gets): the recogniser's WER/CER (tests/support/asr.py: Whisper
 tiny.en for English, base for the rest), DNSMOS OVRL and SIG (speechmos), the
 RMS level of the speech region (the full decode's speech bounds, on the shared
 timeline) and how much longer or shorter the shaped chunk is. CPU: process time
@@ -84,15 +84,15 @@ def shaped(audio: np.ndarray) -> np.ndarray:
 
 
 def dnsmos(audio: np.ndarray) -> tuple[float, float]:
-    """DNSMOS OVRL and SIG (tests/asr_support.py's one DNSMOS helper)."""
-    from asr_support import dnsmos as judge
+    """DNSMOS OVRL and SIG (tests/support/asr.py's one DNSMOS helper)."""
+    from support.asr import dnsmos as judge
 
     scores = judge(audio)
     return scores["ovrl"], scores["sig"]
 
 
 def heard_error(audio: np.ndarray, text: str, lang: str) -> float:
-    from asr_support import error_rate, transcribe, transcribe_lang, word_error_rate
+    from support.asr import error_rate, transcribe, transcribe_lang, word_error_rate
 
     if lang.startswith("en"):
         return word_error_rate(text, transcribe(audio)[0])

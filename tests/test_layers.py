@@ -242,21 +242,42 @@ def test_the_client_loads_no_engine_and_no_audio_libraries() -> None:
 def test_no_test_module_imports_another() -> None:
     """Shared helpers live in tests/support/; a test module imports none of the
     others (pytest would collect the imported tests twice, and a helper moved
-    with its test breaks the importers)."""
+    with its test breaks the importers). The folders under tests/unit and
+    tests/integration are packages, so a relative import there could only
+    reach another test module: none is allowed."""
     tests = Path(__file__).resolve().parent
     offenders = []
     for path in sorted(tests.rglob("*.py")):
         if "support" in path.relative_to(tests).parts[:-1]:
             continue
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.level:
+                offenders.append(f"{path.relative_to(tests)} imports {'.' * node.level}{node.module or ''}")
+                continue
             names = ([a.name for a in node.names] if isinstance(node, ast.Import)
-                     else [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else [])
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
             for name in names:
                 parts = name.split(".")
                 if parts[0] in ("e2e", "unit", "integration") or any(p.startswith("test_") for p in parts) or (
                         parts[0] == "tests" and len(parts) > 1 and parts[1] in ("e2e", "unit", "integration")):
                     offenders.append(f"{path.relative_to(tests)} imports {name}")
     assert offenders == []
+
+
+def test_test_folders_mirror_the_package() -> None:
+    """tests/unit and tests/integration mirror kokorod/: a folder there is named
+    after the subpackage whose tests it holds (the tests of
+    kokorod/text/segmenter.py are tests/unit/text/test_segmenter.py), and is a
+    package, so the same file name may appear in two folders."""
+    tests = Path(__file__).resolve().parent
+    wrong = []
+    for tier in ("unit", "integration"):
+        for folder in sorted(p for p in (tests / tier).rglob("*") if p.is_dir() and p.name != "__pycache__"):
+            if not (PACKAGE / folder.relative_to(tests / tier)).is_dir():
+                wrong.append(f"{folder.relative_to(tests)} mirrors no kokorod subpackage")
+            if not (folder / "__init__.py").is_file():
+                wrong.append(f"{folder.relative_to(tests)} has no __init__.py")
+    assert wrong == []
 
 
 if __name__ == "__main__":

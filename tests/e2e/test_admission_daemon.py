@@ -29,7 +29,7 @@ import pytest
 import websockets
 from prometheus_client.parser import text_string_to_metric_families
 
-from daemon_support import ROOT, DaemonProcess
+from support.daemon import ROOT, DaemonProcess
 from kokorod.daemon.headroom import INITIAL_MARGIN
 from kokorod.protocol.codec import MsgpackCodec
 from kokorod.protocol.messages import Audio, CapacityInfo, Done, Error, Ready, Speak

@@ -25,7 +25,7 @@ from typing import Iterator
 import httpx
 import pytest
 
-from daemon_support import DaemonProcess, Peer, free_port
+from support.daemon import DaemonProcess, Peer, free_port
 from kokorod.protocol.messages import Audio, Speak
 
 pytestmark = pytest.mark.slow

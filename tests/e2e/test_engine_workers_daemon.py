@@ -8,7 +8,7 @@ import asyncio
 
 import pytest
 
-from daemon_support import DaemonProcess, Peer, check_stream_invariants, words_of
+from support.daemon import DaemonProcess, Peer, check_stream_invariants, words_of
 from kokorod.protocol.messages import Done, Speak
 
 pytestmark = pytest.mark.slow

@@ -18,8 +18,8 @@ import av
 import numpy as np
 import pytest
 
-from asr_support import normalize_words, transcribe, word_error_rate
-from daemon_support import ROOT
+from support.asr import normalize_words, transcribe, word_error_rate
+from support.daemon import ROOT
 from kokorod.narrate.captions import LINE_CHARS, MAX_CUE_S
 from kokorod.narrate.job import Narration, Progress
 from kokorod.narrate.local_renderer import LocalRenderer
@@ -137,7 +137,7 @@ def test_memory_stays_flat(book) -> None:  # type: ignore[no-untyped-def]
     _out, _summary, _words, rss = book
     assert set(rss) == {10, 90}
     # Wide: ONNX Runtime and the allocator grow while segments lengthen (a 9.6-min run grew 150 MB early, then
-    # stayed flat). What held audio would cost is tested with a fake engine in test_narrate_job.py.
+    # stayed flat). What held audio would cost is tested with a fake engine in tests/unit/narrate/test_job.py.
     assert rss[90] - rss[10] < 250, rss
 
 

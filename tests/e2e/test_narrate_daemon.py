@@ -11,8 +11,8 @@ from pathlib import Path
 import av
 import pytest
 
-from asr_support import normalize_words, transcribe, word_error_rate
-from daemon_support import ROOT, DaemonProcess
+from support.asr import normalize_words, transcribe, word_error_rate
+from support.daemon import ROOT, DaemonProcess
 
 pytestmark = pytest.mark.slow
 TEXT = """# Morning

@@ -174,7 +174,7 @@ def test_soak_leaves_nothing_behind(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "soak.py"), "--clients", "5", "--duration-s", "30", "--seed", "7",
          # Churn with streams in parallel: measured admission would admit one on a
-         # slow CPU and refuse the rest (tested on its own, tests/unit/test_capacity.py).
+         # slow CPU and refuse the rest (tested on its own, tests/unit/daemon/test_admission.py).
          "--daemon-arg=--stream-utilisation", "--daemon-arg=inf", "--daemon-arg=--max-active-streams",
          "--daemon-arg=3", "--out", str(out)],
         cwd=ROOT, capture_output=True, text=True, timeout=400,

@@ -7,7 +7,7 @@ windowed decode's time over the full run's, and how close the audio is:
 waveform correlation and SNR against the full model's audio (whole chunk and
 worst window), log-spectral distance, the largest sample jump at window edges
 over the largest elsewhere (and over the full decode's largest), DNSMOS (speechmos) and the recogniser's WER/CER
-(tests/asr_support.py) on both, and ``stall_s``: how long playback started at the
+(tests/support/asr.py) on both, and ``stall_s``: how long playback started at the
 first piece would wait for later ones. Full and windowed runs alternate, so load
 from other processes hits both alike; compare the ratios, not the seconds.
 ``--baseline FILE`` also runs another copy of the module (e.g. the previous
@@ -121,7 +121,7 @@ def dnsmos(audio: np.ndarray) -> tuple[float, float]:
 
 
 def heard_error(audio: np.ndarray, text: str, lang: str) -> float:
-    from asr_support import error_rate, transcribe, transcribe_lang, word_error_rate
+    from support.asr import error_rate, transcribe, transcribe_lang, word_error_rate
 
     if lang.startswith("en"):
         return word_error_rate(text, transcribe(audio)[0])

@@ -138,6 +138,6 @@ def test_cancel_reaches_the_utterance_in_flight(daemon: FakeDaemon) -> None:
 
 
 def test_no_daemon_means_none() -> None:
-    from daemon_support import free_port
+    from support.daemon import free_port
 
     assert connect_renderer(args(f"ws://127.0.0.1:{free_port()}/v1/stream")) is None

@@ -1,6 +1,6 @@
 """The core's front door: one connection count (total, per address, the
 health reserve), the core never importing its adapters, and the WebSocket and
-Wyoming adapters against a fake of the door (tests/fake_door.py)."""
+Wyoming adapters against a fake of the door (tests/support/fake_door.py)."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ from pathlib import Path
 from websockets.datastructures import Headers
 from websockets.http11 import Request
 
-from fake_door import FakeDoor
+from support.fake_door import FakeDoor
 from kokorod.config import Limits, ServerConfig
 from kokorod.daemon.connection_slots import ConnectionSlots, fds_needed
 
-PACKAGE = Path(__file__).resolve().parents[2] / "kokorod"
+PACKAGE = Path(__file__).resolve().parents[3] / "kokorod"
 
 
 def test_the_core_never_imports_its_adapters() -> None:

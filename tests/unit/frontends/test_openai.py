@@ -1,13 +1,13 @@
 """The OpenAI front-end's routing and refusals, before any session: methods,
 paths, auth, origins and CORS, readiness, the plain routes on a keep-alive
-connection (a fake of the core's FrontDoor, tests/fake_door.py: no model, no sockets)."""
+connection (a fake of the core's FrontDoor, tests/support/fake_door.py: no model, no sockets)."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
-from fake_door import FakeDoor
+from support.fake_door import FakeDoor
 from kokorod.config import Limits, ServerConfig
 from kokorod.frontends.http import HttpRequest
 from kokorod.frontends.openai import OpenAIFrontend

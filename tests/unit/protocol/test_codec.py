@@ -40,7 +40,7 @@ from kokorod.protocol import (
     codec_for_subprotocol,
 )
 
-SPEC = Path(__file__).resolve().parents[2] / "docs" / "protocol.md"
+SPEC = Path(__file__).resolve().parents[3] / "docs" / "protocol.md"
 CODECS = [MsgpackCodec, JsonCodec]
 
 

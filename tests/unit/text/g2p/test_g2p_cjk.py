@@ -25,7 +25,7 @@ from kokorod.text.g2p.chinese import ChineseG2P
 from kokorod.text.g2p.japanese import JapaneseG2P
 from kokorod.text.tokens import Token
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[4]
 # cn2an warns when it leaves an over-long number alone (misaki, the reference, too).
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:cn2an")
 
