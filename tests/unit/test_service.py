@@ -18,7 +18,9 @@ from xml.sax.saxutils import escape
 
 import pytest
 
-from kokorod import service, service_cli
+from kokorod import service
+from kokorod.cli import service as service_command
+from kokorod.service import unit_files
 from kokorod.service import LABEL, ServiceError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -75,8 +77,8 @@ def test_program_is_the_installed_console_script() -> None:
 
 
 def test_program_falls_back_to_python_m(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(service.shutil, "which", lambda *a, **k: None)
-    monkeypatch.setattr(service.sys, "executable", str(tmp_path / "python3"))
+    monkeypatch.setattr(unit_files.shutil, "which", lambda *a, **k: None)
+    monkeypatch.setattr(unit_files.sys, "executable", str(tmp_path / "python3"))
     assert service.resolve_program() == (str(tmp_path / "python3"), "-m", "kokorod")
     (tmp_path / "kokorod").write_text("#!/bin/sh\n")
     assert service.resolve_program() == (str(tmp_path / "kokorod"),)
@@ -398,7 +400,7 @@ def test_systemctl_without_user_bus_hints_at_linger() -> None:
 
 def cli(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="kokorod")
-    service_cli.register_cli(parser.add_subparsers(dest="command"))
+    service_command.register(parser.add_subparsers(dest="command"))
     return parser.parse_args(argv)
 
 
@@ -414,7 +416,7 @@ def test_cli_dry_run(home: Path, capsys: pytest.CaptureFixture[str], monkeypatch
 def test_cli_reports_failure_in_one_line(home: Path, capsys: pytest.CaptureFixture[str],
                                          monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(service, "run_command", FakeRunner(fail="daemon-reload"))
-    monkeypatch.setattr(service.sys, "platform", "linux")
+    monkeypatch.setattr(unit_files.sys, "platform", "linux")
     args = cli(["service", "install"])
     assert args.func(args) == 1
     err = capsys.readouterr().err
