@@ -1,5 +1,6 @@
 """Running the tasks of one ``say`` or ``pipe``: the first failure stops the
-others, Ctrl-C cleans up and exits 130, a closed stdout ends quietly."""
+others, Ctrl-C cleans up and exits 130, a closed stdout ends quietly; and the
+moment first-audio latency is counted from."""
 
 from __future__ import annotations
 
@@ -48,5 +49,3 @@ async def first_of(*tasks: "asyncio.Task[Any]") -> None:
 def first_text_at(fragments: Any, default: float) -> float:
     """Latency counts from the first text, not from when we started waiting for stdin."""
     return getattr(fragments, "first_text_at", None) or default
-
-

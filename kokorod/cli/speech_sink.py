@@ -87,4 +87,3 @@ class _TimedWord:
 
     def __init__(self, text: str, start: float, end: float) -> None:
         self.text, self.start, self.end = text, start, end
-

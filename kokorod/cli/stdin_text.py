@@ -68,4 +68,3 @@ class StdinText:
                 break
         if not started:
             raise InputError("there was no text on stdin", 'pipe some in, e.g. echo "Hello" | kokorod pipe')
-

@@ -16,18 +16,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from kokorod.service.steps import (COMMAND_TIMEOUT_S, MakeDir, RemoveFile, Run, Runner, Step, WriteFile, _hint,
-                                   _one_line, _probe, execute, format_plan, run_command)
+from kokorod.service.steps import (COMMAND_TIMEOUT_S, MakeDir, RemoveFile, Run, Runner, Step, WriteFile, execute,
+                                   fix_hint, format_plan, last_line, probe, run_command)
 from kokorod.service.unit_files import (DEFAULT_HOST, DEFAULT_PORT, LABEL, PLIST_TEMPLATE, STOP_TIMEOUT_S,
                                         SYSTEM_PATH, THROTTLE_INTERVAL_S, UNIT_NAME, UNIT_TEMPLATE, ServiceError,
-                                        ServiceSpec, _platform, build_spec, default_cache_dir, plist_dict,
-                                        render_plist, render_unit, resolve_program, service_path, systemd_quote,
+                                        ServiceSpec, build_spec, plist_dict, render_plist, render_unit,
+                                        resolve_program, service_path, service_platform, systemd_quote,
                                         template_text)
 
 __all__ = ["COMMAND_TIMEOUT_S", "DEFAULT_HOST", "DEFAULT_PORT", "LABEL", "PLIST_TEMPLATE", "STOP_TIMEOUT_S",
            "SYSTEM_PATH", "THROTTLE_INTERVAL_S", "UNIT_NAME", "UNIT_TEMPLATE", "MakeDir", "RemoveFile", "Run",
            "Runner", "ServiceError", "ServiceSpec", "ServiceStatus", "Step", "WriteFile", "build_spec",
-           "default_cache_dir", "execute", "format_plan", "install", "launchctl_commands", "plist_dict",
+           "execute", "format_plan", "install", "launchctl_commands", "plist_dict",
            "plist_path", "render_plist", "render_unit", "resolve_program", "run_command", "service_path",
            "status", "systemctl_commands", "systemd_quote", "template_text", "uninstall", "unit_path"]
 
@@ -93,18 +93,18 @@ def install(
     out: Callable[[str], None] = print,
 ) -> list[Step]:
     """Write the service file and (re)start the service; returns the plan."""
-    platform, home, run = _platform(platform), Path.home(), runner or run_command
+    platform, home, run = service_platform(platform), Path.home(), runner or run_command
     spec = build_spec(host, port, platform=platform, home=home, cache_dir=cache_dir,
                       token_file=token_file, insecure=insecure)
     plan: list[Step] = [MakeDir(spec.cache_dir)]  # the working directory must exist
     if platform == "darwin":
         uid, path = os.getuid(), plist_path(home)
-        loaded = _probe(launchctl_commands("status", uid=uid)[0], run)
+        loaded = probe(launchctl_commands("status", uid=uid)[0], run)
         plan += [MakeDir(spec.log_dir), WriteFile(path, render_plist(spec))]
         for argv in launchctl_commands("install", uid=uid, plist=path, loaded=loaded):
             plan.append(Run(tuple(argv), attempts=3 if loaded and argv[1] == "bootstrap" else 1))
     else:
-        active = _probe(systemctl_commands("is-active")[0], run)
+        active = probe(systemctl_commands("is-active")[0], run)
         plan.append(WriteFile(unit_path(home), render_unit(spec).encode()))
         plan += [Run(tuple(argv)) for argv in systemctl_commands("install", active=active)]
     return _carry_out(plan, dry_run, run, out)
@@ -118,11 +118,11 @@ def uninstall(
     out: Callable[[str], None] = print,
 ) -> list[Step]:
     """Stop the service and remove its file; an empty plan means nothing was installed."""
-    platform, home, run = _platform(platform), Path.home(), runner or run_command
+    platform, home, run = service_platform(platform), Path.home(), runner or run_command
     plan: list[Step] = []
     if platform == "darwin":
         uid, path = os.getuid(), plist_path(home)
-        loaded = _probe(launchctl_commands("status", uid=uid)[0], run)
+        loaded = probe(launchctl_commands("status", uid=uid)[0], run)
         plan += [Run(tuple(argv)) for argv in launchctl_commands("uninstall", uid=uid, loaded=loaded)]
         plan += [RemoveFile(path)] if path.exists() else []
     elif unit_path(home).exists():
@@ -140,7 +140,7 @@ class ServiceStatus:
 
 
 def status(*, platform: str | None = None, runner: Runner | None = None) -> ServiceStatus:
-    platform, home, run = _platform(platform), Path.home(), runner or run_command
+    platform, home, run = service_platform(platform), Path.home(), runner or run_command
     if platform == "darwin":
         path = plist_path(home)
         proc = run(launchctl_commands("status", uid=os.getuid())[0], False)
@@ -153,8 +153,8 @@ def status(*, platform: str | None = None, runner: Runner | None = None) -> Serv
         path = unit_path(home)
         proc = run(systemctl_commands("status")[0], False)
         if proc.returncode not in (0, 3, 4):  # 3: inactive or failed, 4: no such unit
-            raise ServiceError(f"`systemctl --user status` failed: {_one_line(proc.stderr)}",
-                               _hint("systemctl", proc.stderr))
+            raise ServiceError(f"`systemctl --user status` failed: {last_line(proc.stderr)}",
+                               fix_hint("systemctl", proc.stderr))
         running = proc.returncode == 0
         detail = (proc.stdout or proc.stderr).rstrip()
     return ServiceStatus(installed=path.exists(), running=running, path=path, detail=detail)

@@ -43,12 +43,12 @@ Step = MakeDir | WriteFile | RemoveFile | Run
 Runner = Callable[[Sequence[str], bool], "subprocess.CompletedProcess[str]"]
 
 
-def _one_line(text: str) -> str:
+def last_line(text: str) -> str:
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     return lines[-1] if lines else "no output"
 
 
-def _hint(tool: str, output: str = "") -> str:
+def fix_hint(tool: str, output: str = "") -> str:
     if tool == "launchctl":
         return f"see `launchctl print gui/{os.getuid()}/{LABEL}` and ~/Library/Logs/kokorod/"
     if tool == "systemctl" and ("bus" in output.lower() or "XDG_RUNTIME_DIR" in output):
@@ -68,14 +68,14 @@ def run_command(argv: Sequence[str], check: bool = True) -> subprocess.Completed
         need = {"launchctl": "it ships with macOS", "systemctl": "`kokorod service` needs systemd"}
         raise ServiceError(f"`{argv[0]}` not found on PATH", need.get(argv[0], "install it")) from None
     except subprocess.TimeoutExpired:
-        raise ServiceError(f"`{cmd}` hung for {COMMAND_TIMEOUT_S} s", _hint(argv[0])) from None
+        raise ServiceError(f"`{cmd}` hung for {COMMAND_TIMEOUT_S} s", fix_hint(argv[0])) from None
     if check and proc.returncode != 0:
         out = proc.stderr or proc.stdout
-        raise ServiceError(f"`{cmd}` failed (exit {proc.returncode}): {_one_line(out)}", _hint(argv[0], out))
+        raise ServiceError(f"`{cmd}` failed (exit {proc.returncode}): {last_line(out)}", fix_hint(argv[0], out))
     return proc
 
 
-def _probe(argv: Sequence[str], run: Runner) -> bool:
+def probe(argv: Sequence[str], run: Runner) -> bool:
     """Whether a read-only query succeeds; a missing tool counts as no."""
     try:
         return run(argv, False).returncode == 0
@@ -126,5 +126,3 @@ def format_plan(plan: Sequence[Step]) -> str:
         else:
             lines.append(shlex.join(step.argv))
     return "\n".join(lines)
-
-

@@ -88,7 +88,7 @@ def service_path(program: Sequence[str], env: dict[str, str]) -> str:
     return ":".join(dict.fromkeys(d for d in [*dirs, *SYSTEM_PATH] if ":" not in d))
 
 
-def _platform(platform: str | None = None) -> str:
+def service_platform(platform: str | None = None) -> str:
     platform = platform or sys.platform
     if platform == "darwin":
         return "darwin"
@@ -110,7 +110,7 @@ def build_spec(
     insecure: bool = False,
     program: Sequence[str] | None = None,
 ) -> ServiceSpec:
-    platform = _platform(platform)
+    platform = service_platform(platform)
     home = Path(home) if home is not None else Path.home()
     env = dict(os.environ) if env is None else env
     program = tuple(program) if program is not None else resolve_program()
@@ -194,5 +194,3 @@ def render_unit(spec: ServiceSpec) -> str:
         "ENVIRONMENT": "\nEnvironment=".join(systemd_quote(f"{k}={v}") for k, v in spec.environment().items()),
     }
     return re.sub(r"@([A-Z_]+)@", lambda m: fields[m.group(1)], template_text(UNIT_TEMPLATE))
-
-

@@ -20,7 +20,7 @@ import pytest
 
 from kokorod import service
 from kokorod.cli import service as service_command
-from kokorod.service import unit_files
+from kokorod.service import steps, unit_files
 from kokorod.service import LABEL, ServiceError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -99,7 +99,7 @@ def test_program_falls_back_to_python_m(tmp_path: Path, monkeypatch: pytest.Monk
     ],
 )
 def test_cache_dir(home: Path, platform: str, env: dict[str, str], expected: str) -> None:
-    got = service.default_cache_dir(platform, home, env)
+    got = unit_files.default_cache_dir(platform, home, env)
     assert got.is_absolute()
     assert got == home / expected  # an absolute `expected` replaces home
 
@@ -395,7 +395,7 @@ def test_failing_command_is_one_line_with_its_error() -> None:
 
 
 def test_systemctl_without_user_bus_hints_at_linger() -> None:
-    assert "enable-linger" in service._hint("systemctl", "Failed to connect to bus: No medium found")
+    assert "enable-linger" in steps.fix_hint("systemctl", "Failed to connect to bus: No medium found")
 
 
 def cli(argv: list[str]) -> argparse.Namespace:
