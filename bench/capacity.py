@@ -200,7 +200,7 @@ LAYOUT_JOBS = [
 
 def one_layout(workers: int, threads: int) -> dict[str, Any]:
     """In this process: ``workers`` engines of ``threads`` threads each."""
-    from kokorod.runtime import EngineOptions
+    from kokorod.speech.build import EngineOptions
     from kokorod.daemon.workers import build_worker_synthesizers
 
     synths = build_worker_synthesizers(EngineOptions(threads=threads), workers)

@@ -115,7 +115,7 @@ async def speak(url: str, text: str, *, fragments: bool) -> dict[str, Any]:
 
 def first_sentence_engine_s(runs: int) -> list[float]:
     """In-process: the engine's time for each paragraph's whole first sentence."""
-    from kokorod.runtime import EngineOptions, build_synthesizer
+    from kokorod.speech.build import EngineOptions, build_synthesizer
 
     synth = build_synthesizer(EngineOptions())
     synth.synthesize("Warm up the engine.")

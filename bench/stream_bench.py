@@ -174,7 +174,7 @@ def floor_and_reference(texts: list[str], runs: int) -> dict[str, Any]:
     from kokoro_onnx import Kokoro
 
     from kokorod.assets.paths import resolve_cache_dir
-    from kokorod.runtime import EngineOptions, build_synthesizer
+    from kokorod.speech.build import EngineOptions, build_synthesizer
     from kokorod.text.languages import for_voice
     from kokorod.text.per_language import segmenter_for
     from kokorod.speech.render import render_segment

@@ -80,7 +80,7 @@ def main() -> int:
     parser.add_argument("--words", default=None, help="with --per-word: only these words (comma-separated)")
     args = parser.parse_args()
 
-    from kokorod.runtime import EngineOptions, build_synthesizer
+    from kokorod.speech.build import EngineOptions, build_synthesizer
     from kokorod.text.languages import BY_CODE
     from kokorod.text.lexicon import builtin_lexicon
     from kokorod.text.normalize_intl import normalizer_for

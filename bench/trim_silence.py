@@ -127,7 +127,7 @@ def main() -> None:
     from kokorod.speech.seams import shape_chunk, speech_bounds
     from kokorod.engine.onnx_engine import OnnxEngine
     from kokorod.engine.trim import edge_frames
-    from kokorod.runtime import EngineOptions, build_synthesizer
+    from kokorod.speech.build import EngineOptions, build_synthesizer
     from kokorod.speech.chunk import SpeechChunk
 
     info = cpu_info()

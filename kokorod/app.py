@@ -10,15 +10,13 @@ listeners still answer ``/readyz`` with 503, then they close.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import logging
 import signal
 import time
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from kokorod.auth import load_token
-from kokorod.config import ServerConfig, limits_from_args
+from kokorod.config import ServerConfig
 from kokorod.daemon.core import Daemon
 from kokorod.daemon.connection_slots import fds_needed
 from kokorod.daemon.lexicon_service import on_sighup
@@ -27,6 +25,9 @@ from kokorod.frontends.openai import OpenAIFrontend
 from kokorod.frontends.websocket import STREAM_PATH, WebSocketFrontend
 from kokorod.metrics import Metrics
 from kokorod.speech.synthesizer import Synthesizer
+
+if TYPE_CHECKING:
+    from kokorod.speech.build import EngineOptions
 
 log = logging.getLogger("kokorod.daemon.server")
 
@@ -98,22 +99,6 @@ class App:
         await self.daemon.aclose()
 
 
-def config_from_args(args: argparse.Namespace) -> ServerConfig:
-    return ServerConfig(
-        host=args.host, port=args.port, voice=args.voice, max_ahead_s=args.max_ahead_s,
-        first_audio_ms=args.first_audio_ms,
-        token=load_token(args.token, args.token_file), insecure=args.insecure,
-        allowed_origins=tuple(args.allow_origin), log_json=args.log_json, limits=limits_from_args(args),
-        idle_timeout_s=args.idle_timeout_s, ping_interval_s=args.ping_interval_s,
-        ping_timeout_s=args.ping_timeout_s, drain_timeout_s=args.drain_timeout_s,
-        http_head_timeout_s=args.http_head_timeout_s, http_body_timeout_s=args.http_body_timeout_s,
-        engine_workers=args.engine_workers, engine_threads=args.engine_threads,
-        stream_utilisation=args.stream_utilisation, admission_margin=args.admission_margin,
-        wyoming_uri=args.wyoming_uri, zeroconf=args.zeroconf,
-        lexicon_path=args.lexicon, voice_for=tuple(args.voice_for), chunk_cache_mb=args.cache_mb,
-    )
-
-
 async def serve_until_signalled(app: App, loader: Loader | None = None) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -143,18 +128,16 @@ async def serve_until_signalled(app: App, loader: Loader | None = None) -> None:
     log.info("stopped")
 
 
-def run_server(args: argparse.Namespace) -> int:
+def run_server(config: ServerConfig, options: "EngineOptions", *, verbose: bool = False) -> int:
+    """``kokorod serve`` (kokorod.cli.serve reads the flags into ``config`` and ``options``)."""
     from kokorod.auth import check_bind
     from kokorod.daemon.workers import build_worker_synthesizers
     from kokorod.frontends.wyoming import check_wyoming_config
     from kokorod.logs import setup_logging
-    from kokorod.runtime import EngineOptions
 
-    setup_logging(json_lines=args.log_json, verbose=getattr(args, "verbose", False))
-    config = config_from_args(args)
+    setup_logging(json_lines=config.log_json, verbose=verbose)
     check_bind(config)
     check_wyoming_config(config)
-    options = EngineOptions.from_args(args, threads=config.threads_per_worker())
 
     def load() -> list[Synthesizer]:
         started = time.perf_counter()

@@ -11,7 +11,7 @@ import pytest
 @pytest.fixture(scope="session")
 def synth():  # type: ignore[no-untyped-def]
     """The real Synthesizer over the offline ONNX model (assets from `kokorod fetch`)."""
-    from kokorod.runtime import EngineOptions, build_synthesizer
+    from kokorod.speech.build import EngineOptions, build_synthesizer
 
     return build_synthesizer(EngineOptions())
 

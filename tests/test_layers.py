@@ -38,7 +38,7 @@ LAYERS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
     (2, "text", ("kokorod.text",)),
     (3, "engine", ("kokorod.engine",)),
     (4, "audio", ("kokorod.audio",)),
-    (5, "speech", ("kokorod.speech", "kokorod.synthesizer", "kokorod.runtime")),
+    (5, "speech", ("kokorod.speech", "kokorod.synthesizer")),
     (6, "protocol", ("kokorod.protocol",)),
     # The daemon's settings and credentials, read by the daemon, its front-ends and the CLI.
     (7, "settings", ("kokorod.config", "kokorod.auth")),
@@ -49,11 +49,10 @@ LAYERS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
     (10, "integrations", ("kokorod.integrations",)),
     # The composition root: the one module that wires the core to its adapters.
     (10, "app", ("kokorod.app",)),
-    # The command line and what only it runs: say/pipe, playback, service
-    # install, doctor.
-    (11, "cli", ("kokorod.cli", "kokorod.__main__", "kokorod.say", "kokorod.remote",
-                 "kokorod.playback", "kokorod.service", "kokorod.service_cli", "kokorod.assets.doctor",
-                 "kokorod.narrate")),
+    # The command line (kokorod.cli: a module per command family, and say/pipe's
+    # daemon and in-process paths) and what only it runs: the login service,
+    # doctor, narration.
+    (11, "cli", ("kokorod.cli", "kokorod.__main__", "kokorod.service", "kokorod.assets.doctor", "kokorod.narrate")),
 )
 
 # Known edges against the layers, each with the work that removes it. Remove an

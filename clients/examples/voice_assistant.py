@@ -27,7 +27,7 @@ from kokorod.audio.wav import write_wav
 from kokorod.client import (
     DEFAULT_URL, Audio, Cancelled, Chunk, Done, Error, KokorodClient, WordEvent, audio_of, connect,
 )
-from kokorod.playback import StreamingPlayer
+from kokorod.audio.playback import StreamingPlayer
 
 ANSWERS = {
     "Tell me about the Moon.": (

@@ -21,7 +21,7 @@ from kokorod.speech.chunk import SpeechChunk
 from kokorod.speech.synthesizer import Synthesizer, WordPhonemes
 
 if TYPE_CHECKING:
-    from kokorod.runtime import EngineOptions
+    from kokorod.speech.build import EngineOptions
     from kokorod.text.languages import Language
 
 
@@ -92,7 +92,7 @@ def build_worker_synthesizers(options: "EngineOptions", workers: int) -> list[Sy
     ``runtime.build_synthesizer`` builds one (every engine option applies), all
     sharing the first one's voices and G2P bank (the others' are never used; both
     load lazily, so building them costs nothing)."""
-    from kokorod.runtime import build_synthesizer
+    from kokorod.speech.build import build_synthesizer
 
     first = build_synthesizer(options)
     return [first] + [Synthesizer(build_synthesizer(options).engine, first.voices, first.g2p) for _ in range(workers - 1)]

@@ -27,7 +27,7 @@ class LocalRenderer:
 
     @classmethod
     def load(cls, args: argparse.Namespace) -> "LocalRenderer":
-        from kokorod.runtime import EngineOptions, build_synthesizer
+        from kokorod.speech.build import EngineOptions, build_synthesizer
 
         synth = build_synthesizer(EngineOptions.from_args(args))
         voice = args.voice or "af_heart"

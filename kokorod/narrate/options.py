@@ -1,4 +1,4 @@
-"""The narration flags of ``kokorod say`` (kept here so cli.py stays small)."""
+"""The narration flags of ``kokorod say`` (kept with narration, so kokorod.cli.say stays small)."""
 
 from __future__ import annotations
 

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.slow
 
 PROBE = textwrap.dedent("""
     import json, sys
-    from kokorod.runtime import EngineOptions, build_synthesizer
+    from kokorod.speech.build import EngineOptions, build_synthesizer
     synth = build_synthesizer(EngineOptions(engine="onnx"))
     chunk = synth.synthesize("The quick brown fox jumps over the lazy dog.", voice="af_heart")
     print(json.dumps({

@@ -82,9 +82,9 @@ def tone_synth(lexicon_file: Path) -> Synthesizer:
 @pytest.fixture
 def in_process(monkeypatch: pytest.MonkeyPatch, tone_synth: Synthesizer) -> Synthesizer:
     """`say --local` and `pipe --local` load the tone synthesizer."""
-    import kokorod.runtime
+    import kokorod.speech.build
 
-    monkeypatch.setattr(kokorod.runtime, "build_synthesizer", lambda _options: tone_synth)
+    monkeypatch.setattr(kokorod.speech.build, "build_synthesizer", lambda _options: tone_synth)
     monkeypatch.delenv("KOKOROD_TOKEN", raising=False)
     monkeypatch.delenv("KOKOROD_URL", raising=False)
     return tone_synth

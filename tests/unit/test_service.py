@@ -18,7 +18,9 @@ from xml.sax.saxutils import escape
 
 import pytest
 
-from kokorod import service, service_cli
+from kokorod import service
+from kokorod.cli import service as service_command
+from kokorod.service import steps, unit_files
 from kokorod.service import LABEL, ServiceError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -75,8 +77,8 @@ def test_program_is_the_installed_console_script() -> None:
 
 
 def test_program_falls_back_to_python_m(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(service.shutil, "which", lambda *a, **k: None)
-    monkeypatch.setattr(service.sys, "executable", str(tmp_path / "python3"))
+    monkeypatch.setattr(unit_files.shutil, "which", lambda *a, **k: None)
+    monkeypatch.setattr(unit_files.sys, "executable", str(tmp_path / "python3"))
     assert service.resolve_program() == (str(tmp_path / "python3"), "-m", "kokorod")
     (tmp_path / "kokorod").write_text("#!/bin/sh\n")
     assert service.resolve_program() == (str(tmp_path / "kokorod"),)
@@ -97,7 +99,7 @@ def test_program_falls_back_to_python_m(tmp_path: Path, monkeypatch: pytest.Monk
     ],
 )
 def test_cache_dir(home: Path, platform: str, env: dict[str, str], expected: str) -> None:
-    got = service.default_cache_dir(platform, home, env)
+    got = unit_files.default_cache_dir(platform, home, env)
     assert got.is_absolute()
     assert got == home / expected  # an absolute `expected` replaces home
 
@@ -393,12 +395,12 @@ def test_failing_command_is_one_line_with_its_error() -> None:
 
 
 def test_systemctl_without_user_bus_hints_at_linger() -> None:
-    assert "enable-linger" in service._hint("systemctl", "Failed to connect to bus: No medium found")
+    assert "enable-linger" in steps.fix_hint("systemctl", "Failed to connect to bus: No medium found")
 
 
 def cli(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="kokorod")
-    service_cli.register_cli(parser.add_subparsers(dest="command"))
+    service_command.register(parser.add_subparsers(dest="command"))
     return parser.parse_args(argv)
 
 
@@ -414,7 +416,7 @@ def test_cli_dry_run(home: Path, capsys: pytest.CaptureFixture[str], monkeypatch
 def test_cli_reports_failure_in_one_line(home: Path, capsys: pytest.CaptureFixture[str],
                                          monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(service, "run_command", FakeRunner(fail="daemon-reload"))
-    monkeypatch.setattr(service.sys, "platform", "linux")
+    monkeypatch.setattr(unit_files.sys, "platform", "linux")
     args = cli(["service", "install"])
     assert args.func(args) == 1
     err = capsys.readouterr().err

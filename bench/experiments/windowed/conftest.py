@@ -15,6 +15,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # `import windowed` in
 @pytest.fixture(scope="session")
 def synth() -> Any:
     """The real Synthesizer over the offline ONNX model (assets from `kokorod fetch`)."""
-    from kokorod.runtime import EngineOptions, build_synthesizer
+    from kokorod.speech.build import EngineOptions, build_synthesizer
 
     return build_synthesizer(EngineOptions())

@@ -167,7 +167,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from windowed import STEP, WindowedOnnxDecoder
-    from kokorod.runtime import EngineOptions, build_synthesizer
+    from kokorod.speech.build import EngineOptions, build_synthesizer
 
     synth = build_synthesizer(EngineOptions())
     from kokorod.assets.paths import resolve_cache_dir

@@ -257,7 +257,7 @@ def fake_sounddevice(monkeypatch: pytest.MonkeyPatch) -> Any:
 
 
 def test_player_is_gapless_and_prints_words_in_time(fake_sounddevice: Any, capsys: pytest.CaptureFixture[str]) -> None:
-    from kokorod.playback import StreamingPlayer, WordPrinter
+    from kokorod.audio.playback import StreamingPlayer, WordPrinter
 
     rate = 8000
     player = StreamingPlayer.open(rate)
@@ -288,7 +288,7 @@ def test_player_is_gapless_and_prints_words_in_time(fake_sounddevice: Any, capsy
 
 
 def test_no_sound_device_means_no_player(monkeypatch: pytest.MonkeyPatch) -> None:
-    from kokorod.playback import StreamingPlayer, play_or_none
+    from kokorod.audio.playback import StreamingPlayer, play_or_none
 
     monkeypatch.setitem(sys.modules, "sounddevice", None)  # import fails as without the extra
     assert StreamingPlayer.open(24000) is None
@@ -296,7 +296,7 @@ def test_no_sound_device_means_no_player(monkeypatch: pytest.MonkeyPatch) -> Non
 
 
 async def test_stdin_text_yields_partial_lines_before_eof() -> None:
-    from kokorod.remote import StdinText
+    from kokorod.cli.stdin_text import StdinText
 
     read_fd, write_fd = os.pipe()
     try:
@@ -319,7 +319,7 @@ def test_remote_say_plays_and_prints_words_in_time(daemon: DaemonProcess, fake_s
                                                    capsys: pytest.CaptureFixture[str]) -> None:
     import argparse
 
-    from kokorod.remote import try_remote_say
+    from kokorod.cli.via_daemon import try_remote_say
 
     args = argparse.Namespace(text="One, two, three.", output=None, url=daemon.url, token=TOKEN, words=True, lang=None,
                               voice=None, speed=1.0, local=False)

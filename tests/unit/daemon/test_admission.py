@@ -14,7 +14,8 @@ import pytest
 from kokorod.daemon.admission import (
     MAX_STEP, RtfEstimator, fits, max_streams, slope_from, speed_factor,
 )
-from kokorod.config import ServerConfig, add_server_args, limits_from_args
+from kokorod.cli.serve import add_server_args, limits_from_args
+from kokorod.config import ServerConfig
 from kokorod.engine.base import SynthesisCancelled
 from kokorod.protocol.codec import JsonCodec, MsgpackCodec
 from kokorod.protocol.messages import CapacityInfo, Limits, Ready

@@ -222,7 +222,8 @@ def test_metrics_read_the_cache_at_scrape_time() -> None:
 def test_cache_mb_flag() -> None:
     import argparse
 
-    from kokorod.config import ServerConfig, add_server_args
+    from kokorod.cli.serve import add_server_args
+    from kokorod.config import ServerConfig
 
     parser = argparse.ArgumentParser()
     add_server_args(parser)

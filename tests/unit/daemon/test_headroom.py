@@ -190,7 +190,7 @@ def test_pace_plans_chunks_with_a_raised_margin() -> None:
 def test_admission_margin_flag() -> None:
     import argparse
 
-    from kokorod.config import add_server_args
+    from kokorod.cli.serve import add_server_args
 
     p = argparse.ArgumentParser()
     add_server_args(p)

@@ -290,7 +290,7 @@ def test_trim_options_are_checked_before_loading(tmp_path: Path) -> None:
 def test_every_command_takes_its_engine_options_from_one_place() -> None:
     import argparse
 
-    from kokorod.runtime import EngineOptions
+    from kokorod.speech.build import EngineOptions
 
     args = argparse.Namespace(engine="onnx", cache_dir="/c", model=None, config=None, device="auto", trim_silence="off")
     opts = EngineOptions.from_args(args, threads=3)

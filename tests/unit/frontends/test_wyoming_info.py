@@ -13,7 +13,8 @@ from wyoming.info import Info
 from wyoming.tts import SynthesizeVoice
 
 from kokorod.assets.voices import VoiceStore
-from kokorod.config import ServerConfig, add_server_args
+from kokorod.cli.serve import add_server_args
+from kokorod.config import ServerConfig
 from kokorod.errors import InputError, KokorodError
 from kokorod.frontends.wyoming import check_wyoming_config
 from kokorod.frontends.wyoming_info import (

@@ -1,7 +1,7 @@
-"""``kokorod say`` and ``kokorod pipe``.
+"""``kokorod say``: speak text, or narrate a file (kokorod.narrate).
 
-Both use the running daemon when one answers at ``--url`` and otherwise
-synthesize in this process through ``kokorod.speech.local``, the same plan →
+It uses the running daemon when one answers at ``--url`` and otherwise
+synthesizes in this process through ``kokorod.speech.local``, the same plan →
 render → timeline steps the daemon's session runs, so the audio is the same either way.
 """
 
@@ -9,20 +9,34 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from typing import Iterable, TextIO
 
-from kokorod.engine.base import SAMPLE_RATE
+from kokorod.cli.options import add_client_args, add_engine_args, add_speech_args, check_client_args
 from kokorod.errors import InputError
-from kokorod.speech.local import speak_local, warning_line
-from kokorod.speech.synthesizer import check_speed
+from kokorod.model_facts import SAMPLE_RATE
 from kokorod.speech.chunk import Word
 
+SAY_EPILOG = """narrate a book (Markdown headings become chapters):
+  kokorod say -f book.md -o book.mp3 --captions book.vtt --words-json book.json
+  kokorod say -f book.md -o book.m4a --split-chapters   # book/01 Title.m4a, book/02 ...
+  cat article.txt | kokorod say -f - -o article.opus --quiet
+the format follows -o's extension: .wav .mp3 .opus .ogg .flac .m4a .aac (or --format).
+Ctrl-C keeps a playable file of everything spoken so far and says where it stopped."""
 
-def _validate(args: argparse.Namespace) -> None:
-    check_speed(args.speed)
-    if args.output is not None and Path(args.output).parent and not Path(args.output).expanduser().parent.exists():
-        raise InputError(f"directory {Path(args.output).parent} does not exist", "create it or pick another -o path")
+
+def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    from kokorod.narrate.options import add_narrate_args
+
+    p = sub.add_parser("say", help="speak text or narrate a file (through the daemon when it runs, else in-process)",
+                       description="Speak text, or narrate a text or Markdown file of any length into an audio file "
+                       "with captions and chapters.", epilog=SAY_EPILOG,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("text", nargs="?", default=None, help="the text to speak (or use -f)")
+    add_client_args(p)
+    add_narrate_args(p)
+    add_speech_args(p)
+    add_engine_args(p)
+    p.set_defaults(handler=run_say)
 
 
 def _print_words(words: Iterable[Word], out: TextIO | None = None) -> None:
@@ -32,6 +46,7 @@ def _print_words(words: Iterable[Word], out: TextIO | None = None) -> None:
 
 def run_say(args: argparse.Namespace) -> int:
     from kokorod.narrate.command import run_narrate, wants_narration
+    from kokorod.speech.synthesizer import check_speed
 
     text = args.text
     if getattr(args, "file", None) and text:
@@ -41,9 +56,9 @@ def run_say(args: argparse.Namespace) -> int:
         return run_narrate(args)
     if not text or not text.strip():
         raise InputError("there is no text to speak", 'pass some text, e.g. kokorod say "Hello", or -f book.md')
-    _validate(args)
+    check_client_args(args)
     if not args.local:
-        from kokorod.remote import try_remote_say
+        from kokorod.cli.via_daemon import try_remote_say
 
         handled = try_remote_say(args)
         if handled is not None:
@@ -53,7 +68,8 @@ def run_say(args: argparse.Namespace) -> int:
 
 def _say_local(args: argparse.Namespace, text: str) -> int:
     from kokorod.audio.wav import write_wav
-    from kokorod.runtime import EngineOptions, build_synthesizer
+    from kokorod.speech.build import EngineOptions, build_synthesizer
+    from kokorod.speech.local import speak_local, warning_line
 
     synth = build_synthesizer(EngineOptions.from_args(args))
     voice = args.voice or "af_heart"
@@ -62,7 +78,7 @@ def _say_local(args: argparse.Namespace, text: str) -> int:
     for warn in speech.warnings:
         print(warning_line(warn.code, warn.text, warn.message), file=sys.stderr)
     if args.output is None:
-        from kokorod.playback import play_or_none
+        from kokorod.audio.playback import play_or_none
 
         if play_or_none(speech.audio, SAMPLE_RATE, speech.words if args.words else None):
             return 0
@@ -72,10 +88,3 @@ def _say_local(args: argparse.Namespace, text: str) -> int:
     print(f"wrote {args.output} ({speech.duration_s:.2f} s, {len(speech.words)} words)")
     _print_words(speech.words)
     return 0
-
-
-def run_pipe(args: argparse.Namespace) -> int:
-    _validate(args)
-    from kokorod.remote import run_remote_pipe
-
-    return run_remote_pipe(args)

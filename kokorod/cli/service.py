@@ -16,7 +16,7 @@ def _port(text: str) -> int:
     return int(text)
 
 
-def register_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
+def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> argparse.ArgumentParser:
     """Add `service install|uninstall|status`; dispatch with `args.handler(args)`."""
     parser = subparsers.add_parser(
         "service",
@@ -36,11 +36,11 @@ def register_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPar
         sub.add_argument("--dry-run", action="store_true", help="print the steps instead of doing them")
     actions.add_parser("status", help="show whether the service is installed and running")
     # kokorod.cli dispatches on `handler`; `func` is the common argparse idiom.
-    parser.set_defaults(handler=handle_cli, func=handle_cli)
+    parser.set_defaults(handler=run_service, func=run_service)
     return parser
 
 
-def handle_cli(args: argparse.Namespace) -> int:
+def run_service(args: argparse.Namespace) -> int:
     try:
         if args.service_action == "install":
             service.install(args.host, args.port, args.dry_run, cache_dir=args.cache_dir,
