@@ -23,7 +23,7 @@ from kokorod.cli import service as service_command
 from kokorod.service import steps, unit_files
 from kokorod.service import LABEL, ServiceError
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 REQUIRED_PLIST_KEYS = {
     "Label", "ProgramArguments", "RunAtLoad", "KeepAlive", "ThrottleInterval", "ProcessType",
     "WorkingDirectory", "EnvironmentVariables", "StandardOutPath", "StandardErrorPath",
