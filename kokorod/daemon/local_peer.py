@@ -16,7 +16,8 @@ UTF-8 bytes (docs/protocol.md, "In-process peers").
 
 Messages sent wait, unread, in a queue bounded in messages and in bytes (as
 websockets bounds the frames a connection buffers); a send past either bound is
-refused, reported as a ``rate_limited`` error event, never dropped silently.
+refused (``send`` returns False) and reported as a ``rate_limited`` error event,
+never dropped silently.
 Events wait in a small bounded queue; when the adapter stops reading (its HTTP
 client is slow), the session's outbox fills and its slow-consumer rule
 applies, as for a WebSocket client.
@@ -40,9 +41,10 @@ MAX_QUEUED_EVENTS = 16
 # the loop runs it, so only a burst sent in one go waits here: the OpenAI
 # adapter sends a whole request's fragments before it awaits anything (at the
 # default limits, 100,000 characters in 6 messages; 1024 leaves room for a
-# --max-message-bytes far smaller). Bytes: counted as max_message_bytes counts
-# a message (map_size_bytes), at most what websockets lets one connection
-# buffer by default (16 frames of up to 1 MiB).
+# --max-message-bytes far smaller). Bytes, counted as max_message_bytes counts
+# a message (map_size_bytes): 16 MiB holds such a request (at most 400 KB of
+# UTF-8) many times over, and is below what one WebSocket connection may
+# buffer (websockets' max_queue of 32 frames, each up to 4 MiB).
 MAX_INCOMING_MESSAGES = 1024
 MAX_INCOMING_BYTES = 16 * 1024 * 1024
 _CLOSED = object()
@@ -102,8 +104,9 @@ class LocalPeer:
     def __init__(self, services: Services, *, session_id: str | None = None,
                  max_message_bytes: int | None = None) -> None:
         self._queue: asyncio.Queue[Any] = asyncio.Queue(MAX_QUEUED_EVENTS)
-        # Unbounded as a queue: send() holds it to MAX_INCOMING_MESSAGES and _BYTES.
-        self._incoming: asyncio.Queue[Any] = asyncio.Queue()
+        # send() refuses past MAX_INCOMING_MESSAGES and _BYTES; the one slot more is
+        # for the end marker aclose() puts, so it always fits.
+        self._incoming: asyncio.Queue[Any] = asyncio.Queue(MAX_INCOMING_MESSAGES + 1)
         self._incoming_bytes = 0
         codec = LocalCodec(max_message_bytes or services.config.limits.max_message_bytes)
         self.session = Session(services, codec, _QueueTransport(self._queue), session_id or uuid.uuid4().hex[:12])
@@ -135,7 +138,8 @@ class LocalPeer:
             return False
         size_bytes = _size_bytes(message)
         queued = self._incoming.qsize()
-        if queued >= MAX_INCOMING_MESSAGES or self._incoming_bytes + size_bytes > MAX_INCOMING_BYTES:
+        # An empty queue takes any message: the codec then holds it to max_message_bytes.
+        if queued >= MAX_INCOMING_MESSAGES or (queued and self._incoming_bytes + size_bytes > MAX_INCOMING_BYTES):
             self.session.refuse(
                 ErrorCode.RATE_LIMITED,
                 f"{queued} messages ({self._incoming_bytes} bytes) not yet read; message dropped",

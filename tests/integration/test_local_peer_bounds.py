@@ -103,3 +103,17 @@ async def test_an_over_full_send_is_refused_with_an_error(monkeypatch: pytest.Mo
         assert peer.send(Speak("u2", "taken again.", final=True))
         events = await collect(peer, Done, "u2")
     await sched.aclose()
+
+
+async def test_one_large_message_is_judged_by_the_codec_not_the_queue(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(local_peer, "MAX_INCOMING_BYTES", 100)
+    svc, sched = await services(FakeSynth())
+    async with LocalPeer(svc, max_message_bytes=150) as peer:
+        assert peer.send(Speak("u1", "word " * 40, final=True))  # 200 bytes, into an empty queue
+        events = []
+        async for event in peer.events():
+            events.append(event)
+            if isinstance(event, Error):
+                break
+    assert events[-1].code == ErrorCode.MESSAGE_TOO_LARGE
+    await sched.aclose()
