@@ -3,9 +3,9 @@ objects for protocol v1, strict.
 
 Every check a client message goes through lives here, so the server can treat a
 decoded message as well-formed: a frame's map (codec.py) and an in-process
-adapter's message object (``message_from_object``) meet the same validators. Nothing here raises anything but
-``ProtocolError``, whatever the input (tests/unit/test_protocol_fuzz.py holds
-``decode`` to that). The frames themselves are read in codec.py; the server's
+adapter's message object (``message_from_object``) meet the same validators.
+Nothing here raises anything but ``ProtocolError``, whatever the input
+(tests/unit/test_protocol_fuzz.py holds ``decode`` to that). The frames themselves are read in codec.py; the server's
 events are read, for clients, in event_parsing.py.
 """
 
@@ -262,8 +262,8 @@ def _utf8_bytes(s: str) -> int:
 def map_size_bytes(root: dict[str, Any], limit: int) -> int:
     """A lower bound of ``root``'s size as a compact JSON frame: the UTF-8 bytes
     of every string, keys included, one byte for any other value, two per
-    container. Never more than what the WebSocket codec counts (it escapes, and
-    quotes), so an in-process message the wire would take is taken too. Stops
+    container. Never more than its compact JSON frame (which adds quotes and
+    escapes), so an in-process message the JSON wire would take is taken too. Stops
     counting once past ``limit``: a map that contains itself ends there too."""
     size = 0
     stack: list[Any] = [root]
