@@ -63,6 +63,7 @@ import av
 import numpy as np
 
 from kokorod.audio.formats import Int16Array
+from kokorod.audio.ogg_pages import OPUS_GRANULE_RATE, OggGranules, opus_pre_skip
 from kokorod.model_facts import SAMPLE_RATE
 
 MP3: Final = "mp3"
@@ -74,8 +75,6 @@ PCM: Final = "pcm"
 
 ENCODE_FORMATS: Final[tuple[str, ...]] = (MP3, OPUS, AAC, FLAC, WAV, PCM)
 
-# Ogg granule positions for Opus are always at 48 kHz, whatever the input rate.
-_OPUS_GRANULE_RATE: Final = 48000
 # One 20 ms Opus packet per Ogg page: libavformat's default page is ~1 s.
 _OGG_PAGE_US: Final = 20_000
 
@@ -232,46 +231,6 @@ class _ByteSink:
         return out
 
 
-class _OggGranules:
-    """Follows Ogg page headers in the emitted bytes to learn the granule
-    position of the last complete page; keeps at most one page header."""
-
-    def __init__(self) -> None:
-        self.granule = 0
-        self._head = bytearray()
-        self._page_granule = -1
-        self._body_left = 0
-
-    def feed(self, data: bytes) -> None:
-        i, n = 0, len(data)
-        while i < n:
-            if self._body_left:
-                take = min(self._body_left, n - i)
-                i += take
-                self._body_left -= take
-                if not self._body_left:
-                    self._page_done()
-                continue
-            need = 27 if len(self._head) < 27 else 27 + self._head[26]
-            take = min(need - len(self._head), n - i)
-            self._head += data[i:i + take]
-            i += take
-            if len(self._head) < 27 or len(self._head) < 27 + self._head[26]:
-                continue
-            if self._head[:4] != b"OggS":
-                raise RuntimeError("Ogg muxer output lost page sync")
-            self._page_granule = int.from_bytes(self._head[6:14], "little", signed=True)
-            self._body_left = sum(self._head[27:])
-            self._head.clear()
-            if not self._body_left:
-                self._page_done()
-
-    def _page_done(self) -> None:
-        # -1: no packet ends on this page.
-        if self._page_granule >= 0:
-            self.granule = self._page_granule
-
-
 class _PyAVEncoder(_EncoderBase):
     def __init__(self, fmt: str, sample_rate: int, bitrate: int | None) -> None:
         spec = _spec(fmt)
@@ -290,7 +249,7 @@ class _PyAVEncoder(_EncoderBase):
             _configure(codec, spec, sample_rate, rate_bps)
             self._codec.open()
             if fmt == OPUS:
-                priming = _opus_pre_skip(bytes(self._codec.extradata or b"")) * sample_rate // _OPUS_GRANULE_RATE
+                priming = opus_pre_skip(bytes(self._codec.extradata or b"")) * sample_rate // OPUS_GRANULE_RATE
             else:
                 priming = _measured_priming(fmt, sample_rate, rate_bps)
             # Writes the header into the sink now, so the first encode() returns it.
@@ -300,7 +259,7 @@ class _PyAVEncoder(_EncoderBase):
             raise
         super().__init__(fmt, sample_rate, priming)
         self._time_base = Fraction(1, sample_rate)
-        self._ogg = _OggGranules() if fmt == OPUS else None
+        self._ogg = OggGranules() if fmt == OPUS else None
         self._packet_end = 0
 
     def encode(self, pcm: Int16Array) -> bytes:
@@ -337,8 +296,8 @@ class _PyAVEncoder(_EncoderBase):
         out = self._sink.drain()
         if self._ogg is not None:
             self._ogg.feed(out)
-            pre_skip = self.priming_samples * _OPUS_GRANULE_RATE // self.sample_rate
-            end = (self._ogg.granule - pre_skip) * self.sample_rate // _OPUS_GRANULE_RATE
+            pre_skip = self.priming_samples * OPUS_GRANULE_RATE // self.sample_rate
+            end = (self._ogg.granule - pre_skip) * self.sample_rate // OPUS_GRANULE_RATE
         else:
             # mp3/adts/flac muxers write every packet through at once (flush_packets).
             end = self._packet_end
@@ -354,13 +313,6 @@ def _configure(codec: av.AudioCodecContext, spec: _Spec, sample_rate: int, bitra
     if bitrate:
         codec.bit_rate = bitrate
     codec.options = dict(spec.codec_options)
-
-
-def _opus_pre_skip(opus_head: bytes) -> int:
-    # RFC 7845 5.1: "OpusHead", version, channels, pre-skip (u16 LE at 48 kHz), ...
-    if len(opus_head) < 19 or opus_head[:8] != b"OpusHead":
-        raise RuntimeError("libopus gave no OpusHead")
-    return int.from_bytes(opus_head[10:12], "little")
 
 
 @functools.lru_cache(maxsize=32)

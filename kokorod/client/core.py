@@ -8,6 +8,7 @@ open utterance is attached to the new connection under a fresh daemon-side id
 ("wire" id), created there with the text not heard yet, in the order the
 utterances were created; events of a wire id are remapped by the tracker onto
 the utterance's own id and continuous timeline before anyone sees them.
+That failover is in ``failing_over`` (``FailingOver``, this class's base).
 """
 
 from __future__ import annotations
@@ -17,23 +18,21 @@ import logging
 import uuid
 from typing import Any, Sequence
 
-from kokorod.client.connection import (
-    Connecting, Connection, ConnectionLost, DaemonBusy, KokorodServerError, check_message,
-)
-from kokorod.client.failover import FailoverPolicy, Resumed, RetryState
+from kokorod.client.connection import Connecting, Connection, ConnectionLost, check_message
+from kokorod.client.failing_over import FailingOver
+from kokorod.client.failover import FailoverPolicy, RetryState
 from kokorod.client.outgoing import OpenUtterance, fragments_of, visible_chars
-from kokorod.client.resume import speakable
-from kokorod.client.session import ClientSession, Fragments
+from kokorod.client.session import Fragments
 from kokorod.errors import InputError, KokorodError
 from kokorod.protocol.messages import (
-    Audio, Cancel, Cancelled, Chunk, Config, Configured, Done, Error, ErrorCode, Ready, ServerEvent, Speak,
+    Audio, Cancel, Cancelled, Chunk, Config, Configured, Error, ErrorCode, Ready, ServerEvent, Speak,
 )
 
 log = logging.getLogger("kokorod.client")
 DEFAULT_URL = "ws://127.0.0.1:8765/v1/stream"
 
 
-class KokorodClient(ClientSession):
+class KokorodClient(FailingOver):
     """A session with a daemon that survives losing its connection. Create it
     with ``connect()``."""
 
@@ -177,124 +176,6 @@ class KokorodClient(ClientSession):
             self._start_failover("connection_lost", lost)
         else:
             self._conn = None  # nothing in flight: reconnect when next needed
-
-    # -- failover ------------------------------------------------------------
-
-    def _start_failover(self, reason: str, lost: ConnectionLost | None = None) -> None:
-        if self._failing is not None or self._closing:
-            return
-        old, self._conn = self._conn, None
-        self._by_wire = {}
-        self._changed.clear()
-        if old is not None:
-            old.abandon()
-        self._failing = asyncio.create_task(self._failover(old, reason, lost), name="kokorod-client-failover")
-
-    async def _failover(self, old: Connection | None, reason: str, lost: ConnectionLost | None) -> None:
-        # A refused connection stays open until the new one is placed: behind a
-        # balancer that counts connections (HAProxy leastconn) closing it first
-        # leaves the same counts, so the retry would land on the same full daemon.
-        hold = reason == "overloaded"
-        try:
-            if old is not None and not hold:
-                await old.close()
-            try:
-                conn = await self._reconnect(reason, lost)
-            finally:
-                if old is not None and hold:
-                    await old.close()
-            self._hint_s = None
-            if conn is None:
-                return
-            # Until the replay is done, pumps wait (_usable): utterances must be
-            # created on the new connection in their original order.
-            self._replaying = asyncio.current_task()
-            self._failing = None  # from here a loss of the new connection starts the next failover
-            self._conn, self._ready, self._by_wire = conn, conn.ready, {}
-            if not self._utts:
-                self._retry.progress()
-            await self._replay(conn, reason)
-        finally:
-            if self._failing is asyncio.current_task():
-                self._failing = None
-            if self._replaying is asyncio.current_task():
-                self._replaying = None
-            self._changed.set()
-            self._progress.set()
-
-    async def _reconnect(self, reason: str, lost: ConnectionLost | None) -> Connection | None:
-        """A new connection, configured as this session was; None: gave up."""
-        why: KokorodError | None = lost
-        several = len(self._retry.urls) > 1
-        while not self._retry.exhausted(self.policy):
-            hint_s = why.retry_after_s if isinstance(why, DaemonBusy) else self._hint_s  # 503's Retry-After
-            delay_s = self.policy.delay_s(self._retry.attempts, several, reason == "overloaded" or hint_s is not None,
-                                          self._retry.rng, hint_s)
-            url = self._retry.next_url() if several else self._retry.url
-            self._retry.fail()
-            await asyncio.sleep(delay_s)
-            try:
-                conn = await Connection.open(url, *self._open_args, self._on_event, self._on_closed)
-            except InputError as exc:
-                self._give_up(ConnectionLost(exc.message, exc.fix))
-                return None
-            except KokorodError as exc:
-                why = exc
-                log.info("reconnecting to %s failed: %s", url, exc.message)
-                continue
-            try:
-                if self._config:
-                    await asyncio.wait_for(conn.configure(Config(**self._config)), self._open_args[2])
-                return conn
-            except KokorodServerError as exc:  # that daemon differs (a voice it lacks); go on without
-                log.warning("%s did not take the session's configuration: %s", url, exc.message)
-                return conn
-            except (KokorodError, asyncio.TimeoutError) as exc:
-                why = exc if isinstance(exc, KokorodError) else ConnectionLost(f"{url} did not answer config")
-                await conn.close()
-            except BaseException:  # cancelled (close()): leave no connection behind
-                await conn.close()
-                raise
-        first = f"{lost.message}; " if lost is not None else ""
-        last = f" (last: {why.message})" if why is not None and why is not lost else ""
-        self._give_up(ConnectionLost(f"{first}gave up reconnecting after {self._retry.attempts} attempts{last}",
-                                     "are the daemons running? retry later"))
-        return None
-
-    async def _replay(self, conn: Connection, reason: str) -> None:
-        """Create every open utterance on ``conn`` with its unheard text, in order."""
-        for utt in list(self._utts.values()):
-            if conn is not self._conn:
-                return  # lost again: the next failover replays
-            async with utt.lock:
-                if utt.uid in self._utts and self._attach(utt, conn, reason):
-                    try:
-                        await utt.send_next(conn)
-                    except ConnectionLost:
-                        return
-        for utt in list(self._utts.values()):
-            if utt.conn is conn and (utt.sent < len(utt.tracker.text) or utt.tracker.final != utt.final_sent):
-                self._spawn(self._pump(utt))
-
-    def _attach(self, utt: OpenUtterance, conn: Connection, reason: str) -> bool:
-        """Give ``utt`` a wire id on ``conn`` starting where the listener is; False
-        when nothing is left to speak (it ends here, with a Done of our own)."""
-        point = utt.tracker.resume_point()
-        resuming = utt.wire is not None
-        utt.tracker.start_segment(point)
-        wire = f"{utt.uid[:118]}#{utt.tracker.segments - 1}" if resuming else utt.uid
-        utt.conn, utt.wire, utt.created, utt.final_sent = conn, wire, False, False
-        utt.sent, utt.counts = point.source_offset, [0, 0]
-        self._by_wire[wire] = utt
-        if not resuming:
-            return True
-        log.info("utterance %s resumes on %s at %.2f s (%s)", utt.uid, conn.url, point.at_s, reason)
-        if point.final and utt.tracker.has_audio and not speakable(point.text):
-            self._deliver(utt.uid, Done(utt.uid, point.at_s, point.at_samples))
-            return False
-        if utt.tracker.delivered_events:
-            utt.resumed = Resumed(utt.uid, point.at_s, conn.url, point.word_index, point.source_offset, reason)
-        return True
 
     def _spawn(self, coro: Any) -> None:
         task: asyncio.Task[None] = asyncio.create_task(coro, name="kokorod-client-sender")

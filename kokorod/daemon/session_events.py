@@ -61,6 +61,11 @@ class SessionEvents:
         self.s.metrics.protocol_errors.labels(code=str(code)).inc()
         self.outbox.put(Error(str(code), message, utterance))
 
+    def refuse(self, code: str, message: str, utterance: str | None = None) -> None:
+        """A message its transport refused before the session read it (a local
+        peer's full queue): the client hears it as an error event, never silence."""
+        self._error(code, message, utterance)
+
     def _warn(self, utt: Utterance, code: str, text: str, message: str) -> None:
         if utt.state.ended:
             return

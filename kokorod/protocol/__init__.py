@@ -9,6 +9,7 @@ from .codec import (
     codec_for_subprotocol,
     event_from_map,
     message_from_map,
+    message_from_object,
 )
 from .messages import (
     BYTES_PER_SAMPLE,
@@ -57,5 +58,5 @@ __all__ = [
     "UTTERANCE_ID_MIN_CHARS", "VOICE_MAX_CHARS", "Audio", "Cancel", "CancelReason", "Cancelled", "Chunk",
     "ClientMessage", "Codec", "Config", "Configured", "Done", "Error", "ErrorCode", "JsonCodec", "LanguageInfo", "ClientLimits", "Limits",
     "MsgpackCodec", "PHONEMIZE_MAX_CHARS", "PhonemeWord", "Phonemes", "Phonemize", "ProtocolError", "Ready", "ServerEvent", "Speak", "Warning", "WarningCode", "WarningEvent", "WordEvent", "codec_for_subprotocol",
-    "event_from_map", "message_from_map",
+    "event_from_map", "message_from_map", "message_from_object",
 ]

@@ -16,11 +16,11 @@ import msgpack
 
 from .event_parsing import event_from_map
 from .messages import DEFAULT_MAX_MESSAGE_BYTES, Audio, ClientMessage, ErrorCode, ServerEvent
-from .validation import CONTAINER_TYPES, ProtocolError, show_value, message_from_map
+from .validation import ProtocolError, check_keys, message_from_map, message_from_object, show_value, too_large
 
 __all__ = [
     "SUBPROTOCOLS", "Codec", "Frame", "JsonCodec", "MsgpackCodec", "ProtocolError", "codec_for_subprotocol",
-    "event_from_map", "message_from_map",
+    "event_from_map", "message_from_map", "message_from_object",
 ]
 
 Frame = bytes | bytearray | memoryview | str
@@ -50,9 +50,7 @@ class Codec:
         self.max_message_bytes = max_message_bytes
 
     def _too_large(self, size: int) -> ProtocolError:
-        return ProtocolError(
-            ErrorCode.MESSAGE_TOO_LARGE, f"message of {size} bytes exceeds the limit of {self.max_message_bytes}"
-        )
+        return too_large(size, self.max_message_bytes)
 
     def decode(self, frame: Frame) -> ClientMessage:
         """Parse and validate one client frame. Raises only ProtocolError."""
@@ -88,22 +86,6 @@ def _unpack(frame: bytes | bytearray | memoryview, max_len: int) -> Any:
         raise _bad("not valid msgpack", exc) from None
 
 
-def _check_keys(root: dict[str, Any]) -> None:
-    # strict_map_key still lets bytes keys through; walk iteratively because the
-    # nesting can go as deep as msgpack's own stack allows.
-    stack: list[Any] = [root]
-    while stack:
-        obj = stack.pop()
-        if type(obj) is dict:
-            for k, v in obj.items():
-                if type(k) is not str:
-                    raise ProtocolError(ErrorCode.BAD_MESSAGE, f"map keys must be strings, got {show_value(k)}")
-                if type(v) in CONTAINER_TYPES:
-                    stack.append(v)
-        else:
-            stack.extend(x for x in obj if type(x) in CONTAINER_TYPES)
-
-
 class MsgpackCodec(Codec):
     encoding = "msgpack"
     subprotocol = "kokorod.v1.msgpack"
@@ -127,7 +109,7 @@ class MsgpackCodec(Codec):
         if limit is not None and size > limit:
             raise self._too_large(size)
         d = _require_map(_unpack(frame, size), side)
-        _check_keys(d)
+        check_keys(d)
         return d
 
 

@@ -1,9 +1,11 @@
-"""Client messages (maps) -> message objects for protocol v1, strict.
+"""Client messages (maps, or message objects built in-process) -> message
+objects for protocol v1, strict.
 
 Every check a client message goes through lives here, so the server can treat a
-decoded message as well-formed. Nothing here raises anything but
-``ProtocolError``, whatever the input (tests/unit/test_protocol_fuzz.py holds
-``decode`` to that). The frames themselves are read in codec.py; the server's
+decoded message as well-formed: a frame's map (codec.py) and an in-process
+adapter's message object (``message_from_object``) meet the same validators.
+Nothing here raises anything but ``ProtocolError``, whatever the input
+(tests/unit/test_protocol_fuzz.py holds ``decode`` to that). The frames themselves are read in codec.py; the server's
 events are read, for clients, in event_parsing.py.
 """
 
@@ -230,6 +232,74 @@ def _phonemize(d: dict[str, Any], utt: str | None) -> Phonemize:
         lang=_lang(d, None),
         voice=_str(d, "voice", None, min_len=1, max_len=VOICE_MAX_CHARS),
     )
+
+
+def check_keys(root: dict[str, Any]) -> None:
+    # msgpack's strict_map_key still lets bytes keys through, and an in-process
+    # map may hold any key; walk iteratively because the nesting can go as deep
+    # as msgpack's own stack allows.
+    stack: list[Any] = [root]
+    while stack:
+        obj = stack.pop()
+        if type(obj) is dict:
+            for k, v in obj.items():
+                if type(k) is not str:
+                    raise ProtocolError(ErrorCode.BAD_MESSAGE, f"map keys must be strings, got {show_value(k)}")
+                if type(v) in CONTAINER_TYPES:
+                    stack.append(v)
+        else:
+            stack.extend(x for x in obj if type(x) in CONTAINER_TYPES)
+
+
+def too_large(size: int, limit: int) -> ProtocolError:
+    return ProtocolError(ErrorCode.MESSAGE_TOO_LARGE, f"message of {size} bytes exceeds the limit of {limit}")
+
+
+def _utf8_bytes(s: str) -> int:
+    return len(s) if s.isascii() else len(s.encode("utf-8", "surrogatepass"))
+
+
+def map_size_bytes(root: dict[str, Any], limit: int) -> int:
+    """A lower bound of ``root``'s size as a compact JSON frame: the UTF-8 bytes
+    of every string, keys included, one byte for any other value, two per
+    container. Never more than its compact JSON frame (which adds quotes and
+    escapes), so an in-process message the JSON wire would take is taken too. Stops
+    counting once past ``limit``: a map that contains itself ends there too."""
+    size = 0
+    stack: list[Any] = [root]
+    while stack and size <= limit:
+        obj = stack.pop()
+        size += 2
+        items = obj.items() if type(obj) is dict else ((None, v) for v in obj)
+        for k, v in items:
+            if type(k) is str:
+                size += _utf8_bytes(k)
+            if type(v) is str:
+                size += _utf8_bytes(v)
+            elif type(v) in CONTAINER_TYPES or type(v) is tuple:
+                stack.append(v)
+            else:
+                size += 1
+    return size
+
+
+def message_from_object(message: Any, max_message_bytes: int) -> ClientMessage:
+    """Validate a message object an in-process adapter built (``Speak(...)``),
+    with no JSON round trip: its wire map (``to_dict``, what an encoder sends)
+    is bounded by ``max_message_bytes`` as ``map_size_bytes`` counts it and
+    checked by the validators a frame's map meets, so a bad field gives the
+    error event a WebSocket client would get. Raises only ProtocolError."""
+    if not isinstance(message, (Speak, Cancel, Config, Phonemize)):
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, f"not a client message: {type(message).__name__}")
+    try:
+        d = message.to_dict()
+    except Exception as exc:  # a lexicon that is no map: dict() of it fails
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, f"message cannot be read: {str(exc)[:120]}") from None
+    size = map_size_bytes(d, max_message_bytes)
+    if size > max_message_bytes:
+        raise too_large(size, max_message_bytes)
+    check_keys(d)
+    return message_from_map(d)
 
 
 _CLIENT_PARSERS: Final[dict[str, Callable[[dict[str, Any], str | None], ClientMessage]]] = {

@@ -53,10 +53,10 @@ def read_long_runs(pieces: list[Piece], say: Callable[[str], str] = digits, paus
 
 def reader_for(code: str) -> tuple[Callable[[str], str], str]:
     """How a language reads one group digit by digit, and its pause between groups."""
-    from kokorod.text import numbers_intl  # lazy: num2words, and it imports normalize
+    from kokorod.text import numbers_intl, numbers_romance  # lazy: num2words, cn2an
 
-    if code in numbers_intl._LANGS:
-        return numbers_intl._LANGS[code].digits, ", "
+    if code in numbers_romance._LANGS:
+        return numbers_romance._LANGS[code].digits, ", "
     if code == "zh":
         return numbers_intl._zh_digits, "，"
     if code == "ja":

@@ -68,33 +68,18 @@ changes produce no span because the words are still the written ones.
 
 from __future__ import annotations
 
-import html
 import re
-import unicodedata
-import urllib.parse
-from dataclasses import dataclass
 
 from kokorod.text import numbers_en
-from kokorod.text.numbers_en import Repl, Rule
 from kokorod.text.long_numbers import read_long_runs
-from kokorod.text.markdown import Piece, strip_markdown
+from kokorod.text.markdown import strip_markdown
+# Normalized and Replacement are re-exported: the segmenter and outside code take them from here.
+from kokorod.text.rewrite import Normalized, Replacement, Rule, apply_context_rule, apply_rule, assemble
+from kokorod.text.shared_rules import CLEANUP_RULES, EMAIL_RE, ENTITY_RULE, FILE_RE, FULLWIDTH_RULE, PRIVATE_USE, URL_RE
+from kokorod.text.shared_rules import say_email, say_url
 
-
-@dataclass(frozen=True)
-class Replacement:
-    spoken_start: int
-    spoken_end: int
-    written: str
-
-
-@dataclass(frozen=True)
-class Normalized:
-    spoken: str
-    spans: tuple[Replacement, ...] = ()
-    # Written text removed because it cannot be spoken in this language (emoji,
-    # another script): reported to the client as ``unspeakable``, never lost silently.
-    dropped: tuple[str, ...] = ()
-
+__all__ = ["STARTERS", "Normalized", "Replacement", "apply_context_rule", "apply_rule", "assemble", "ends_sentence",
+           "normalize", "say_url"]
 
 
 # Capitalised words that, after an ambiguous abbreviation ("U.S.", "Inc."),
@@ -141,84 +126,7 @@ def normalize(text: str) -> Normalized:
 _DIGIT = re.compile(r"\d")
 
 
-def apply_rule(pieces: list[Piece], pattern: re.Pattern[str], repl: Repl) -> list[Piece]:
-    """Rewrite every match of ``pattern`` in the pieces not yet rewritten."""
-    return apply_context_rule(pieces, pattern, lambda m, _before: repl(m))
-
-
-def apply_context_rule(pieces: list[Piece], pattern: re.Pattern[str], repl: numbers_en.ContextRepl) -> list[Piece]:
-    """``apply_rule`` for a rule that decides from the words before a match:
-    ``repl(match, before)`` gets the spoken text before it, across pieces
-    ("**Call** 555-2187" still sees "Call"; deleted syntax adds nothing)."""
-    out: list[Piece] = []
-    said = ""  # the tail of the spoken text of the pieces before
-    keep = numbers_en.CONTEXT_CHARS
-    for spoken, written in pieces:
-        if written is None:
-            pos = 0
-            for m in pattern.finditer(spoken):
-                new = repl(m, (said + spoken[max(0, m.start() - keep):m.start()])[-keep:])
-                if new is None or new == m.group():
-                    continue
-                if m.start() > pos:
-                    out.append((spoken[pos:m.start()], None))
-                out.append((new, m.group()))
-                pos = m.end()
-            if pos < len(spoken):
-                out.append((spoken[pos:] if pos else spoken, None))
-        else:
-            out.append((spoken, written))
-        said = (said + spoken)[-keep:]
-    return out
-
-
-def assemble(pieces: list[Piece], dropped: list[str] | tuple[str, ...] = ()) -> Normalized:
-    """Join pieces, collapsing whitespace, and record word-changing spans."""
-    parts: list[str] = []
-    spans: list[Replacement] = []
-    length = 0
-    ends_in_space = True  # no leading space
-    for spoken, written in pieces:
-        s = re.sub(r"\s+", " ", spoken)
-        if ends_in_space:
-            s = s.lstrip(" ")
-        if not s:
-            continue
-        if s[0] in ",.;:!?" and parts and parts[-1].endswith(" "):
-            parts[-1] = parts[-1][:-1]  # "a | b" -> "a, b"; "Hi 😀." -> "Hi."
-            length -= 1
-        if written is not None and re.search(r"\w", s):
-            core = s.strip(" ")
-            lead = len(s) - len(s.lstrip(" "))
-            spans.append(Replacement(length + lead, length + lead + len(core), written))
-        parts.append(s)
-        length += len(s)
-        ends_in_space = s.endswith(" ")
-    spoken = "".join(parts).rstrip(" ")
-    return Normalized(spoken, tuple(sp for sp in spans if sp.spoken_end <= len(spoken)), tuple(dropped))
-
-
 # --------------------------------------------------------------------- helpers
-
-def say_url(url: str, dot: str = "dot", slash: str = "slash") -> str:
-    u = re.sub(r"^[a-z][a-z0-9+.-]*://", "", url, flags=re.I)
-    u = re.sub(r"^www\.", "", u, flags=re.I)
-    u = re.split(r"[?#]", u, maxsplit=1)[0].rstrip("/")  # queries are unlistenable
-    host, _, path = u.partition("/")
-    words = [f" {dot} ".join(p for p in host.split(":")[0].split(".") if p)]
-    for part in path.split("/"):
-        part = re.sub(r"[-_+~=%]+", " ", urllib.parse.unquote(part)).replace(".", f" {dot} ")
-        if part.strip():
-            words.append(" ".join(part.split()))
-    return f" {slash} ".join(words)
-
-
-def _say_email(m: re.Match[str]) -> str:
-    local, _, domain = m.group().partition("@")
-    for sym, word in ((".", " dot "), ("_", " underscore "), ("-", " dash "), ("+", " plus ")):
-        local = local.replace(sym, word)
-    return " ".join(local.split()) + " at " + " dot ".join(domain.split("."))
-
 
 def _ordinal(n: int) -> str:
     suffix = "th" if 11 <= n % 100 <= 13 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
@@ -358,8 +266,6 @@ _PUNCT_MAP = {"«": "“", "»": "”", "„": "“", "‹": "‘", "›": "’"
               # would drop them, and with them the grouping; brackets keep it.
               "<": "(", ">": ")"}
 
-TLDS = "com|org|net|io|ai|dev|edu|gov|app|co|uk|de|fr|jp|info|ly|gg|tv|ca|xyz|tech|cloud|eu|nl|ch|au"
-URL_END = r"(?=[.,;:!?)\]'\"]*(?:\s|$))"
 _NUM = r"\d+(?:\.\d+)?"
 _ROMAN_RE = r"(?=[IVX])X{0,3}(?:IX|IV|V?I{0,3})"
 _WORD_BEFORE = re.compile(r"([A-Za-z]+)\s+$")
@@ -370,28 +276,13 @@ _NAMES = frozenset("""Henry Louis Edward George Elizabeth Charles James William 
     Clement Urban Alfonso Ferdinand Nicholas Ivan Constantine Otto Francis David Malcolm Robert Harold
     Stephen Wilhelm Gustav Olaf Christian Felipe Juan Carlos Ludwig""".split())
 
-# Named, because the other languages' normalisers (normalize_intl) reuse them.
-# Invisible / control characters make misaki drop neighbouring words.  A
-# zero-width space or a control character separates words; joiners do not.
-CLEANUP_RULES: list[Rule] = [
-    (re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b]+"), lambda m: " "),
-    (re.compile(r"[\u00ad\u200c-\u200f\u2060\ufeff]+"), lambda m: ""),
-]
-# Fullwidth forms, ligatures, math alphanumerics -> plain letters.
-FULLWIDTH_RULE: Rule = (re.compile(r"[\uff01-\uff5e\ufb00-\ufb06\U0001d400-\U0001d7ff]+"),
-                        lambda m: unicodedata.normalize("NFKC", m.group()))
-ENTITY_RULE: Rule = (re.compile(r"&(?:[a-zA-Z]{2,8}|#\d{1,6}|#x[0-9a-fA-F]{1,6});"), lambda m: html.unescape(m.group()))
-EMAIL_RE = re.compile(r"(?<![\w.+-])[A-Za-z0-9][\w.+-]*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b")
-URL_RE = re.compile(rf"(?i)(?<![\w@/.])(?:(?:https?|ftp)://|www\.)[^\s<>\"'`]+?{URL_END}"
-                    rf"|(?<![\w@/.-])(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+(?:{TLDS})(?:/[^\s<>\"'`]*?)?{URL_END}")
-FILE_RE = re.compile(r"(?<![\w/.])([\w-]+)\.(py|js|ts|tsx|jsx|md|txt|json|ya?ml|toml|rs|go|sh|cpp|hpp|java|rb|"
-                     r"php|sql|html|css|csv|pdf|png|jpe?g|gif|svg|zip|gz|exe|log|ini|cfg|conf|xml|lock|wav|mp3|"
-                     r"mp4|onnx|bin|dll)\b(?!\.\w)")
+
+# The English reading of what every language shares (shared_rules).
 _RULES: list[Rule] = [
     *CLEANUP_RULES,
     FULLWIDTH_RULE,
     ENTITY_RULE,
-    (EMAIL_RE, _say_email),
+    (EMAIL_RE, say_email),
     (URL_RE, lambda m: say_url(m.group())),
     (FILE_RE, lambda m: f"{m.group(1)} dot {m.group(2)}"),
 ]
@@ -445,9 +336,6 @@ _EMOJI_MODS = "\uFE0E\uFE0F\u200D\u20E3\U000E0020-\U000E007F"
 _FOREIGN = ("\u0400-\u052F\u0590-\u08FF\u0900-\u0DFF\u0E00-\u0EFF\u1100-\u11FF\u3040-\u30FF"
             "\u3400-\u4DBF\u4E00-\u9FFF\uAC00-\uD7AF\uF900-\uFAFF")
 _FOREIGN_WORD = f"(?:[{_FOREIGN}]+|[\u0370-\u03FF]{{2,}})"
-# Private-use characters (an icon font's glyphs, a vendor's symbols) mean nothing
-# to any G2P: misaki drops them silently.
-PRIVATE_USE = "\uE000-\uF8FF\U000F0000-\U000FFFFD\U00100000-\U0010FFFD"
 UNSPEAKABLE_EN = re.compile(f"[{_EMOJI}][{_EMOJI}{_EMOJI_MODS}]*|{_FOREIGN_WORD}(?:[ \t'’-]+{_FOREIGN_WORD})*"
                             f"|[{PRIVATE_USE}]+")
 _MODIFIERS = re.compile(r"[\uFE0E\uFE0F\u200D\u20E3\U000E0020-\U000E007F]+")  # left over: not text

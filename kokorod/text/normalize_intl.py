@@ -7,8 +7,8 @@ run for the other languages: "Dr." in Spanish is left to espeak-ng, which
 expands it itself, and "5 km" is not "5 kilometers".
 
 The other languages share the English machinery (markdown stripping, the
-piece list of ``normalize._apply`` and the ``Replacement`` spans of
-``normalize._assemble``) and add, in this order:
+piece list of ``rewrite.apply_rule`` and the ``Replacement`` spans of
+``rewrite.assemble``) and add, in this order:
 
 1. Removal of what the voice cannot say, *reported* in ``Normalized.dropped``:
    emoji, and letters of scripts the language does not use.  es/fr/it/pt-br
@@ -35,9 +35,10 @@ from kokorod.text import numbers_intl
 from kokorod.text.languages import resolve
 from kokorod.text.long_numbers import reader_for, read_long_runs
 from kokorod.text.markdown import strip_markdown
-from kokorod.text.normalize import (
-    CLEANUP_RULES, EMAIL_RE, ENTITY_RULE, FILE_RE, FULLWIDTH_RULE, PRIVATE_USE, TLDS, URL_END, URL_RE, Normalized, Rule,
-    apply_rule, assemble, normalize, say_url,
+from kokorod.text.normalize import normalize
+from kokorod.text.rewrite import Normalized, Rule, apply_rule, assemble
+from kokorod.text.shared_rules import (
+    CLEANUP_RULES, EMAIL_RE, ENTITY_RULE, FILE_RE, FULLWIDTH_RULE, PRIVATE_USE, TLDS, URL_END, URL_RE, say_url,
 )
 
 # English rules reused as they are (the same objects, not copies).
@@ -98,7 +99,7 @@ _SAY = {
 
 
 def _url(say: _Say, url: str) -> str:
-    # normalize.say_url drops the scheme, "www." and the query, and joins the
+    # shared_rules.say_url drops the scheme, "www." and the query, and joins the
     # rest with the language's words for "dot" and "slash".
     said = re.sub(r"[^\w\s]+", " ", say_url(url, say.dot, say.slash))  # a stray "¿" or "»" glued to the URL
     return " ".join(said.split())

@@ -286,7 +286,7 @@ def test_opus_pre_skip_agrees_with_first_packet_pts() -> None:
 
 
 def test_ogg_granule_tracker_survives_arbitrary_splits() -> None:
-    from kokorod.audio.encode import _OggGranules
+    from kokorod.audio.ogg_pages import OggGranules as _OggGranules
 
     x = _signal(0.5)
     _, parts = _encode_all("opus", x)
