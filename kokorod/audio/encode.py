@@ -14,7 +14,7 @@ Timeline: input sample ``i`` is decoded at output index ``i + lead_samples``
 encoder itself (the first packet's pts is ``-initial_padding``) or, for Opus,
 read from the OpusHead pre-skip; ``priming_trimmed`` says whether decoders drop
 it, and ``lead_samples`` is what remains (0 if trimmed). Figures below are at
-24 kHz, checked against PyAV/FFmpeg decoding in tests/unit/test_encode.py:
+24 kHz, checked against PyAV/FFmpeg decoding in tests/unit/audio/test_encode.py:
 
 ``mp3``  MPEG-2 Layer III frames from libmp3lame, CBR, 576 samples a frame; no
          ID3 tag and no Xing/LAME info frame (which carries the gapless delay and

@@ -45,7 +45,7 @@ DEFAULT_CACHE_MB = 32.0
 # the Rendered/SpeechChunk objects, the array header and the OrderedDict slot.
 # tracemalloc: put() allocates 0.6-0.9 kB beyond the samples (1-50 words; the
 # key and Word objects, allocated before, not counted); the estimate also
-# counts those (tests/unit/test_chunk_cache.py keeps it above the measurement).
+# counts those (tests/unit/daemon/test_chunk_cache.py keeps it above the measurement).
 ENTRY_OVERHEAD_BYTES = 2048
 # Per word event: a Word (dataclass, two ints) and its text.
 WORD_OVERHEAD_BYTES = 160

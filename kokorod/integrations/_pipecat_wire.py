@@ -4,7 +4,7 @@ opening exchange of a connection, and which daemon-side utterance speaks which
 pipecat context across connections (``ContextBook``).
 
 Nothing here imports pipecat, so it is unit-tested without it
-(tests/unit/test_pipecat_mapping.py) and the service module stays about pipecat.
+(tests/unit/integrations/test_pipecat_mapping.py) and the service module stays about pipecat.
 """
 
 from __future__ import annotations

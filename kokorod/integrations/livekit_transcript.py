@@ -1,6 +1,6 @@
 """kokorod's chunk and word events → the timed transcript pieces LiveKit wants.
 
-Pure (no LiveKit import), so tests/unit/test_livekit_mapping.py checks it alone.
+Pure (no LiveKit import), so tests/unit/integrations/test_livekit_mapping.py checks it alone.
 
 LiveKit's transcription synchronizer concatenates the ``TimedString``s a TTS
 emits and shows that text as the agent's transcript, pacing it by each piece's

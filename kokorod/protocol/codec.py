@@ -3,7 +3,7 @@ and JSON): the framing, the size and shape bounds a frame must meet before it
 is read, and the audio frame layout. What the fields of a client message must
 be is checked in validation.py; a server event's fields, for clients, in
 event_parsing.py. ``decode`` raises nothing but ``ProtocolError``, whatever the
-input (tests/unit/test_protocol_fuzz.py holds it to that).
+input (tests/unit/protocol/test_protocol_fuzz.py holds it to that).
 """
 
 from __future__ import annotations

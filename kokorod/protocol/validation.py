@@ -5,7 +5,7 @@ Every check a client message goes through lives here, so the server can treat a
 decoded message as well-formed: a frame's map (codec.py) and an in-process
 adapter's message object (``message_from_object``) meet the same validators.
 Nothing here raises anything but ``ProtocolError``, whatever the input
-(tests/unit/test_protocol_fuzz.py holds ``decode`` to that). The frames themselves are read in codec.py; the server's
+(tests/unit/protocol/test_protocol_fuzz.py holds ``decode`` to that). The frames themselves are read in codec.py; the server's
 events are read, for clients, in event_parsing.py.
 """
 

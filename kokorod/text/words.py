@@ -3,7 +3,7 @@
 ``join_timestamps`` is our own equivalent of ``kokoro.KPipeline.join_timestamps``
 (kokoro imports torch, which the ONNX path must not load): it walks the model's
 per-phoneme durations token by token, in half-frames, splitting each space's
-duration between the words on either side. tests/unit/test_words.py checks it
+duration between the words on either side. tests/unit/text/test_words.py checks it
 against kokoro's on the same tokens and durations.
 """
 
