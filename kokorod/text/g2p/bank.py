@@ -115,7 +115,9 @@ class G2PBank:
                     raise
                 except (ImportError, AssetError, OSError, RuntimeError) as exc:
                     fix = exc.fix if isinstance(exc, AssetError) and exc.fix else lang.fix
-                    raise LanguageUnavailable(lang, f"{type(exc).__name__}: {exc}", fix) from exc
+                    # An AssetError's str() already ends with its fix; say it once, as the fix.
+                    detail = exc.message if isinstance(exc, AssetError) else str(exc)
+                    raise LanguageUnavailable(lang, f"{type(exc).__name__}: {detail}", fix) from exc
             return self._g2ps[lang.code]
 
     def _english(self, british: bool) -> G2P:
