@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import logging
 import signal
 import time
@@ -108,6 +109,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         ping_timeout_s=args.ping_timeout_s, drain_timeout_s=args.drain_timeout_s,
         http_head_timeout_s=args.http_head_timeout_s, http_body_timeout_s=args.http_body_timeout_s,
         engine_workers=args.engine_workers, engine_threads=args.engine_threads,
+        engine_max_rss_mb=args.engine_max_rss_mb,
         stream_utilisation=args.stream_utilisation, admission_margin=args.admission_margin,
         wyoming_uri=args.wyoming_uri, zeroconf=args.zeroconf,
         lexicon_path=args.lexicon, voice_for=tuple(args.voice_for), chunk_cache_mb=args.cache_mb,
@@ -154,7 +156,9 @@ def run_server(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     check_bind(config)
     check_wyoming_config(config)
-    options = EngineOptions.from_args(args, threads=config.threads_per_worker())
+    # The daemon measures --engine auto's candidates (once per machine: recorded).
+    options = dataclasses.replace(EngineOptions.from_args(args, threads=config.threads_per_worker()), measure=True,
+                                  max_rss_mb=config.engine_max_rss_mb)
 
     def load() -> list[Synthesizer]:
         started = time.perf_counter()

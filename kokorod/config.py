@@ -119,6 +119,10 @@ class ServerConfig:
     # to admit a second one there (docs/operations.md, Capacity).
     engine_workers: int = 1
     engine_threads: int | None = None   # intra-op threads per worker; None: cores / workers (ONNX's default for 1)
+    # --engine auto never picks a candidate whose measured resident growth
+    # times the workers exceeds this (MB; None: no bound). fp32 weights cost
+    # more memory than int8 (kokorod.engine.choice).
+    engine_max_rss_mb: float | None = None
     # Fraction of each worker's time measured admission plans for (inf: off,
     # only --max-active-streams counts). See kokorod.daemon.admission.
     stream_utilisation: float = DEFAULT_UTILISATION
@@ -292,6 +296,9 @@ def add_server_args(p: argparse.ArgumentParser) -> None:
                         f"stream first across all of them (default {ServerConfig.engine_workers})")
     p.add_argument("--engine-threads", type=_positive_int, default=None, metavar="N",
                    help="compute threads per engine worker (default: the cores divided among the workers)")
+    p.add_argument("--engine-max-rss-mb", type=_non_negative, default=None, metavar="MB",
+                   help="with --engine auto, never choose an engine whose measured resident memory (per worker, "
+                        "times --engine-workers) exceeds MB; int8 is always allowed (default: no bound)")
     p.add_argument("--stream-utilisation", type=_utilisation, default=ServerConfig.stream_utilisation, metavar="U",
                    help="fraction of each engine worker's time admission plans streams for; the rest is headroom "
                         f"(default {ServerConfig.stream_utilisation}; inf: admit by --max-active-streams alone)")
