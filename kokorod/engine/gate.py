@@ -32,9 +32,10 @@ N_MELS = 64
 # whose log spectrum is noise floor against noise floor: not compared.
 SPEECH_FLOOR_DB = -40.0
 # Measured on the measuring sentences (kokorod.engine.measure) on an AMD EPYC
-# with AVX-512 VNNI/BF16: int8 against fp32 convolutions 1.39-1.71 dB (equal
-# durations; DNSMOS in bench/engine_choice.py), the int8 audio against itself
-# with white noise added at 30 dB SNR 4.40-4.70 dB, at 20 dB SNR 8.69-9.06 dB.
+# with AVX-512 VNNI/BF16: int8 against fp32 convolutions 1.39-1.55 dB (1.71 on
+# a 5 s sentence; equal durations; DNSMOS in bench/engine_choice.py), the int8
+# audio against itself with white noise added at 30 dB SNR 4.40-4.56 dB, at
+# 20 dB SNR 8.57-8.79 dB.
 # The bound is about twice the int8/fp32 gap (room for other CPUs' kernels)
 # and below audible added noise.
 MAX_LOG_MEL_DB = 3.0
