@@ -92,7 +92,7 @@ def main() -> None:
                          "durations_equal": [w.start for w in outs[name].words] == [w.start for w in ref.words]
                          and a.size == ref.audio.size}
             if not args.no_dnsmos:
-                from asr import dnsmos
+                from asr_support import dnsmos
 
                 score = dnsmos(a)
                 row[name].update(ovrl=round(score["ovrl"], 3), sig=round(score["sig"], 3))

@@ -43,8 +43,9 @@ class Measured:
         return self.durations_equal and self.log_mel_db <= MAX_LOG_MEL_DB
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "cpu_per_audio_s": round(self.cpu_per_audio_s, 4), "rss_bytes": self.rss_bytes,
-                "durations_equal": self.durations_equal, "log_mel_db": round(self.log_mel_db, 3)}
+        # Unrounded: a record read back must lead to the choice made when it was written.
+        return {"name": self.name, "cpu_per_audio_s": self.cpu_per_audio_s, "rss_bytes": self.rss_bytes,
+                "durations_equal": self.durations_equal, "log_mel_db": self.log_mel_db}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Measured":

@@ -57,7 +57,7 @@ class DaemonProcess:
         # --engine auto may choose another engine than int8 on some CPUs (its
         # audio differs slightly); a test judged by a recogniser must hear the
         # same engine everywhere, so test daemons run int8 unless a test asks
-        # (tests/e2e/test_engine_choice.py does).
+        # (tests/e2e/test_engine_choice_daemon.py does).
         if "--engine" not in extra:
             extra = (*extra, "--engine", "onnx")
         self.port = free_port()
