@@ -56,7 +56,7 @@ def candidate_status() -> list[tuple[str, bool, str]]:
     if importlib.util.find_spec("openvino") is None:
         out.append((OPENVINO, False, "openvino not installed (pip install 'kokorod[openvino]')"))
     elif "amx_bf16" not in cpu_isa().split("+"):
-        out.append((OPENVINO, False, "this CPU has no AMX bf16 (amx_bf16), where its bf16 decoder pays off"))
+        out.append((OPENVINO, False, "this CPU has no AMX bf16 (amx_bf16 in /proc/cpuinfo)"))
     else:
         out.append((OPENVINO, False, "the split OpenVINO engine is not built yet"))
     return out

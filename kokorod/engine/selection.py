@@ -56,7 +56,7 @@ def choose_engine(cache_dir: Path, *, build: Callable[[str], Engine], style_for:
 def doctor_lines(cache_dir: Path) -> list[tuple[str, bool, str]]:
     """(name, ok, detail) lines for ``kokorod doctor``: the candidates here and
     the choices recorded for this CPU (one per thread setting measured)."""
-    out = [("auto candidate", True, f"{name}: {why}" if ok else f"{name}: not a candidate: {why}")
+    out = [("candidate", True, f"{name}: {why}" if ok else f"{name}: not a candidate: {why}")
            for name, ok, why in candidate_status()]
     here = [(key, measured) for key, measured in records(cache_dir)
             if key.get("cpu") == cpu_isa() and key.get("cpu_model") == cpu_model()]
