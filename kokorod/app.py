@@ -11,6 +11,7 @@ listeners still answer ``/readyz`` with 503, then they close.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import signal
 import time
@@ -138,6 +139,8 @@ def run_server(config: ServerConfig, options: "EngineOptions", *, verbose: bool 
     setup_logging(json_lines=config.log_json, verbose=verbose)
     check_bind(config)
     check_wyoming_config(config)
+    # The daemon measures --engine auto's candidates (once per machine: recorded).
+    options = dataclasses.replace(options, measure=True, max_rss_mb=config.engine_max_rss_mb)
 
     def load() -> list[Synthesizer]:
         started = time.perf_counter()

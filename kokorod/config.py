@@ -98,6 +98,10 @@ class ServerConfig:
     # to admit a second one there (docs/operations.md, Capacity).
     engine_workers: int = 1
     engine_threads: int | None = None   # intra-op threads per worker; None: cores / workers (ONNX's default for 1)
+    # --engine auto never picks a candidate whose measured resident growth
+    # times the workers exceeds this (MB; None: no bound). fp32 weights cost
+    # more memory than int8 (kokorod.engine.choice).
+    engine_max_rss_mb: float | None = None
     # Fraction of each worker's time measured admission plans for (inf: off,
     # only --max-active-streams counts). See kokorod.daemon.admission.
     stream_utilisation: float = DEFAULT_UTILISATION

@@ -9,7 +9,7 @@ import threading
 from typing import TYPE_CHECKING, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
 from prometheus_client.metrics_core import Metric
 
 _LATENCY_BUCKETS_S = (0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0)
@@ -21,6 +21,7 @@ _TASK_DIR = "/proc/self/task"
 if TYPE_CHECKING:
     from kokorod.daemon.admission import Plan
     from kokorod.daemon.chunk_cache import ChunkCache
+    from kokorod.engine.choice import Choice
 
 
 class ChunkCacheCollector:
@@ -43,6 +44,37 @@ class ChunkCacheCollector:
         yield GaugeMetricFamily("kokorod_chunk_cache_entries", "Chunks in the cache", value=s.entries)
         yield GaugeMetricFamily("kokorod_chunk_cache_hit_ratio", "Hits / lookups since start (NaN before the first)",
                                 value=s.hits / lookups if lookups else math.nan)
+
+
+class EngineChoiceCollector:
+    """The engine in use and the candidates --engine auto measured (set once loaded)."""
+
+    def __init__(self) -> None:
+        self.choice: "Choice | None" = None
+
+    def collect(self) -> Iterator[Metric]:
+        c = self.choice
+        if c is None:
+            return
+        yield InfoMetricFamily("kokorod_engine", "The engine in use; source: measured (this start), cached (an earlier "
+                               "start's measurement), forced (--engine) or default", value={
+                                   "engine": c.name, "source": c.source, "reason": c.reason})
+        families = {
+            "cpu": GaugeMetricFamily("kokorod_engine_candidate_cpu_per_audio_seconds", "Each measured engine "
+                                     "candidate's CPU seconds per second of audio (median over rounds)", labels=["engine"]),
+            "rss": GaugeMetricFamily("kokorod_engine_candidate_rss_bytes", "Each candidate's resident growth when "
+                                     "loaded and run", labels=["engine"]),
+            "gate": GaugeMetricFamily("kokorod_engine_candidate_log_mel_db", "Each candidate's worst log-mel distance "
+                                      "to the int8 engine's audio (the quality gate's figure)", labels=["engine"]),
+            "passed": GaugeMetricFamily("kokorod_engine_candidate_gate_passed", "1 when the candidate passed the "
+                                        "quality gate (durations equal, audio close to int8's)", labels=["engine"]),
+        }
+        for m in c.measured:
+            families["cpu"].add_metric([m.name], m.cpu_per_audio_s)
+            families["rss"].add_metric([m.name], m.rss_bytes)
+            families["gate"].add_metric([m.name], m.log_mel_db)
+            families["passed"].add_metric([m.name], 1.0 if m.gate_passed else 0.0)
+        yield from families.values()
 
 
 class Metrics:
@@ -110,6 +142,8 @@ class Metrics:
         self.engine_workers = Gauge("kokorod_engine_workers", "Engine workers (threads with their own engine session)", registry=r)
         self.chunk_cache = ChunkCacheCollector()  # its cache is set when the daemon builds one
         r.register(self.chunk_cache)
+        self.engine_choice = EngineChoiceCollector()  # its choice is set when the daemon has loaded the engine
+        r.register(self.engine_choice)
         # process_resident_memory_bytes, process_open_fds, ... (Linux only; no-op elsewhere).
         ProcessCollector(registry=r)
 

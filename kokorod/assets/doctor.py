@@ -88,6 +88,7 @@ def doctor(cache_dir: Path) -> list[Check]:
     except Exception as exc:  # report, never crash the doctor
         checks.append(Check("espeak-ng", False, str(exc), "pip install espeakng-loader"))
     checks.extend(engine_checks())
+    checks.extend(Check(*line) for line in engine_choice_lines(cache_dir))  # kokorod.engine.selection
     checks.extend(language_checks())
     return checks
 
@@ -113,6 +114,16 @@ def engine_checks() -> list[Check]:
     else:
         out.append(Check("engine torch", True, "not installed (optional: pip install 'kokorod[torch]')"))
     return out
+
+
+def engine_choice_lines(cache_dir: Path) -> list[tuple[str, bool, str]]:
+    """--engine auto's candidates here and the choices recorded for this CPU."""
+    try:
+        from kokorod.engine.selection import doctor_lines
+
+        return doctor_lines(cache_dir)
+    except Exception as exc:  # report, never crash the doctor (e.g. onnxruntime missing)
+        return [("engine choice", False, f"{type(exc).__name__}: {exc}")]
 
 
 def language_checks() -> list[Check]:

@@ -190,6 +190,9 @@ def add_server_args(p: argparse.ArgumentParser) -> None:
                         f"stream first across all of them (default {ServerConfig.engine_workers})")
     p.add_argument("--engine-threads", type=_positive_int, default=None, metavar="N",
                    help="compute threads per engine worker (default: the cores divided among the workers)")
+    p.add_argument("--engine-max-rss-mb", type=_non_negative, default=None, metavar="MB",
+                   help="with --engine auto, never choose an engine whose measured resident memory (per worker, "
+                        "times --engine-workers) exceeds MB; int8 is always allowed (default: no bound)")
     p.add_argument("--stream-utilisation", type=_utilisation, default=ServerConfig.stream_utilisation, metavar="U",
                    help="fraction of each engine worker's time admission plans streams for; the rest is headroom "
                         f"(default {ServerConfig.stream_utilisation}; inf: admit by --max-active-streams alone)")
@@ -233,6 +236,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         ping_timeout_s=args.ping_timeout_s, drain_timeout_s=args.drain_timeout_s,
         http_head_timeout_s=args.http_head_timeout_s, http_body_timeout_s=args.http_body_timeout_s,
         engine_workers=args.engine_workers, engine_threads=args.engine_threads,
+        engine_max_rss_mb=args.engine_max_rss_mb,
         stream_utilisation=args.stream_utilisation, admission_margin=args.admission_margin,
         wyoming_uri=args.wyoming_uri, zeroconf=args.zeroconf,
         lexicon_path=args.lexicon, voice_for=tuple(args.voice_for), chunk_cache_mb=args.cache_mb,

@@ -181,9 +181,13 @@ class Daemon:
         cache = await asyncio.to_thread(build_chunk_cache, self.config.chunk_cache_mb,
                                          getattr(synths[0], "engine", None))
         self.metrics.chunk_cache.cache = cache
+        engine = getattr(synths[0], "engine", None)
+        self.metrics.engine_choice.choice = getattr(engine, "choice", None)
         self.services = Services(self.config, self.scheduler, workers, self.metrics, self.capacity,  # type: ignore[arg-type]
                                  voices, language_catalog(voices, workers), requests=self.requests,
                                  chunk_cache=cache)  # type: ignore[arg-type]
+        choice = self.metrics.engine_choice.choice
+        self.services.engine = choice.name if choice is not None else getattr(engine, "name", None)
         # The --lexicon file, validated now (a bad one is a one-line error); SIGHUP reloads it.
         install_lexicon(self)
         for info in self.services.languages:
@@ -235,9 +239,12 @@ class Daemon:
             "admission_margin": round(plan.margin, 3),
             "chunk_cache_max_bytes": cache.max_bytes if cache is not None else 0,
         }
-        log.info("ready (warm-up %.2f s): RTF %.3f at 1x (admission plans with %s x margin %.2f%s); "
+        choice = self.metrics.engine_choice.choice
+        if choice is not None:  # the candidates' figures were logged when the engine was chosen
+            fields["engine"] = choice.to_dict()
+        log.info("ready (warm-up %.2f s, engine %s): RTF %.3f at 1x (admission plans with %s x margin %.2f%s); "
                  "%d engine worker%s x %s; admits %s stream%s at 1x (utilisation bound %g%s)",
-                 probe.warmup_s, probe.rtf, "?" if plan.admission_rtf is None else f"{plan.admission_rtf:.3f}",
+                 probe.warmup_s, "?" if choice is None else f"{choice.name}, {choice.source}", probe.rtf, "?" if plan.admission_rtf is None else f"{plan.admission_rtf:.3f}",
                  plan.margin, ", fixed" if self.capacity.headroom.fixed else ", learnt", plan.workers,
                  "" if plan.workers == 1 else "s",
                  "default threads" if threads is None else f"{threads} thread{'' if threads == 1 else 's'}",

@@ -42,11 +42,14 @@ class Services:
     # the voice of each language for text not in the caller's voice's language.
     detector: LanguageDetector = field(default_factory=LanguageDetector)
     voice_for: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_VOICE_FOR))
+    engine: str | None = None  # the engine in use, as ready.capacity reports it
 
     def capacity_info(self) -> CapacityInfo:
         """What ``ready`` tells a client of this daemon's capacity, as measured
         now: its streams and, with a request queue, how long that is."""
         info = self.capacity.info()
+        if self.engine is not None:
+            info = dataclasses.replace(info, engine=self.engine)
         if self.requests is not None:
             queue = self.requests.queue
             info = dataclasses.replace(info, queued=len(queue), max_queued=queue.max_queued,

@@ -24,11 +24,8 @@ daemon's figures).
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import logging
 import math
-import sys
 import time
 from dataclasses import dataclass
 
@@ -36,6 +33,7 @@ from kokorod.daemon.admission import RtfEstimator, slope_from
 from kokorod.daemon.scheduler import EngineScheduler
 from kokorod.text.languages import for_voice
 from kokorod.daemon.workers import WorkerSynthesizers
+from kokorod.heap import release_free_heap  # noqa: F401  (also the daemon's, from here)
 
 log = logging.getLogger("kokorod.daemon.server")
 PROBE_TEXT = "Members can borrow up to ten books."
@@ -72,21 +70,6 @@ async def warm_up(scheduler: EngineScheduler, workers: WorkerSynthesizers, estim
     estimator.seed(engine_s, audio_s, slope=1.0)
     release_free_heap()
     return Probe(engine_s, audio_s, time.perf_counter() - started)
-
-
-def release_free_heap() -> None:
-    """Hand the heap that loading freed back to the OS (glibc only).
-
-    Parsing misaki's JSON lexicons and spaCy's pipeline leaves megabytes of
-    freed but still resident heap (13 MB measured on the reference box), which
-    glibc only returns on malloc_trim. Elsewhere this is a no-op."""
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.malloc_trim(0)
-    except (OSError, AttributeError):  # musl and others: nothing to trim with
-        pass
 
 
 async def measure_slope(scheduler: EngineScheduler, workers: WorkerSynthesizers, estimator: RtfEstimator,

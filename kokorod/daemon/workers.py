@@ -92,7 +92,12 @@ def build_worker_synthesizers(options: "EngineOptions", workers: int) -> list[Sy
     ``runtime.build_synthesizer`` builds one (every engine option applies), all
     sharing the first one's voices and G2P bank (the others' are never used; both
     load lazily, so building them costs nothing)."""
+    import dataclasses
+
     from kokorod.speech.build import build_synthesizer
 
-    first = build_synthesizer(options)
-    return [first] + [Synthesizer(build_synthesizer(options).engine, first.voices, first.g2p) for _ in range(workers - 1)]
+    first = build_synthesizer(dataclasses.replace(options, workers=workers))
+    # --engine auto chose (or read) the engine once; the other workers load that one.
+    choice = getattr(first.engine, "choice", None)
+    rest = dataclasses.replace(options, engine=choice.name) if choice is not None else options
+    return [first] + [Synthesizer(build_synthesizer(rest).engine, first.voices, first.g2p) for _ in range(workers - 1)]

@@ -16,7 +16,9 @@ from kokorod.engine.base import (
 )
 from kokorod.torch_free import torch_blocked  # noqa: F401  (re-exported)
 
-ENGINE_CHOICES = ("auto", "onnx", "torch")
+# auto: the ONNX candidate measured fastest here (kokorod.engine.selection);
+# onnx: the int8 graph; onnx-fp32: fp32 convolutions; torch: the PyTorch model.
+ENGINE_CHOICES = ("auto", "onnx", "onnx-fp32", "torch")
 # Environment overrides for the ONNX engine's load options (no CLI flags yet).
 DEQUANTIZE_ENV = "KOKOROD_ONNX_DEQUANTIZE"    # none | conv
 GRAPH_CACHE_ENV = "KOKOROD_ONNX_GRAPH_CACHE"  # 0 turns the optimised-graph cache off
@@ -39,6 +41,9 @@ def load_engine(
 ) -> Engine:
     """``auto`` is the ONNX engine over the offline model unless a torch checkpoint
     (``.pth``) is given; ``--model`` with an ``.onnx`` file runs that file.
+    (Choosing among the ONNX candidates by measurement is the caller's:
+    kokorod.speech.build, kokorod.engine.selection; here ``auto`` is int8.)
+    ``onnx-fp32`` is ``onnx`` with ``dequantize="conv"``.
 
     ONNX only: ``dequantize`` ("none" or "conv", default $KOKOROD_ONNX_DEQUANTIZE
     or "none"), ``graph_cache`` (keep onnxruntime's optimised graph under
@@ -52,6 +57,8 @@ def load_engine(
         raise InputError(f"unknown engine {kind!r}", f"use one of {', '.join(ENGINE_CHOICES)}")
     if kind == "auto":
         kind = "torch" if model_path is not None and Path(model_path).suffix in (".pth", ".pt") else "onnx"
+    if kind == "onnx-fp32":
+        kind, dequantize = "onnx", "conv"
     if kind == "torch":
         from kokorod.engine.torch_engine import TorchEngine
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -26,12 +26,18 @@ from kokorod.engine.trim import CUTS, DEFAULT_CUT, TrimPlan, place, plan_trim, s
 from kokorod.engine.trim_norms import frame_weights, rates_of, weight_feed
 from kokorod.errors import InputError
 
+if TYPE_CHECKING:
+    from kokorod.engine.choice import Choice
+
 __all__ = ["OnnxEngine", "load_vocab"]  # load_vocab lives in kokorod.model_facts; re-exported for old imports
 
 
 class OnnxEngine:
     name = "onnx"
     sample_rate = SAMPLE_RATE
+    # Why this engine runs (--engine auto's measurement, a record, or forced);
+    # set by kokorod.speech.build, reported in ready, /metrics and the log.
+    choice: "Choice | None" = None
 
     def __init__(
         self,

@@ -59,7 +59,7 @@ TRIM_EDIT_VERSION = 1
 # memory), for CPUs where fp32 convolutions turn out faster.
 DEQUANTIZE_CHOICES = ("none", "conv")
 GRAPH_CACHE_DIR = "onnx"
-GRAPH_CACHE_KEEP = 6  # entries kept in the cache directory (least recently used go)
+GRAPH_CACHE_KEEP = 8  # entries kept (least recently used go): two engine candidates of two parts each, and more
 # Instruction-set extensions that change which kernels or graph layout
 # onnxruntime picks; part of the cache key.
 _ISA_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni",

@@ -77,7 +77,7 @@ def _capacity(d: dict[str, Any]) -> CapacityInfo | None:
                         _optional(raw, "workers", _I) or 1, _optional(raw, "utilisation", _F),
                         _optional(raw, "queued", _I), _optional(raw, "max_queued", _I),
                         _optional(raw, "queue_timeout_s", _F), _optional(raw, "admission_rtf", _F),
-                        _optional(raw, "margin", _F), _optional(raw, "background", _I))
+                        _optional(raw, "margin", _F), _optional(raw, "background", _I), _optional_str(raw, "engine"))
 
 
 def event_from_map(d: dict[str, Any], pcm: bytes | None = None) -> ServerEvent:

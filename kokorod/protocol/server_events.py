@@ -70,13 +70,16 @@ class CapacityInfo:
     margin: float | None = None
     # Background requests ("priority": "background") running or waiting now.
     background: int | None = None
+    # The engine synthesizing (--engine, or what auto chose here: onnx, onnx-fp32,
+    # torch). None: an older daemon.
+    engine: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"rtf": self.rtf, "max_streams": self.max_streams, "active": self.active,
                              "workers": self.workers, "utilisation": self.utilisation}
         if self.max_queued is not None:
             d.update(queued=self.queued or 0, max_queued=self.max_queued, queue_timeout_s=self.queue_timeout_s)
-        for key in ("admission_rtf", "margin", "background"):
+        for key in ("admission_rtf", "margin", "background", "engine"):
             if getattr(self, key) is not None:
                 d[key] = getattr(self, key)
         return d

@@ -22,6 +22,12 @@ class EngineOptions:
     dequantize: str | None = None     # ONNX: "none" | "conv" (None: $KOKOROD_ONNX_DEQUANTIZE, else "none")
     graph_cache: bool | None = None   # ONNX: cache the optimised graph (None: on unless $KOKOROD_ONNX_GRAPH_CACHE=0)
     trim_silence: str | None = None   # ONNX: "off" or context frames K (None: $KOKOROD_ONNX_TRIM_SILENCE, else on)
+    # auto: measure the ONNX candidates when no record of them exists (the
+    # daemon does; one-shot commands use a record or int8), and exclude those
+    # whose resident growth times ``workers`` exceeds ``max_rss_mb``.
+    measure: bool = False
+    workers: int = 1
+    max_rss_mb: float | None = None
 
     @classmethod
     def from_args(cls, args: Any, *, threads: int | None = None) -> "EngineOptions":
@@ -46,16 +52,44 @@ def build_synthesizer(opts: EngineOptions) -> Synthesizer:
     cache = resolve_cache_dir(opts.cache_dir)
     store = VoiceStore(cache / "voices")
     store.ensure_available()
-    engine = load_engine(
-        opts.engine,
-        cache_dir=cache,
-        model_path=Path(opts.model) if opts.model else None,
-        config_path=Path(opts.config) if opts.config else None,
-        device=opts.device,
-        threads=opts.threads,
-        dequantize=opts.dequantize,
-        graph_cache=opts.graph_cache,
-        trim_silence=opts.trim_silence,
-    )
+
+    def load(kind: str) -> Any:
+        return load_engine(
+            kind,
+            cache_dir=cache,
+            model_path=Path(opts.model) if opts.model else None,
+            config_path=Path(opts.config) if opts.config else None,
+            device=opts.device,
+            threads=opts.threads,
+            dequantize=opts.dequantize,
+            graph_cache=opts.graph_cache,
+            trim_silence=opts.trim_silence,
+        )
+
+    choice, engine = _choose(opts, cache, store, load)
+    if engine is None:
+        engine = load(choice.name if choice is not None else opts.engine)
+    if choice is not None and hasattr(engine, "choice"):
+        engine.choice = choice
     g2p = G2PBank(nlp_loader=functools.partial(load_nlp, without_torch=engine.name != "torch"), cache_dir=cache)
     return Synthesizer(engine, store, g2p)
+
+
+def _choose(opts: EngineOptions, cache: Path, store: VoiceStore, load: Any) -> tuple[Any, Any]:
+    """(Choice, engine already loaded or None) for the ONNX engines; (None,
+    None) for torch or a custom model file (nothing to choose among)."""
+    import os
+
+    from kokorod.engine import DEQUANTIZE_ENV, trim_context
+    from kokorod.engine.selection import VOICE, choose_engine, forced
+
+    if opts.engine == "onnx" and (opts.dequantize or os.environ.get(DEQUANTIZE_ENV) or "none") == "conv":
+        return forced("onnx-fp32"), None  # what $KOKOROD_ONNX_DEQUANTIZE=conv always meant
+    if opts.engine in ("onnx", "onnx-fp32"):
+        return forced(opts.engine), None
+    if opts.engine != "auto" or opts.model or opts.dequantize or os.environ.get(DEQUANTIZE_ENV):
+        return None, None  # torch, a custom model, or a dequantisation asked for by name
+    pack = store.pack(VOICE)
+    return choose_engine(cache, build=load, style_for=lambda n: store.style_for(pack, n), threads=opts.threads,
+                         trim_context=trim_context(opts.trim_silence), workers=opts.workers,
+                         max_rss_mb=opts.max_rss_mb, measure_now=opts.measure)

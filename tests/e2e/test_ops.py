@@ -257,7 +257,8 @@ async def test_ready_and_metrics_carry_the_measured_capacity(secured: DaemonProc
     async with websockets.connect(d.url + f"?token={TOKEN}", subprotocols=[Subprotocol("kokorod.v1.json")]) as ws:
         wire = json.loads(await ws.recv())["capacity"]
     assert set(wire) == {"rtf", "max_streams", "active", "workers", "utilisation", "queued", "max_queued",
-                         "queue_timeout_s", "admission_rtf", "margin", "background"} and wire["max_streams"] == 1
+                         "queue_timeout_s", "admission_rtf", "margin", "background", "engine"} and wire["max_streams"] == 1
+    assert wire["engine"] == cap.engine == "onnx"  # test daemons run int8 (--engine onnx)
     # What max_streams comes from: the conservative RTF and the learnt margin (within its bounds: earlier
     # tests on this daemon may have run late on a loaded machine and raised it), no background work.
     assert cap.admission_rtf is not None and cap.admission_rtf >= cap.rtf

@@ -50,9 +50,16 @@ class DaemonProcess:
         cut, and so spoken, differently from one run to the next; a test judged
         by a recogniser must hear the same audio every time. So test daemons use
         the fixed word counts (``--first-audio-ms 0``) unless a test asks for a
-        budget itself (tests/e2e/test_first_chunk_daemon.py and the bench do)."""
+        budget itself (tests/e2e/test_first_chunk_daemon.py and the bench do).
+        Likewise the engine: int8 (``--engine onnx``) unless a test passes ``--engine``."""
         if "--first-audio-ms" not in extra:
             extra = (*extra, "--first-audio-ms", "0")
+        # --engine auto may choose another engine than int8 on some CPUs (its
+        # audio differs slightly); a test judged by a recogniser must hear the
+        # same engine everywhere, so test daemons run int8 unless a test asks
+        # (tests/e2e/test_engine_choice_daemon.py does).
+        if "--engine" not in extra:
+            extra = (*extra, "--engine", "onnx")
         self.port = free_port()
         self.url = f"ws://127.0.0.1:{self.port}/v1/stream"
         self.http = f"http://127.0.0.1:{self.port}"

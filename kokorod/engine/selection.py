@@ -1,0 +1,73 @@
+"""``--engine auto``: the engine this machine runs, from a record or a measurement.
+
+The daemon measures (``measure=True``) when no record of this machine's
+candidates exists, writes the record, and keeps the chosen engine it loaded;
+later starts read the record and skip measuring. One-shot commands (``say
+--local``, ``pipe``) never measure: they use a record if one exists, else int8.
+A forced engine (``--engine onnx`` / ``onnx-fp32``) is reported as forced.
+``doctor_lines`` is what ``kokorod doctor`` prints of it.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from kokorod.engine.base import Engine
+from kokorod.engine.choice import REFERENCE, Choice, choose
+from kokorod.engine.choice_record import choice_key, cpu_model, load_record, records, save_record
+from kokorod.engine.measure import VOICE, candidate_status, measure
+from kokorod.engine.onnx_graph import cpu_isa
+
+log = logging.getLogger("kokorod.engine")
+
+
+def forced(name: str) -> Choice:
+    return Choice(name, "forced", f"--engine {name}")
+
+
+def choose_engine(cache_dir: Path, *, build: Callable[[str], Engine], style_for: Callable[[int], np.ndarray],
+                  threads: int | None, trim_context: int | None, workers: int = 1,
+                  max_rss_mb: float | None = None, measure_now: bool = True) -> tuple[Choice, Engine | None]:
+    """The choice, and the chosen engine when measuring loaded it (else None:
+    the caller loads ``choice.name``). ``build(name)`` loads one candidate."""
+    from kokorod.assets.model import MODEL_SHA256
+
+    names = tuple(name for name, ok, _ in candidate_status() if ok)
+    key = choice_key(model_sha256=MODEL_SHA256, threads=threads, trim_context=trim_context, candidates=names)
+    max_rss = None if max_rss_mb is None else int(max_rss_mb * 2**20)
+    recorded = load_record(cache_dir, key)
+    if recorded is not None:
+        choice = choose(recorded, source="cached", max_rss_bytes=max_rss, workers=workers)
+        log.info("engine %s", choice.summary(), extra={"event": "engine_chosen", "fields": choice.to_dict()})
+        return choice, None
+    if not measure_now:
+        return Choice(REFERENCE, "default", "not measured here (the daemon measures at its first start)"), None
+    measured, engines = measure(names, build, style_for)
+    save_record(cache_dir, key, measured)
+    choice = choose(measured, source="measured", max_rss_bytes=max_rss, workers=workers)
+    log.info("engine %s", choice.summary(), extra={"event": "engine_chosen", "fields": choice.to_dict()})
+    return choice, engines.pop(choice.name)  # the others are dropped here, with their memory
+
+
+def doctor_lines(cache_dir: Path) -> list[tuple[str, bool, str]]:
+    """(name, ok, detail) lines for ``kokorod doctor``: the candidates here and
+    the choices recorded for this CPU (one per thread setting measured)."""
+    out = [("candidate", True, f"{name}: {why}" if ok else f"{name}: not a candidate: {why}")
+           for name, ok, why in candidate_status()]
+    here = [(key, measured) for key, measured in records(cache_dir)
+            if key.get("cpu") == cpu_isa() and key.get("cpu_model") == cpu_model()]
+    if not here:
+        out.append(("auto choice", True, "not measured yet on this CPU (the daemon measures at its first start "
+                                           "with --engine auto)"))
+    for key, measured in here:
+        choice = choose(measured, source="cached")
+        out.append(("auto choice", True, f"threads {key.get('threads')}, onnxruntime {key.get('onnxruntime')}: "
+                                           f"{choice.summary()}"))
+    return out
+
+
+__all__ = ["choose_engine", "doctor_lines", "forced", "VOICE"]
