@@ -194,3 +194,21 @@ class RequestDaemon:
 
 def ended(uid: str) -> Any:
     return lambda e: isinstance(e, (Done, Error, Cancelled)) and getattr(e, "utterance", None) == uid
+
+
+async def local_services(synth: Any, config: ServerConfig | None = None) -> tuple[Services, EngineScheduler]:
+    """Services for a ``LocalPeer`` over a fake engine, and the scheduler to stop after."""
+    config = config or ServerConfig()
+    sched = EngineScheduler()
+    sched.start()
+    return Services(config, sched, synth, Metrics(), Capacity(config.limits.max_active_streams), ("af_heart",)), sched  # type: ignore[arg-type]
+
+
+async def collect_until(peer: Any, until: type, utterance: str) -> list[Any]:
+    """A ``LocalPeer``'s events up to and including ``until`` for ``utterance``."""
+    out: list[Any] = []
+    async for event in peer.events():
+        out.append(event)
+        if isinstance(event, until) and getattr(event, "utterance", None) == utterance:
+            break
+    return out

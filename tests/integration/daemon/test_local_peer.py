@@ -3,33 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
-from kokorod.daemon.admission import Capacity
 from kokorod.config import Limits, ServerConfig
 from kokorod.daemon.local_peer import LocalPeer
-from kokorod.metrics import Metrics
 from kokorod.protocol.messages import Audio, Cancel, Cancelled, Done, Error, Ready, Speak, WordEvent
-from kokorod.daemon.scheduler import EngineScheduler, engine_threads
-from kokorod.daemon.session import Services
+from kokorod.daemon.scheduler import engine_threads
 
-from support.session_fakes import FakeSynth
-
-
-async def services(synth: Any, config: ServerConfig | None = None) -> tuple[Services, EngineScheduler]:
-    config = config or ServerConfig()
-    sched = EngineScheduler()
-    sched.start()
-    return Services(config, sched, synth, Metrics(), Capacity(config.limits.max_active_streams), ("af_heart",)), sched  # type: ignore[arg-type]
+from support.session_fakes import FakeSynth, collect_until as collect, local_services as services
 
 
-async def collect(peer: LocalPeer, until: type, utterance: str) -> list[Any]:
-    out: list[Any] = []
-    async for event in peer.events():
-        out.append(event)
-        if isinstance(event, until) and getattr(event, "utterance", None) == utterance:
-            break
-    return out
 
 
 async def test_speak_gives_ready_audio_words_and_done() -> None:

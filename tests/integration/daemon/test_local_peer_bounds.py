@@ -13,29 +13,10 @@ from kokorod.daemon.local_peer import LocalPeer
 from kokorod.protocol import JsonCodec, ProtocolError
 from kokorod.protocol.messages import Config, Done, Error, ErrorCode, Speak
 
-from kokorod.config import ServerConfig
-from kokorod.daemon.admission import Capacity
-from kokorod.daemon.scheduler import EngineScheduler
-from kokorod.daemon.session import Services
-from kokorod.metrics import Metrics
 
-from support.session_fakes import FakeSynth
+from support.session_fakes import FakeSynth, collect_until as collect, local_services as services
 
 
-async def services(synth: Any) -> tuple[Services, EngineScheduler]:
-    config = ServerConfig()
-    sched = EngineScheduler()
-    sched.start()
-    return Services(config, sched, synth, Metrics(), Capacity(config.limits.max_active_streams), ("af_heart",)), sched  # type: ignore[arg-type]
-
-
-async def collect(peer: LocalPeer, until: type, utterance: str) -> list[Any]:
-    out: list[Any] = []
-    async for event in peer.events():
-        out.append(event)
-        if isinstance(event, until) and getattr(event, "utterance", None) == utterance:
-            break
-    return out
 
 BAD = [Speak("u1", "hello", speed=99.0), Speak("u2", "hello", mode="shout"),  # type: ignore[arg-type]
        Speak("u3", "lone \ud800"), Speak("u4", 5), Config(frame_ms=1), Config(lexicon={"word": 5})]  # type: ignore[arg-type]
