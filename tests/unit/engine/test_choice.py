@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -142,6 +144,9 @@ def test_a_candidate_that_fails_to_load_is_left_out() -> None:
 
 def test_choose_engine_measures_once_then_reuses_the_record(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(selection, "candidate_status", lambda: [(REFERENCE, True, ""), ("onnx-fp32", True, "")])
+    # Each fake engine "grows" the process by 50 MB (the real growth of a fake is noise around 0).
+    resident = itertools.count(step=50 * MB)
+    monkeypatch.setattr(selection, "measure", functools.partial(measure, rss=lambda: next(resident)))
     builds: list[str] = []
 
     def build(name: str) -> FakeEngine:
@@ -156,10 +161,12 @@ def test_choose_engine_measures_once_then_reuses_the_record(tmp_path: Path, monk
     assert again.source == "cached" and engine is None and again.name == choice.name
     assert builds == [REFERENCE, "onnx-fp32"]  # nothing loaded to measure
     assert [x.name for x in again.measured] == [REFERENCE, "onnx-fp32"]
+    assert all(x.rss_bytes == 50 * MB for x in again.measured)
     # A memory bound given later applies to the recorded figures without measuring.
     bounded, _ = selection.choose_engine(tmp_path, build=build, style_for=style, threads=2, trim_context=8,
-                                         max_rss_mb=0)
+                                         max_rss_mb=40)
     assert bounded.name == REFERENCE and bounded.source == "cached"
+    assert "memory bound" in bounded.verdicts["onnx-fp32"]
     # Another key (thread count, CPU) measures again.
     selection.choose_engine(tmp_path, build=build, style_for=style, threads=1, trim_context=8)
     assert builds[-2:] == [REFERENCE, "onnx-fp32"] and len(builds) == 4
