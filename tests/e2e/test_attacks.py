@@ -84,8 +84,16 @@ async def test_a_400_digit_number_is_spoken_whole_with_word_events(daemon: Daemo
     audio = utt.audio()
     heard, _ = transcribe(audio[int(last_digit_end * utt.sample_rate):], utt.sample_rate)
     assert {"more", "text", "after"} <= set(re.findall(r"[a-z]+", heard.lower())), heard
-    head, _ = transcribe(audio[:utt.sample_rate * 6], utt.sample_rate)
-    assert re.search(r"\b(one|1)\b", head.lower()), head  # digit by digit from the start
+    # Digit by digit from the start: the first groups are heard as "one"s. Each
+    # group is judged alone. Six seconds of "one one one one, one one one one,
+    # ..." compress so well that faster-whisper (our default temperatures) likely falls back to sampling at a
+    # higher temperature, and its answer varies from run to run on the same
+    # audio: once "C-W-N-N-N…" (a loaded full run), or "11111," (no word "1").
+    # One group at a time it heard "1, 1, 1, 1." each time it was tried.
+    groups = [w for w in words if re.search(r"\d", w.text)][:3]
+    heard_groups = [transcribe(audio[max(0, int((w.start - 0.15) * utt.sample_rate)):
+                                     int((w.end + 0.15) * utt.sample_rate)], utt.sample_rate)[0] for w in groups]
+    assert any(re.search(r"\b(one|1+)\b", h.lower()) for h in heard_groups), heard_groups
     _rss_checked(daemon, before, "400 digits")
     await _served_normally(daemon)
     assert "1111111111" not in daemon.log()  # no user text in the log, tracebacks included
