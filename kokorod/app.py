@@ -139,8 +139,9 @@ def run_server(config: ServerConfig, options: "EngineOptions", *, verbose: bool 
     setup_logging(json_lines=config.log_json, verbose=verbose)
     check_bind(config)
     check_wyoming_config(config)
-    # The daemon measures --engine auto's candidates (once per machine: recorded).
-    options = dataclasses.replace(options, measure=True, max_rss_mb=config.engine_max_rss_mb)
+    # The daemon measures --engine auto's candidates once per machine (then
+    # recorded), after it is ready, while idle (kokorod.daemon.engine_tuning).
+    options = dataclasses.replace(options, measure="later", max_rss_mb=config.engine_max_rss_mb)
 
     def load() -> list[Synthesizer]:
         started = time.perf_counter()

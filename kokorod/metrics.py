@@ -56,8 +56,9 @@ class EngineChoiceCollector:
         c = self.choice
         if c is None:
             return
-        yield InfoMetricFamily("kokorod_engine", "The engine in use; source: measured (this start), cached (an earlier "
-                               "start's measurement), forced (--engine) or default", value={
+        yield InfoMetricFamily("kokorod_engine", "The engine in use; source: measured (this run), cached (an earlier "
+                               "run's measurement), pending (int8 until measured, after ready while idle), forced "
+                               "(--engine) or default", value={
                                    "engine": c.name, "source": c.source, "reason": c.reason})
         families = {
             "cpu": GaugeMetricFamily("kokorod_engine_candidate_cpu_per_audio_seconds", "Each measured engine "

@@ -170,6 +170,17 @@ class ChunkCache:
     def __len__(self) -> int:
         return len(self._entries)
 
+    def rekey(self, engine: str) -> None:
+        """Another engine from now on (``--engine auto`` switched after measuring):
+        every entry is the old engine's audio, so all go. A render in flight
+        may still put one under the old key; no lookup reaches it, and the
+        bound evicts it in time."""
+        if engine == self.engine:
+            return
+        self.engine = engine
+        self._entries.clear()
+        self.bytes_held = 0
+
     def stats(self) -> CacheStats:
         return CacheStats(self.hits, self.misses, self.evictions, len(self._entries), self.bytes_held, self.max_bytes)
 

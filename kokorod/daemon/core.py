@@ -18,7 +18,8 @@ from kokorod.auth import AuthPolicy
 from kokorod.config import ServerConfig, ServerLimits
 from kokorod.daemon.admission import Capacity, RtfEstimator
 from kokorod.daemon.headroom import Headroom
-from kokorod.daemon.chunk_cache import build_chunk_cache
+from kokorod.daemon.chunk_cache import build_chunk_cache, engine_identity
+from kokorod.daemon.engine_tuning import Tuner, swap_engines
 from kokorod.daemon.connection_slots import ConnectionSlots, Slot, address_of
 from kokorod.daemon.front_door import PlainResponse, Refusal, RequestHead
 from kokorod.daemon.lexicon_service import install_lexicon
@@ -29,6 +30,8 @@ from kokorod.daemon.scheduler import EngineScheduler
 from kokorod.daemon.session import Services, Session
 from kokorod.daemon.warmup import Probe, measure_slope, release_free_heap, warm_up
 from kokorod.daemon.workers import WorkerSynthesizers
+from kokorod.engine.choice import Choice
+from kokorod.engine.selection import pending_of
 from kokorod.errors import KokorodError
 from kokorod.metrics import Metrics
 from kokorod.protocol.messages import CapacityInfo, LanguageInfo
@@ -82,6 +85,7 @@ class Daemon:
                                                                      self.config.limits.queue_timeout_s), self.metrics)
         self.workers: WorkerSynthesizers | None = None
         self._slope_task: asyncio.Task[float] | None = None
+        self._tuning_task: asyncio.Task[Choice | None] | None = None
         self.services: Services | None = None
         self.auth = AuthPolicy(self.config.token, self.config.allowed_origins, self.config.port,
                                bind_host=self.config.host, insecure=self.config.insecure)
@@ -208,6 +212,38 @@ class Daemon:
         # The speed slope is measured after ready, behind every listener's job.
         self._slope_task = asyncio.create_task(
             measure_slope(self.scheduler, workers, self.estimator, self.config.voice, probe), name="kokorod-measure-slope")
+        pending = pending_of(self.metrics.engine_choice.choice)
+        if pending is not None:  # --engine auto, no record yet: measured when idle, then applied
+            tuner = Tuner(pending, self.scheduler, workers, lambda: self.capacity.active == 0, self._switch_engine)
+            self._tuning_task = asyncio.create_task(self._tune(tuner), name="kokorod-engine-tuning")
+
+    async def _tune(self, tuner: Tuner) -> Choice | None:
+        try:
+            return await tuner.run()
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # never fatal: int8 keeps serving, and the next start measures again
+            log.exception("measuring the engine candidates failed; int8 stays")
+            return None
+
+    async def _switch_engine(self, choice: Choice, engines: list[Any]) -> None:
+        """Apply a measured choice: the workers' engines (when it is not int8), the
+        chunk cache's key (cached audio is the old engine's), and every report."""
+        if engines:
+            assert self.workers is not None and self.services is not None
+            await asyncio.to_thread(swap_engines, self.workers, engines)
+            cache = self.services.chunk_cache
+            if cache is not None:
+                identity = await asyncio.to_thread(engine_identity, engines[0])
+                if identity is None:  # nothing to key it by: off, as at load (build_chunk_cache)
+                    self.services.chunk_cache = self.metrics.chunk_cache.cache = None
+                else:
+                    cache.rekey(identity)
+        self.metrics.engine_choice.choice = choice
+        if self.services is not None:
+            self.services.engine = choice.name
+        log.info("engine %s from now on (%s)", choice.name, choice.reason,
+                 extra={"event": "engine_switched" if engines else "engine_kept", "fields": choice.to_dict()})
 
     def _language_detector(self, voices: tuple[str, ...]) -> "asyncio.Future[None]":
         """lang auto's detector, over the languages installed here, and its voices
@@ -269,9 +305,10 @@ class Daemon:
 
     async def aclose(self) -> None:
         """Shutdown, last half (after the listeners closed): stop the engine."""
-        if self._slope_task is not None:
-            self._slope_task.cancel()
-            await asyncio.wait([self._slope_task])  # never swallows our own cancellation
+        for task in (self._slope_task, self._tuning_task):
+            if task is not None:
+                task.cancel()
+                await asyncio.wait([task])  # never swallows our own cancellation
         await self.scheduler.aclose()
 
     async def shutdown(self) -> None:

@@ -56,14 +56,18 @@ class Measured:
 @dataclass(frozen=True)
 class Choice:
     """The engine in use and why. ``source``: measured (this start), cached (a
-    record of an earlier start on this machine), forced (``--engine``), or
-    default (nothing measured: int8)."""
+    record of an earlier start on this machine), forced (``--engine``),
+    pending (int8 while the daemon has yet to measure), or default (nothing
+    measured: int8)."""
 
     name: str
     source: str
     reason: str
     measured: tuple[Measured, ...] = ()
     verdicts: dict[str, str] = field(default_factory=dict)  # candidate -> why kept or not
+    # source "pending": what measures the candidates later (a
+    # kokorod.engine.selection.PendingMeasure); never recorded or sent.
+    pending: object = field(default=None, compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {"engine": self.name, "source": self.source, "reason": self.reason,

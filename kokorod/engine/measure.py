@@ -23,7 +23,7 @@ from typing import Callable
 
 import numpy as np
 
-from kokorod.engine.base import SAMPLE_RATE, Engine, EngineOutput
+from kokorod.engine.base import SAMPLE_RATE, CancelToken, Engine, EngineOutput
 from kokorod.engine.choice import REFERENCE, Measured
 from kokorod.engine.gate import judge
 from kokorod.engine.onnx_graph import cpu_isa
@@ -80,13 +80,58 @@ def measuring_inputs(engine: Engine, style_for: Callable[[int], np.ndarray]) -> 
     return out
 
 
+def load_candidate(name: str, build: Callable[[str], Engine], rss: Callable[[], int] = resident_bytes) -> tuple[Engine, int]:
+    """``build(name)``, and the resident size before it (growth is read after its first runs)."""
+    before = rss()
+    engine = build(name)
+    if not getattr(engine, "loaded_from_cache", True):
+        # The first build of a graph (editing and optimising it) leaves far
+        # more resident than the engine needs (fp32: +1246 MB, against +394 MB
+        # loaded from the graph cache): load it again from the cache just
+        # written and count only that.
+        del engine
+        release_free_heap()
+        before = rss()
+        engine = build(name)
+    return engine, before
+
+
+def first_outputs(engine: Engine, inputs: list[tuple[list[int], np.ndarray]],
+                  cancel: CancelToken | None = None) -> list[EngineOutput]:
+    """Each measuring sentence once: pays the engine's lazy set-up, and is what the gate compares."""
+    return [engine.run(ids, style, 1.0, cancel) for ids, style in inputs]
+
+
+def timed_run(engine: Engine, inputs: list[tuple[list[int], np.ndarray]], *, timed: int = TIMED,
+              clock: Callable[[], float] = time.process_time, cancel: CancelToken | None = None) -> float:
+    """CPU seconds per second of audio over the first ``timed`` sentences."""
+    started, audio_s = clock(), 0.0
+    for ids, style in inputs[:timed]:
+        audio_s += engine.run(ids, style, 1.0, cancel).audio.size / SAMPLE_RATE
+    return (clock() - started) / audio_s if audio_s > 0 else float("inf")
+
+
+def figures(first: dict[str, list[EngineOutput]], per_round: dict[str, list[float]],
+            growth: dict[str, int]) -> list[Measured]:
+    """Every candidate's figures: the median round, and the gate against the reference's first outputs."""
+    reference = [(o.audio, o.durations) for o in first[REFERENCE]]
+    measured = []
+    for name in per_round:
+        gate = judge(reference, [(o.audio, o.durations) for o in first[name]])
+        measured.append(Measured(name, statistics.median(per_round[name]), growth[name], gate.durations_equal,
+                                 gate.log_mel_db))
+    return measured
+
+
 def measure(names: tuple[str, ...] | list[str], build: Callable[[str], Engine],
             style_for: Callable[[int], np.ndarray], *, rounds: int = ROUNDS,
             timed: int = TIMED, rss: Callable[[], int] = resident_bytes,
             clock: Callable[[], float] = time.process_time) -> tuple[list[Measured], dict[str, Engine]]:
-    """Load, gate and time ``names`` (the reference first). Returns the figures
-    and the loaded engines (the caller keeps the chosen one). A candidate that
-    fails to load or run is left out (logged); the reference's failure raises."""
+    """Load, gate and time ``names`` (the reference first), all at once. Returns
+    the figures and the loaded engines (the caller keeps the chosen one). A
+    candidate that fails to load or run is left out (logged); the reference's
+    failure raises. (The daemon runs the same steps one by one, when idle:
+    kokorod.daemon.engine_tuning.)"""
     assert names and names[0] == REFERENCE, "the reference is measured first"
     engines: dict[str, Engine] = {}
     first: dict[str, list[EngineOutput]] = {}
@@ -94,19 +139,9 @@ def measure(names: tuple[str, ...] | list[str], build: Callable[[str], Engine],
     inputs: list[tuple[list[int], np.ndarray]] = []
     for name in names:
         try:
-            before = rss()
-            engine = build(name)
-            if not getattr(engine, "loaded_from_cache", True):
-                # The first build of a graph (editing and optimising it) leaves
-                # far more resident than the engine needs (fp32: +1246 MB,
-                # against +394 MB loaded from the graph cache): load it again
-                # from the cache just written and count only that.
-                del engine
-                release_free_heap()
-                before = rss()
-                engine = build(name)
+            engine, before = load_candidate(name, build, rss)
             inputs = inputs or measuring_inputs(engine, style_for)
-            first[name] = [engine.run(ids, style, 1.0) for ids, style in inputs]
+            first[name] = first_outputs(engine, inputs)
         except Exception as exc:
             if name == REFERENCE:
                 raise
@@ -117,14 +152,5 @@ def measure(names: tuple[str, ...] | list[str], build: Callable[[str], Engine],
     per_round: dict[str, list[float]] = {name: [] for name in engines}
     for _ in range(rounds):
         for name, engine in engines.items():
-            started, audio_s = clock(), 0.0
-            for ids, style in inputs[:timed]:
-                audio_s += engine.run(ids, style, 1.0).audio.size / SAMPLE_RATE
-            per_round[name].append((clock() - started) / audio_s if audio_s > 0 else float("inf"))
-    reference = [(o.audio, o.durations) for o in first[REFERENCE]]
-    measured = []
-    for name in engines:
-        gate = judge(reference, [(o.audio, o.durations) for o in first[name]])
-        measured.append(Measured(name, statistics.median(per_round[name]), growth[name], gate.durations_equal,
-                                 gate.log_mel_db))
-    return measured, engines
+            per_round[name].append(timed_run(engine, inputs, timed=timed, clock=clock))
+    return figures(first, per_round, growth), engines

@@ -1,8 +1,10 @@
 """``--engine auto``: the engine this machine runs, from a record or a measurement.
 
-The daemon measures (``measure=True``) when no record of this machine's
-candidates exists, writes the record, and keeps the chosen engine it loaded;
-later starts read the record and skip measuring. One-shot commands (``say
+When no record of this machine's candidates exists, the daemon starts on
+int8 and measures after it is ready, while idle (``defer=True``: the choice
+carries a ``PendingMeasure``, run by kokorod.daemon.engine_tuning), then
+writes the record and switches; later starts read the record and skip
+measuring. ``defer=False`` measures at once, before returning. One-shot commands (``say
 --local``, ``pipe``) never measure: they use a record if one exists, else int8.
 A forced engine (``--engine onnx`` / ``onnx-fp32``) is reported as forced.
 ``doctor_lines`` is what ``kokorod doctor`` prints of it.
@@ -11,18 +13,48 @@ A forced engine (``--engine onnx`` / ``onnx-fp32``) is reported as forced.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
 from kokorod.engine.base import Engine
-from kokorod.engine.choice import REFERENCE, Choice, choose
+from kokorod.engine.choice import REFERENCE, Choice, Measured, choose
 from kokorod.engine.choice_record import choice_key, cpu_model, load_record, records, save_record
 from kokorod.engine.measure import VOICE, candidate_status, measure
 from kokorod.engine.onnx_graph import cpu_isa
 
 log = logging.getLogger("kokorod.engine")
+
+
+@dataclass(frozen=True)
+class PendingMeasure:
+    """What ``choose_engine`` would have measured, for the daemon to measure
+    later: the candidates, how to build one, and where the result goes."""
+
+    cache_dir: Path
+    key: dict[str, Any]
+    names: tuple[str, ...]
+    build: Callable[[str], Engine]
+    style_for: Callable[[int], np.ndarray]
+    workers: int = 1
+    max_rss_bytes: int | None = None
+
+    def finish(self, measured: list[Measured]) -> Choice:
+        """Record the figures, and the choice they lead to."""
+        save_record(self.cache_dir, self.key, measured)
+        choice = choose(measured, source="measured", max_rss_bytes=self.max_rss_bytes, workers=self.workers)
+        log.info("engine %s", choice.summary(), extra={"event": "engine_chosen", "fields": choice.to_dict()})
+        return choice
+
+
+PENDING_REASON = "int8 until the candidates are measured (after ready, while idle)"
+
+
+def pending_of(choice: Choice | None) -> PendingMeasure | None:
+    pending = getattr(choice, "pending", None)
+    return pending if isinstance(pending, PendingMeasure) else None
 
 
 def forced(name: str) -> Choice:
@@ -31,9 +63,12 @@ def forced(name: str) -> Choice:
 
 def choose_engine(cache_dir: Path, *, build: Callable[[str], Engine], style_for: Callable[[int], np.ndarray],
                   threads: int | None, trim_context: int | None, workers: int = 1,
-                  max_rss_mb: float | None = None, measure_now: bool = True) -> tuple[Choice, Engine | None]:
+                  max_rss_mb: float | None = None, measure_now: bool = True,
+                  defer: bool = False) -> tuple[Choice, Engine | None]:
     """The choice, and the chosen engine when measuring loaded it (else None:
-    the caller loads ``choice.name``). ``build(name)`` loads one candidate."""
+    the caller loads ``choice.name``). ``build(name)`` loads one candidate.
+    With ``defer``, no record means int8 now and a choice whose ``pending``
+    (see ``pending_of``) measures later."""
     from kokorod.assets.model import MODEL_SHA256
 
     names = tuple(name for name, ok, _ in candidate_status() if ok)
@@ -45,11 +80,12 @@ def choose_engine(cache_dir: Path, *, build: Callable[[str], Engine], style_for:
         log.info("engine %s", choice.summary(), extra={"event": "engine_chosen", "fields": choice.to_dict()})
         return choice, None
     if not measure_now:
-        return Choice(REFERENCE, "default", "not measured here (the daemon measures at its first start)"), None
+        return Choice(REFERENCE, "default", "not measured here (the daemon measures once, after ready, while idle)"), None
+    pending = PendingMeasure(cache_dir, key, names, build, style_for, workers, max_rss)
+    if defer:
+        return Choice(REFERENCE, "pending", PENDING_REASON, pending=pending), None
     measured, engines = measure(names, build, style_for)
-    save_record(cache_dir, key, measured)
-    choice = choose(measured, source="measured", max_rss_bytes=max_rss, workers=workers)
-    log.info("engine %s", choice.summary(), extra={"event": "engine_chosen", "fields": choice.to_dict()})
+    choice = pending.finish(measured)
     return choice, engines.pop(choice.name)  # the others are dropped here, with their memory
 
 
@@ -61,8 +97,8 @@ def doctor_lines(cache_dir: Path) -> list[tuple[str, bool, str]]:
     here = [(key, measured) for key, measured in records(cache_dir)
             if key.get("cpu") == cpu_isa() and key.get("cpu_model") == cpu_model()]
     if not here:
-        out.append(("auto choice", True, "not measured yet on this CPU (the daemon measures at its first start "
-                                           "with --engine auto)"))
+        out.append(("auto choice", True, "not measured yet on this CPU (the daemon measures once, after it is ready, "
+                                           "while idle, with --engine auto)"))
     for key, measured in here:
         choice = choose(measured, source="cached")
         out.append(("auto choice", True, f"threads {key.get('threads')}, onnxruntime {key.get('onnxruntime')}: "
@@ -70,4 +106,4 @@ def doctor_lines(cache_dir: Path) -> list[tuple[str, bool, str]]:
     return out
 
 
-__all__ = ["choose_engine", "doctor_lines", "forced", "VOICE"]
+__all__ = ["choose_engine", "doctor_lines", "forced", "pending_of", "PendingMeasure", "VOICE"]

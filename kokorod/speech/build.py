@@ -23,9 +23,10 @@ class EngineOptions:
     graph_cache: bool | None = None   # ONNX: cache the optimised graph (None: on unless $KOKOROD_ONNX_GRAPH_CACHE=0)
     trim_silence: str | None = None   # ONNX: "off" or context frames K (None: $KOKOROD_ONNX_TRIM_SILENCE, else on)
     # auto: measure the ONNX candidates when no record of them exists (the
-    # daemon does; one-shot commands use a record or int8), and exclude those
-    # whose resident growth times ``workers`` exceeds ``max_rss_mb``.
-    measure: bool = False
+    # daemon does, after it is ready: "later"; "now" before returning;
+    # one-shot commands never: a record or int8), and exclude those whose
+    # resident growth times ``workers`` exceeds ``max_rss_mb``.
+    measure: str = "never"
     workers: int = 1
     max_rss_mb: float | None = None
 
@@ -92,4 +93,5 @@ def _choose(opts: EngineOptions, cache: Path, store: VoiceStore, load: Any) -> t
     pack = store.pack(VOICE)
     return choose_engine(cache, build=load, style_for=lambda n: store.style_for(pack, n), threads=opts.threads,
                          trim_context=trim_context(opts.trim_silence), workers=opts.workers,
-                         max_rss_mb=opts.max_rss_mb, measure_now=opts.measure)
+                         max_rss_mb=opts.max_rss_mb, measure_now=opts.measure != "never",
+                         defer=opts.measure == "later")

@@ -244,3 +244,18 @@ def test_trimmed_decoding_is_part_of_the_engine_identity() -> None:
     full = SimpleNamespace(name="onnx", graph_cache=cache, threads=2, trim_context=None, trim_cut="decoder")
     trimmed = SimpleNamespace(name="onnx", graph_cache=cache, threads=2, trim_context=8, trim_cut="decoder")
     assert engine_identity(full) != engine_identity(trimmed)
+
+
+def test_rekeyed_for_another_engine_it_starts_over() -> None:
+    """--engine auto switched after measuring: int8's audio must not be served as fp32's."""
+    cache = ChunkCache(10 * 2**20, "int8")
+    old = _key(cache, "Hello there.")
+    cache.put(old, _rendered())
+    cache.rekey("int8")  # the same engine: nothing changes
+    assert len(cache) == 1
+    cache.rekey("fp32")
+    new = _key(cache, "Hello there.")
+    assert new != old and len(cache) == 0 and cache.bytes_held == 0
+    assert cache.get(new) is None
+    cache.put(old, _rendered())  # a render in flight under the old key: kept, never found by a new key
+    assert cache.get(new) is None

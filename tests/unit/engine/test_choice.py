@@ -11,7 +11,7 @@ import pytest
 
 from kokorod.engine import choice_record, selection
 from kokorod.engine.base import SAMPLES_PER_FRAME, EngineOutput
-from kokorod.engine.choice import REFERENCE, Measured, choose
+from kokorod.engine.choice import REFERENCE, Choice, Measured, choose
 from kokorod.engine.gate import MAX_LOG_MEL_DB, judge, log_mel_distance
 from kokorod.engine.measure import measure
 
@@ -201,3 +201,22 @@ def test_ready_capacity_carries_the_engine() -> None:
     assert info.to_dict()["engine"] == "onnx-fp32"
     assert "engine" not in CapacityInfo(rtf=0.4, max_streams=1, active=0).to_dict()  # as older daemons sent it
     assert _capacity({"capacity": info.to_dict()}) == info
+
+
+def test_the_daemon_defers_measuring_int8_now_and_a_pending_measure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(selection, "candidate_status", lambda: [(REFERENCE, True, ""), ("onnx-fp32", True, "")])
+
+    def build(name: str) -> FakeEngine:
+        raise AssertionError("measured before ready")
+
+    choice, engine = selection.choose_engine(tmp_path, build=build, style_for=lambda n: np.zeros((1, 256)),
+                                             threads=None, trim_context=8, workers=2, max_rss_mb=500, defer=True)
+    pending = selection.pending_of(choice)
+    assert (choice.name, choice.source, engine) == (REFERENCE, "pending", None) and pending is not None
+    assert pending.names == (REFERENCE, "onnx-fp32") and pending.workers == 2 and pending.max_rss_bytes == 500 * MB
+    assert "pending" not in choice.to_dict() and choice == Choice(REFERENCE, "pending", choice.reason)
+    finished = pending.finish([Measured(REFERENCE, 1.0, 100 * MB), Measured("onnx-fp32", 0.5, 200 * MB)])
+    assert finished.name == "onnx-fp32" and finished.source == "measured"
+    again, _ = selection.choose_engine(tmp_path, build=build, style_for=lambda n: np.zeros((1, 256)),
+                                       threads=None, trim_context=8, workers=2, max_rss_mb=500, defer=True)
+    assert (again.name, again.source) == ("onnx-fp32", "cached") and selection.pending_of(again) is None
