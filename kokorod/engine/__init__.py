@@ -17,8 +17,10 @@ from kokorod.engine.base import (
 from kokorod.torch_free import torch_blocked  # noqa: F401  (re-exported)
 
 # auto: the ONNX candidate measured fastest here (kokorod.engine.selection);
-# onnx: the int8 graph; onnx-fp32: fp32 convolutions; torch: the PyTorch model.
-ENGINE_CHOICES = ("auto", "onnx", "onnx-fp32", "torch")
+# onnx: the int8 graph; onnx-fp32: fp32 convolutions; openvino-split: int8
+# front in onnxruntime, bf16 decoder in OpenVINO (extra kokorod[openvino]);
+# torch: the PyTorch model.
+ENGINE_CHOICES = ("auto", "onnx", "onnx-fp32", "openvino-split", "torch")
 # Environment overrides for the ONNX engine's load options (no CLI flags yet).
 DEQUANTIZE_ENV = "KOKOROD_ONNX_DEQUANTIZE"    # none | conv
 GRAPH_CACHE_ENV = "KOKOROD_ONNX_GRAPH_CACHE"  # 0 turns the optimised-graph cache off
@@ -76,6 +78,12 @@ def load_engine(
     else:
         path = ensure_model(cache_dir)  # verifies the sha256
         sha = MODEL_SHA256
+    if kind == "openvino-split":
+        from kokorod.engine.openvino_engine import OpenVinoSplitEngine
+
+        return OpenVinoSplitEngine(path, cache_dir=cache_dir, model_sha256=sha, threads=threads,
+                                   trim_context=trim_context(trim_silence if trim_silence is not None
+                                                             else os.environ.get(TRIM_SILENCE_ENV)))
     if dequantize is None:
         dequantize = os.environ.get(DEQUANTIZE_ENV) or "none"
     if graph_cache is None:

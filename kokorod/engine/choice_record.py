@@ -44,7 +44,7 @@ def choice_key(*, model_sha256: str, threads: int | None, trim_context: int | No
                candidates: tuple[str, ...]) -> dict[str, str]:
     import onnxruntime as ort
 
-    return {
+    key = {
         "record": str(RECORD_VERSION),
         "model_sha256": model_sha256,
         "graph_edit": str(GRAPH_EDIT_VERSION),
@@ -55,6 +55,11 @@ def choice_key(*, model_sha256: str, threads: int | None, trim_context: int | No
         "threads": "default" if threads is None else str(threads),
         "candidates": ",".join(candidates),
     }
+    if "openvino-split" in candidates:  # its kernels, and so its speed and audio, are OpenVINO's
+        from importlib.metadata import version
+
+        key["openvino"] = version("openvino")
+    return key
 
 
 def record_path(cache_dir: Path, key: dict[str, str]) -> Path:

@@ -81,6 +81,8 @@ class OnnxEngine:
         # One cache entry per session: the whole graph, or the two parts of a
         # trimmed run (each part's key names it and the cut).
         self.parts = ("whole",) if trim_context is None else (f"{trim_cut}-front", f"{trim_cut}-back")
+        if self._back_elsewhere:  # a subclass runs the back part itself (openvino_engine.py)
+            self.parts = (f"{trim_cut}-front",)
         self.graph_caches: dict[str, GraphCache] = {}
         if cache_dir is not None:
             if model_sha256 is None:
@@ -100,7 +102,7 @@ class OnnxEngine:
         self.loaded_from_cache = loader.loaded_from_cache
         self._session = sessions[0]
         self._back = sessions[1] if len(sessions) > 1 else None
-        self._rates = rates_of([i.name for i in self._back.get_inputs()]) if self._back is not None else []
+        self._rates = rates_of(self._back_input_names())
         self.vocab = load_vocab()
         self._silent = silent_ids(self.vocab)
         self._lock = threading.Lock()
@@ -152,7 +154,7 @@ class OnnxEngine:
         }
         try:
             with self._lock:
-                if self._back is None:
+                if self.parts == ("whole",):
                     audio, durations = self._session.run(["audio", DURATIONS_TENSOR], feed, run_options)
                 else:
                     audio, durations = self._run_trimmed(token_ids, feed, run_options, cancel)
@@ -181,8 +183,17 @@ class OnnxEngine:
         back_feed: dict[str, Any] = slice_inputs(self.trim_cut, dict(zip(names, cut)), plan)
         back_feed["style"] = feed["style"]
         back_feed.update(weight_feed(frame_weights(plan), self._rates))
+        return place(plan, self._decode(back_feed, run_options, cancel)), durations
+
+    # The back part, here onnxruntime's; a subclass may run it elsewhere.
+    _back_elsewhere = False
+
+    def _back_input_names(self) -> list[str]:
+        return [i.name for i in self._back.get_inputs()] if self._back is not None else []
+
+    def _decode(self, back_feed: dict[str, Any], run_options: Any, cancel: CancelToken | None) -> Any:
         (decoded,) = self._back.run(["audio"], back_feed, run_options)
-        return place(plan, decoded), durations
+        return decoded
 
     def plan(self, token_ids: list[int], durations: Any) -> TrimPlan:
         """Which frames of a run this engine decodes (all of them when not trimming)."""

@@ -53,7 +53,19 @@ CUTS: dict[str, dict[str, tuple[int, int]]] = {
         "/decoder/decoder/decode.3/Div_4_output_0": (2, 0),
         "/decoder/decoder/generator/Pad_output_0": (SAMPLES_PER_FRAME, 20),
     },
+    # The decoder's inputs and the generator's harmonic source after its STFT
+    # (magnitude and phase, (1, 22, 120*frames + 1)): what the split engine
+    # computes in onnxruntime before OpenVINO decodes (openvino_engine.py).
+    "source": {
+        "/encoder/MatMul_1_output_0": (1, 0),
+        "/encoder/Reshape_output_0": (2, 0),
+        "/encoder/Reshape_1_output_0": (2, 0),
+        "/decoder/decoder/generator/Concat_3_output_0": (SAMPLES_PER_FRAME // 5, 1),
+    },
 }
+# Channels of the cut tensors (0: (1, time)), for those the export left without a shape.
+CUT_CHANNELS = {"/encoder/MatMul_1_output_0": 512, "/encoder/Reshape_output_0": 0, "/encoder/Reshape_1_output_0": 0,
+                "/decoder/decoder/generator/Concat_3_output_0": 22}
 DEFAULT_CUT = "decoder"
 # Context frames kept at each edge. Fewer blow up or soften the speech: at K=2
 # "Sure." peaked at 19.8 (0.49 in full); at K=6 its speech level was -1.0 dB
@@ -149,8 +161,17 @@ def split_model(model: Any, cut: str) -> tuple[Any, Any]:
     tensors; back = the cut's tensors + style → audio."""
     import onnx.utils
 
+    from onnx import TensorProto, helper
+
     names = list(CUTS[cut])
     extractor = onnx.utils.Extractor(model)
     front = extractor.extract_model(["tokens", "style", "speed"], [DURATIONS, *names])
     back = extractor.extract_model([*names, "style"], ["audio"])
+    # The export declares no shape for some cut tensors (the harmonic source);
+    # trim_norms.norm_rates and OpenVINO's reader need at least their rank.
+    for i, value in enumerate(back.graph.input):
+        if value.name in CUT_CHANNELS and not value.type.tensor_type.shape.dim:
+            channels = CUT_CHANNELS[value.name]
+            value.CopyFrom(helper.make_tensor_value_info(
+                value.name, TensorProto.FLOAT, [1, *([channels] if channels else []), f"time{i}"]))
     return front, back

@@ -71,7 +71,7 @@ class CapacityInfo:
     # Background requests ("priority": "background") running or waiting now.
     background: int | None = None
     # The engine synthesizing (--engine, or what auto chose here: onnx, onnx-fp32,
-    # torch). None: an older daemon.
+    # openvino-split, torch). None: an older daemon.
     engine: str | None = None
 
     def to_dict(self) -> dict[str, Any]:

@@ -86,7 +86,7 @@ def _choose(opts: EngineOptions, cache: Path, store: VoiceStore, load: Any) -> t
 
     if opts.engine == "onnx" and (opts.dequantize or os.environ.get(DEQUANTIZE_ENV) or "none") == "conv":
         return forced("onnx-fp32"), None  # what $KOKOROD_ONNX_DEQUANTIZE=conv always meant
-    if opts.engine in ("onnx", "onnx-fp32"):
+    if opts.engine in ("onnx", "onnx-fp32", "openvino-split"):
         return forced(opts.engine), None
     if opts.engine != "auto" or opts.model or opts.dequantize or os.environ.get(DEQUANTIZE_ENV):
         return None, None  # torch, a custom model, or a dequantisation asked for by name
