@@ -110,9 +110,12 @@ def engine_identity(engine: Any) -> str | None:
     dequantisation, onnxruntime version, CPU instruction sets) plus the
     intra-op thread count (a different split of the work may round
     differently). Blocking when the graph cache is off (hashes the model
-    file): call it off the event loop. The torch engine gets None: on a GPU its
+    file): call it off the event loop. The split engine (openvino-split): its
+    front part's key, plus its back part's (OpenVINO IR), OpenVINO's version
+    and the inference precision. The torch engine gets None: on a GPU its
     kernels need not be deterministic, and its weights have no cheap digest."""
-    if getattr(engine, "name", None) != "onnx":
+    name = getattr(engine, "name", None)
+    if name not in ("onnx", "openvino-split"):
         return None
     graph_cache = getattr(engine, "graph_cache", None)
     if graph_cache is not None:
@@ -126,7 +129,13 @@ def engine_identity(engine: Any) -> str | None:
     # Trimmed decoding (kokorod.engine.trim) changes the audio at the edges;
     # its context is a run-time setting, not part of the graph's key.
     key["trim"] = f"{getattr(engine, 'trim_context', None)}:{getattr(engine, 'trim_cut', None)}"
-    return "onnx:" + hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
+    if name == "openvino-split":
+        from importlib.metadata import version
+
+        key["back"] = json.dumps(engine.back_graph.key, sort_keys=True)
+        key["openvino"] = version("openvino")
+        key["precision"] = str(engine.precision)
+    return f"{name}:" + hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
 
 
 def entry_bytes(key: ChunkKey, rendered: Rendered) -> int:

@@ -193,6 +193,22 @@ def test_engine_identity_follows_the_build(change: dict[str, str]) -> None:
     assert engine_identity(_onnx(threads=1)) != engine_identity(_onnx(threads=2))
 
 
+def test_the_split_engine_is_keyed_by_both_parts_and_its_precision(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.metadata
+
+    monkeypatch.setattr(importlib.metadata, "version", lambda name: "2026.4.1")
+
+    def split(back: str = "b1", precision: str = "bf16") -> Any:
+        engine = _onnx()
+        engine.name, engine.back_graph, engine.precision = "openvino-split", SimpleNamespace(key={"k": back}), precision
+        return engine
+
+    assert engine_identity(split()) == engine_identity(split())
+    assert engine_identity(split()) != engine_identity(_onnx())  # not int8's audio
+    assert engine_identity(split(back="b2")) != engine_identity(split())
+    assert engine_identity(split(precision="f32")) != engine_identity(split())
+
+
 def test_no_identity_no_cache() -> None:
     assert engine_identity(SimpleNamespace(name="torch")) is None
     assert build_chunk_cache(32, SimpleNamespace(name="torch")) is None
