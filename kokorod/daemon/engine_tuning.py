@@ -6,8 +6,12 @@ and becomes ready at once (measuring first cost 13-20 s of start-up on a
 owned by the daemon:
 
 1. it waits until no stream is admitted and no engine job waits or runs;
-2. it loads each candidate on a thread of its own at a low OS priority, so a
-   graph built for the first time never holds an engine worker;
+2. it loads each candidate on a thread of its own, so a graph built for the
+   first time never holds an engine worker (not at a lower OS priority: the
+   session's intra-op threads, created there, inherit it: on a loaded
+   machine int8 then measured 1.26-1.47 CPU s per audio s, and took 98-121 s
+   to measure, against 0.50-0.62 measured before ready, and 0.68 in 38 s
+   without it: bench/engine_start.py);
 3. it runs the measuring sentences through each candidate (the gate's
    inputs) and times them in interleaved rounds, each run a *background*
    scheduler job: it runs only when no listener's job waits, and any
@@ -31,7 +35,6 @@ import asyncio
 import contextlib
 import logging
 import math
-import os
 import threading
 import time
 from typing import Any, Awaitable, Callable, TypeVar
@@ -50,7 +53,6 @@ T = TypeVar("T")
 IDLE_S = 2.0          # seconds without streams or engine jobs before a step starts
 POLL_S = 0.25
 MAX_DISTURBED = 20    # disturbed rounds before giving up until the next start
-LOAD_NICE = 10        # the loading thread's niceness (Linux: per thread)
 
 
 class Tuner:
@@ -102,7 +104,7 @@ class Tuner:
             await self.wait_idle()
             try:
                 self.phase = "loading"
-                engine, before = await in_low_priority_thread(lambda n=name: load_candidate(n, self.pending.build, self.rss))
+                engine, before = await in_own_thread(lambda n=name: load_candidate(n, self.pending.build, self.rss))
                 inputs = inputs or measuring_inputs(engine, self.pending.style_for)
                 self.phase = "gating"
                 first[name] = await self.background(lambda token, e=engine: first_outputs(e, inputs, token))
@@ -136,7 +138,7 @@ class Tuner:
             chosen.append(engines.pop(choice.name))
             for _ in range(self.workers_count - 1):
                 await self.wait_idle()
-                chosen.append(await in_low_priority_thread(lambda: self.pending.build(choice.name)))
+                chosen.append(await in_own_thread(lambda: self.pending.build(choice.name)))
         engines.clear()  # the candidates not chosen go, with their memory
         await asyncio.to_thread(release_free_heap)
         await self._apply(choice, chosen)
@@ -164,10 +166,9 @@ class Tuner:
         return await self.scheduler.submit(fn, urgency=lambda: math.inf, background=True)
 
 
-async def in_low_priority_thread(fn: Callable[[], T]) -> T:
-    """``fn()`` on a thread of its own at niceness ``LOAD_NICE`` (Linux sets it
-    per thread; elsewhere it runs at normal priority). A daemon thread: a
-    graph build cannot be interrupted, and must not hold up a shutdown."""
+async def in_own_thread(fn: Callable[[], T]) -> T:
+    """``fn()`` on a thread of its own. A daemon thread: a graph build cannot
+    be interrupted, and must not hold up a shutdown."""
     loop = asyncio.get_running_loop()
     future: asyncio.Future[T] = loop.create_future()
 
@@ -180,10 +181,6 @@ async def in_low_priority_thread(fn: Callable[[], T]) -> T:
             future.set_result(result)  # type: ignore[arg-type]
 
     def body() -> None:
-        try:
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), LOAD_NICE)
-        except (AttributeError, OSError):
-            pass
         result: T | None = None
         error: BaseException | None = None
         try:
