@@ -123,6 +123,11 @@ class Tuner:
             if self.disturbed >= MAX_DISTURBED:
                 log.warning("engine measurement given up: %d rounds disturbed by listeners' work; int8 stays "
                             "until the next start measures again", self.disturbed)
+                engines.clear()
+                await asyncio.to_thread(release_free_heap)
+                self.phase = "done"
+                await self._apply(Choice(REFERENCE, "default", f"measurement given up: {self.disturbed} rounds "
+                                         "disturbed by listeners' work (the next start measures again)"), [])
                 return None
             await self.wait_idle()
             figures_now = await self.round(engines, inputs)

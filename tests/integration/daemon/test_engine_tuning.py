@@ -158,6 +158,8 @@ async def test_it_gives_up_when_never_left_alone_and_writes_no_record(tmp_path: 
 
     monkeypatch.setattr(FakeEngine, "run", run)
     choice, applied, pool, _, tuner = await tune(tmp_path, {REFERENCE: 0.01, "x": 0.005}, idle=idle)
-    assert choice is None and applied == [] and tuner.disturbed == 2
+    assert choice is None and tuner.disturbed == 2
+    [(said, engines)] = applied  # reported: int8, and why
+    assert (said.name, said.source, engines) == (REFERENCE, "default", []) and "given up" in said.reason
     assert pool.synths[0].engine.name == REFERENCE
     assert not list(tmp_path.glob("onnx/engine-choice-*.json"))
