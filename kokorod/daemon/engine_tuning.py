@@ -43,7 +43,8 @@ from kokorod.daemon.scheduler import EngineScheduler
 from kokorod.daemon.workers import WorkerSynthesizers
 from kokorod.engine.base import Engine, EngineOutput
 from kokorod.engine.choice import REFERENCE, Choice
-from kokorod.engine.measure import ROUNDS, figures, first_outputs, load_candidate, measuring_inputs, resident_bytes, timed_run
+from kokorod.engine.measure import (ROUNDS, figures, first_outputs, load_candidate, long_input, measuring_inputs,
+                                    resident_bytes, timed_run)
 from kokorod.engine.selection import PendingMeasure
 from kokorod.heap import release_free_heap
 
@@ -108,6 +109,8 @@ class Tuner:
                 inputs = inputs or measuring_inputs(engine, self.pending.style_for)
                 self.phase = "gating"
                 first[name] = await self.background(lambda token, e=engine: first_outputs(e, inputs, token))
+                long = long_input(engine, self.pending.style_for)
+                await self.background(lambda token, e=engine: e.run(*long, 1.0, token))
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

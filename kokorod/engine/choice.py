@@ -32,7 +32,7 @@ class Measured:
 
     name: str
     cpu_per_audio_s: float      # median over rounds of CPU seconds per second of audio
-    rss_bytes: int              # resident growth of loading it and its first runs
+    rss_bytes: int              # resident growth of loading it, its first runs and one ~8 s input
     durations_equal: bool = True
     log_mel_db: float = 0.0     # worst sentence's distance to the reference's audio
 

@@ -23,7 +23,7 @@ from kokorod.engine.onnx_graph import GRAPH_CACHE_DIR, GRAPH_EDIT_VERSION, TRIM_
 
 log = logging.getLogger("kokorod.engine")
 
-RECORD_VERSION = 1  # bump when what is measured, or how, changes
+RECORD_VERSION = 2  # bump when what is measured, or how, changes (2: growth after a long input too)
 RECORD_KEEP = 6     # records kept (least recently used go), like the graph cache
 
 
