@@ -17,45 +17,19 @@ import threading
 from pathlib import Path
 from typing import Any, Iterator
 
-import numpy as np
-import numpy.typing as npt
 import pytest
 
 from kokorod import cli
 from kokorod.audio.wav import read_wav
 from kokorod.config import ServerConfig
-from kokorod.engine.base import SAMPLE_RATE, SAMPLES_PER_FRAME, CancelToken, EngineOutput
+from kokorod.engine.base import SAMPLE_RATE
 from kokorod.protocol.messages import Audio, Chunk, Done, Error, Ready, Speak, Warning, WordEvent
 from kokorod.speech.synthesizer import Synthesizer
+from support.tone_engine import ToneEngine
 
 TEXT = 'Hello there. <break time="2s"/> General Kenobi. 🦄 and Zorblax'
 WORDS = ["Hello", "there", "General", "Kenobi", "and", "Zorblax"]
 LEXICON = '[en-us]\nZorblax = "zˈɔɹblæks"\n'
-FRAMES_PER_PHONEME = 2
-
-
-class ToneEngine:
-    """The Engine contract (kokorod.engine.base.Engine) without a model: every
-    phoneme id is FRAMES_PER_PHONEME frames of tone, so the audio's length
-    follows the phonemes (and so the lexicon) exactly."""
-
-    name = "tone"
-    sample_rate = SAMPLE_RATE
-
-    def __init__(self, vocab: dict[str, int]) -> None:
-        self.vocab = vocab
-        self.phonemes: list[list[int]] = []
-
-    def run(self, token_ids: list[int], style: npt.NDArray[np.float32], speed: float,
-            cancel: CancelToken | None = None) -> EngineOutput:
-        if cancel is not None:
-            cancel.raise_if_cancelled()
-        self.phonemes.append(list(token_ids))
-        durations = np.full(len(token_ids), FRAMES_PER_PHONEME, dtype=np.int64)
-        t = np.arange(int(durations.sum()) * SAMPLES_PER_FRAME) / SAMPLE_RATE
-        return EngineOutput((0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), durations)
-
-
 @pytest.fixture(scope="module")
 def lexicon_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("lexicon") / "lexicon.toml"
