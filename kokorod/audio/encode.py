@@ -57,14 +57,18 @@ import functools
 import struct
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Final, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Final, Protocol, runtime_checkable
 
-import av
 import numpy as np
 
 from kokorod.audio.formats import Int16Array
 from kokorod.audio.ogg_pages import OPUS_GRANULE_RATE, OggGranules, opus_pre_skip
 from kokorod.model_facts import SAMPLE_RATE
+
+if TYPE_CHECKING:
+    # PyAV is imported by the first compressed encoder, not at start-up: a daemon
+    # whose clients take PCM never loads it (17 MB resident).
+    import av
 
 MP3: Final = "mp3"
 OPUS: Final = "opus"
@@ -233,6 +237,8 @@ class _ByteSink:
 
 class _PyAVEncoder(_EncoderBase):
     def __init__(self, fmt: str, sample_rate: int, bitrate: int | None) -> None:
+        import av
+
         spec = _spec(fmt)
         assert spec.muxer is not None
         rates = av.Codec(spec.codec, "w").audio_rates
@@ -263,6 +269,8 @@ class _PyAVEncoder(_EncoderBase):
         self._packet_end = 0
 
     def encode(self, pcm: Int16Array) -> bytes:
+        import av  # loaded by __init__: a dictionary lookup
+
         samples = self._accept(pcm)
         if samples.size:
             frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout="mono")
@@ -320,6 +328,8 @@ def _measured_priming(fmt: str, sample_rate: int, bitrate: int) -> int:
     """Encoder delay at the input rate, measured once per configuration: FFmpeg
     stamps the first packet ``-initial_padding`` (PyAV does not expose the field,
     and ``CodecContext.delay`` stays 0 for these encoders)."""
+    import av
+
     spec = _spec(fmt)
     codec = av.CodecContext.create(spec.codec, "w")
     assert isinstance(codec, av.AudioCodecContext)
