@@ -1,7 +1,7 @@
 """The split engine (kokorod/engine/openvino_engine.py) with the real model:
 onnxruntime's int8 front gives the reference's durations by construction, the
-OpenVINO bf16 back part passes the quality gate against int8, a cancel reaches
-it, and a second load comes from the caches. Skipped without openvino
+OpenVINO bf16 back part is heard and scored like int8 (Whisper, DNSMOS), a
+cancel reaches it, and a second load comes from the caches. Skipped without openvino
 (the extra kokorod[openvino])."""
 
 from __future__ import annotations
@@ -52,8 +52,18 @@ def _inputs(engine: object, cache: Path) -> list[tuple[list[int], np.ndarray]]:
     return out
 
 
-def test_the_split_engine_keeps_int8_durations_and_passes_the_gate(engines: tuple[object, object], cache: Path) -> None:
+# The measuring sentences as written (kokorod.engine.measure.SENTENCES are their phonemes).
+WRITTEN = ("Members can borrow up to ten books.", "Sure, let me check that for you.",
+           "The library opens at nine, and closes at six.")
+
+
+def test_the_split_engine_keeps_int8_durations_and_speaks_as_well(engines: tuple[object, object], cache: Path) -> None:
+    """What holds on every CPU: the durations are int8's by construction, and
+    the audio is heard and scored like int8's. The quality gate's figure is
+    printed, not asserted: on another CPU it may decide against the split
+    engine, which is the gate doing its job (auto then keeps int8)."""
     from kokorod.engine.gate import MAX_LOG_MEL_DB, judge
+    from support.asr import dnsmos, transcribe, word_error_rate
 
     int8, split = engines
     inputs = _inputs(int8, cache)
@@ -62,9 +72,19 @@ def test_the_split_engine_keeps_int8_durations_and_passes_the_gate(engines: tupl
     for r, g in zip(ref, got):
         assert np.array_equal(r.durations, g.durations) and r.audio.shape == g.audio.shape
         assert np.isfinite(g.audio).all() and 0.05 < np.abs(g.audio).max() < 1.5
+    gap = np.zeros(7200, np.float32)  # 0.3 s between sentences
+    joined = {name: np.concatenate([x for o in outs for x in (o.audio, gap)])
+              for name, outs in (("int8", ref), ("split", got))}
+    errors = {name: word_error_rate(" ".join(WRITTEN), transcribe(audio)[0]) for name, audio in joined.items()}
+    scores = {name: dnsmos(audio)["ovrl"] for name, audio in joined.items()}
     gate = judge([(r.audio, r.durations) for r in ref], [(g.audio, g.durations) for g in got])
-    # The bound with room: measured 1.79-2.24 dB here (AVX-512 BF16).
-    assert gate.passed and gate.log_mel_db < MAX_LOG_MEL_DB, gate
+    print(f"split vs int8: WER {errors['split']:.3f} / {errors['int8']:.3f}, DNSMOS OVRL {scores['split']:.3f} / "
+          f"{scores['int8']:.3f}, gate {gate.log_mel_db:.2f} dB (bound {MAX_LOG_MEL_DB}; 1.79-2.24 dB on an "
+          f"AVX-512 BF16 EPYC)")
+    # Margins that hold on any CPU: two words of 20 more misheard, and a DNSMOS drop
+    # far smaller than bf16 over the whole graph caused (3.4 -> 1.8-2.6).
+    assert errors["split"] <= errors["int8"] + 0.1
+    assert scores["split"] >= scores["int8"] - 0.3
 
 
 def test_a_cancel_reaches_the_openvino_part(engines: tuple[object, object], cache: Path,
