@@ -243,6 +243,9 @@ class EngineScheduler:
                 run = loop.create_task(self._run(job, worker), name=f"kokorod-engine-run-{worker}")
                 self._runs.add(run)
                 run.add_done_callback(self._runs.discard)
+            # Not kept while we wait: a finished job's closure can hold a whole
+            # engine (--engine auto's candidates, ~300 MB for fp32).
+            job = picked = None  # type: ignore[assignment]
             await self._wakeup.wait()
 
     async def _run(self, job: _Job[object], worker: int) -> None:

@@ -163,3 +163,36 @@ async def test_it_gives_up_when_never_left_alone_and_writes_no_record(tmp_path: 
     assert (said.name, said.source, engines) == (REFERENCE, "default", []) and "given up" in said.reason
     assert pool.synths[0].engine.name == REFERENCE
     assert not list(tmp_path.glob("onnx/engine-choice-*.json"))
+
+
+@pytest.mark.parametrize("costs, kept", [({REFERENCE: 0.01, "slow": 0.02}, []),
+                                         ({REFERENCE: 0.03, "fast": 0.01}, ["fast", "fast"])])
+async def test_engines_not_kept_are_gone_when_the_heap_is_trimmed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                  costs: dict[str, float], kept: list[str]) -> None:
+    """The heap is handed back to the OS only once the candidates not chosen
+    (and, after a switch, the int8 engines swapped out) are unreachable: a
+    candidate still referenced then stays resident for the daemon's life."""
+    import gc
+    import weakref
+
+    from kokorod.daemon import engine_tuning
+
+    made: list[weakref.ref[FakeEngine]] = []
+    original_init = FakeEngine.__init__
+
+    def init(self: FakeEngine, name: str, cost_s: float) -> None:
+        original_init(self, name, cost_s)
+        made.append(weakref.ref(self))
+
+    alive_at_trims: list[list[str]] = []
+
+    def trim() -> None:
+        gc.collect()
+        alive_at_trims.append(sorted(e.name for ref in made if (e := ref()) is not None))
+
+    monkeypatch.setattr(FakeEngine, "__init__", init)
+    monkeypatch.setattr(engine_tuning, "release_free_heap", trim)
+    choice, _, pool, _, _ = await tune(tmp_path, costs, workers=2)
+    assert choice is not None and [s.engine.name for s in pool.synths] == (kept or [REFERENCE, REFERENCE])
+    # The last trim sees only the engines that serve from now on.
+    assert alive_at_trims and alive_at_trims[-1] == sorted(kept or [REFERENCE, REFERENCE])
