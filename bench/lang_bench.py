@@ -133,6 +133,7 @@ def free_port() -> int:
 
 def daemon_env(pythonpath: list[str]) -> dict[str, str]:
     env = dict(os.environ)
+    env.setdefault("KOKOROD_ENGINE", "onnx")  # the same engine for both trees (bench/machine.py daemon_env)
     if pythonpath:
         env["PYTHONPATH"] = os.pathsep.join([*pythonpath, *filter(None, [env.get("PYTHONPATH")])])
     return env

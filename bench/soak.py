@@ -33,8 +33,10 @@ import websockets
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
 from kokorod.auth import is_loopback  # noqa: E402
+from machine import daemon_env  # noqa: E402
 from kokorod.protocol.codec import MsgpackCodec  # noqa: E402
 from kokorod.protocol.messages import Audio, Cancel, Cancelled, Config, Done, Error, Speak  # noqa: E402
 
@@ -349,7 +351,7 @@ def start_daemon(extra: list[str], log_path: Path) -> tuple[subprocess.Popen[byt
         port = s.getsockname()[1]
     log = open(log_path, "wb")
     proc = subprocess.Popen([sys.executable, "-m", "kokorod", "serve", "--host", "127.0.0.1", "--port", str(port), *extra],
-                            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+                            cwd=ROOT, env=daemon_env(), stdout=log, stderr=subprocess.STDOUT)
     deadline = time.time() + 180
     while time.time() < deadline:
         if proc.poll() is not None:

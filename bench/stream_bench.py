@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from machine import cpu_info, describe  # noqa: E402
+from machine import cpu_info, daemon_env, describe  # noqa: E402
 
 from kokorod.protocol.codec import MsgpackCodec  # noqa: E402
 from kokorod.protocol.messages import Audio, Cancelled, Done, Error, Speak  # noqa: E402
@@ -149,7 +149,7 @@ def free_port() -> int:
 
 def start_daemon(port: int, *extra: str) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen([sys.executable, "-m", "kokorod", "serve", "--port", str(port), *extra], cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            env=daemon_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 180
     while time.time() < deadline:
         try:
