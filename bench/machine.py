@@ -51,13 +51,13 @@ def describe(info: dict[str, Any] | None = None) -> str:
             f"python {info['python']}" + (f", onnxruntime {info['onnxruntime']}" if "onnxruntime" in info else ""))
 
 
-def daemon_env(base: dict[str, str] | None = None) -> dict[str, str]:
+def daemon_env() -> dict[str, str]:
     """The environment for a daemon a bench starts: int8 (``--engine onnx``)
     unless the bench says otherwise. With ``auto`` a daemon with no record
     measures its candidates once it is idle, in the middle of a bench (two
     daemons side by side then steal each other's CPU, and loading the fp32
     candidate peaks near 2 GB): the first-audio bench measured 0.97x instead
     of ~0.4x that way. Benches that compare engines pass ``--engine``."""
-    env = dict(os.environ if base is None else base)
+    env = dict(os.environ)
     env.setdefault("KOKOROD_ENGINE", "onnx")
     return env
