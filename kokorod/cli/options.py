@@ -26,8 +26,8 @@ def add_engine_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--config", default=None, help="Kokoro config.json for --engine torch (default: from the hub)")
     g.add_argument("--device", default="auto", help="torch device: auto, cpu, cuda, mps")
     g.add_argument("--trim-silence", default=None, metavar="K|off",
-                   help="ONNX: decode only K frames (25 ms each) of each chunk's edge silence; off decodes all of it "
-                        "(default: $KOKOROD_ONNX_TRIM_SILENCE, else on with K=8)")
+                   help="ONNX: decode only K frames (25 ms each) of the silence before each chunk's speech and "
+                        "min(K, 2) after it; off decodes all of it (default: $KOKOROD_ONNX_TRIM_SILENCE, else K=8)")
 
 
 def add_speech_args(p: argparse.ArgumentParser) -> None:

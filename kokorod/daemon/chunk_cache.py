@@ -128,7 +128,8 @@ def engine_identity(engine: Any) -> str | None:
     key["threads"] = str(getattr(engine, "threads", None))
     # Trimmed decoding (kokorod.engine.trim) changes the audio at the edges;
     # its context is a run-time setting, not part of the graph's key.
-    key["trim"] = f"{getattr(engine, 'trim_context', None)}:{getattr(engine, 'trim_cut', None)}"
+    key["trim"] = (f"{getattr(engine, 'trim_context', None)}+{getattr(engine, 'trim_trail', None)}:"
+                   f"{getattr(engine, 'trim_cut', None)}")
     if name == "openvino-split":
         from importlib.metadata import version
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from kokorod.engine.choice import Measured
 from kokorod.engine.onnx_graph import GRAPH_CACHE_DIR, GRAPH_EDIT_VERSION, TRIM_EDIT_VERSION, _atomic_write_text, cpu_isa
+from kokorod.engine.trim import trail_context
 
 log = logging.getLogger("kokorod.engine")
 
@@ -48,7 +49,8 @@ def choice_key(*, model_sha256: str, threads: int | None, trim_context: int | No
         "record": str(RECORD_VERSION),
         "model_sha256": model_sha256,
         "graph_edit": str(GRAPH_EDIT_VERSION),
-        "trim": "off" if trim_context is None else f"{trim_context}/{TRIM_EDIT_VERSION}",
+        # The trailing context is part of the setting: it changes every run's cost.
+        "trim": "off" if trim_context is None else f"{trim_context}+{trail_context(trim_context)}/{TRIM_EDIT_VERSION}",
         "onnxruntime": ort.__version__,
         "cpu_model": cpu_model(),
         "cpu": cpu_isa(),

@@ -22,7 +22,7 @@ from kokorod.engine.onnx_graph import (
     DEQUANTIZE_CHOICES, DURATIONS_TENSOR, GRAPH_CACHE_DIR, TRIM_EDIT_VERSION, GraphCache, GraphLoader, graph_key,
     load_vocab,
 )
-from kokorod.engine.trim import CUTS, DEFAULT_CUT, TrimPlan, place, plan_trim, silent_ids, slice_inputs
+from kokorod.engine.trim import CUTS, DEFAULT_CUT, TrimPlan, place, plan_trim, silent_ids, slice_inputs, trail_context
 from kokorod.engine.trim_norms import frame_weights, rates_of, weight_feed
 from kokorod.errors import InputError
 
@@ -50,6 +50,7 @@ class OnnxEngine:
         spinning: bool = False,
         trim_context: int | None = None,
         trim_cut: str = DEFAULT_CUT,
+        trim_trail: int | None = None,
     ) -> None:
         """``threads``: onnxruntime's intra-op threads (None: its default, one per
         physical core). ``cache_dir``: where to keep the optimised graph (None: no
@@ -60,8 +61,9 @@ class OnnxEngine:
         the daemon shares its machine (on the 2-core machine we measured, 2
         spinning threads were the slowest setting under load, and spinning burns
         CPU that other processes want). ``trim_context``: run the graph in two
-        parts and decode only ``trim_context`` frames of each edge's silence
-        (kokorod/engine/trim.py; None: one part, everything decoded); ``trim_cut``:
+        parts and decode only ``trim_context`` frames of the silence before the
+        speech and ``trim_trail`` after it (default ``trim.trail_context``;
+        kokorod/engine/trim.py; None: one part, everything decoded); ``trim_cut``:
         where the graph is split (``trim.CUTS``)."""
         import onnxruntime as ort
 
@@ -76,7 +78,12 @@ class OnnxEngine:
             raise InputError(f"unknown trim cut {trim_cut!r}", f"use one of {', '.join(CUTS)}")
         if trim_context is not None and trim_context < 0:
             raise InputError("trim_context must be >= 0 frames", "use a small number of frames, e.g. 4, or None")
+        if trim_trail is not None and trim_trail < 0:
+            raise InputError("trim_trail must be >= 0 frames", "use a small number of frames, e.g. 2, or None")
         self.trim_context = trim_context
+        self.trim_trail: int | None = None
+        if trim_context is not None:
+            self.trim_trail = trail_context(trim_context) if trim_trail is None else trim_trail
         self.trim_cut = trim_cut
         # One cache entry per session: the whole graph, or the two parts of a
         # trimmed run (each part's key names it and the cut).
@@ -201,7 +208,7 @@ class OnnxEngine:
         if self.trim_context is None:
             total = int(d.sum())
             return TrimPlan(0, total, total)
-        return plan_trim(token_ids, d, self._silent, self.trim_context)
+        return plan_trim(token_ids, d, self._silent, self.trim_context, self.trim_trail)
 
     @property
     def overhead_frames(self) -> int | None:
@@ -209,7 +216,9 @@ class OnnxEngine:
         ``SAMPLES_PER_FRAME`` samples): the context kept at both edges, or fewer
         when an edge is shorter. None when not trimming: then every run decodes
         its whole edge silence, which depends on the run (``edge_frames``)."""
-        return None if self.trim_context is None else 2 * self.trim_context
+        if self.trim_context is None or self.trim_trail is None:
+            return None
+        return self.trim_context + self.trim_trail
 
     @property
     def overhead_samples(self) -> int | None:

@@ -63,7 +63,8 @@ class OpenVinoSplitEngine(OnnxEngine):
             model_sha256 = sha256_file(Path(model_path))
         super().__init__(model_path, threads=threads, dequantize="none", cache_dir=cache_dir,
                          model_sha256=model_sha256, spinning=spinning,
-                         trim_context=_ALL_FRAMES if trim_context is None else trim_context, trim_cut=CUT)
+                         trim_context=_ALL_FRAMES if trim_context is None else trim_context, trim_cut=CUT,
+                         trim_trail=_ALL_FRAMES if trim_context is None else None)
         directory = Path(cache_dir) / OPENVINO_CACHE_DIR
         key = {**graph_key(model_sha256, "conv"), "part": f"{CUT}-back", "trim_edit": str(TRIM_EDIT_VERSION),
                "target": "openvino"}

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from kokorod.engine.base import SAMPLES_PER_FRAME
-from kokorod.engine.trim import CUTS, TrimPlan, edge_frames, place, plan_trim, silent_ids, slice_inputs
+from kokorod.engine.trim import (CUTS, TRAIL_CONTEXT_FRAMES, TrimPlan, edge_frames, place, plan_trim, silent_ids,
+                                slice_inputs, trail_context)
 
 VOCAB = {";": 1, ":": 2, ",": 3, ".": 4, "!": 5, "?": 6, " ": 16, "h": 50, "i": 51}
 SILENT = silent_ids(VOCAB)
@@ -36,12 +37,21 @@ def test_edge_frames_checks_lengths() -> None:
         edge_frames(IDS, DURATIONS[:-1], SILENT)
 
 
-@pytest.mark.parametrize("k, start, end", [(0, 14, 21), (4, 10, 25), (8, 6, 29), (20, 0, 29)])
-def test_plan_keeps_k_frames_of_context_per_edge(k: int, start: int, end: int) -> None:
-    plan = plan_trim(IDS, DURATIONS, SILENT, k)
+@pytest.mark.parametrize("k, trail, start, end", [(0, 0, 14, 21), (4, 4, 10, 25), (8, 8, 6, 29), (20, 20, 0, 29),
+                                                  (8, 2, 6, 23), (4, 0, 10, 21)])
+def test_plan_keeps_k_frames_of_context_before_and_trail_frames_after(k: int, trail: int, start: int, end: int) -> None:
+    plan = plan_trim(IDS, DURATIONS, SILENT, k, trail)
     assert (plan.start_frame, plan.end_frame, plan.total_frames) == (start, end, 29)
     assert plan.lead_samples == start * SAMPLES_PER_FRAME
     assert plan.decoded_frames == end - start
+
+
+def test_the_trailing_context_is_at_most_two_frames_by_default() -> None:
+    # Measured: a shorter trail holds quality, a shorter lead does not (trim.py).
+    assert trail_context(8) == TRAIL_CONTEXT_FRAMES == 2 and trail_context(1) == 1 and trail_context(0) == 0
+    assert plan_trim(IDS, DURATIONS, SILENT, 8) == plan_trim(IDS, DURATIONS, SILENT, 8, 2) == TrimPlan(6, 23, 29)
+    with pytest.raises(ValueError):
+        plan_trim(IDS, DURATIONS, SILENT, 8, -1)
 
 
 def test_a_trim_too_small_to_pay_is_no_trim() -> None:
