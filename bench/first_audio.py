@@ -10,15 +10,21 @@ the same load (the chunk cache off in both). For each:
 * first audio and first *speech* (the first frame with a sample above
   -40 dBFS), for a paragraph sent whole and for a 20 words/s token stream, p50
   and p95, each also as a ratio to the engine's time for the paragraph's whole
-  first sentence (in-process, the same engine build);
-* underruns of a client playing at 1x from its first frame, and the longest
-  wait between the first chunk's end and the second chunk's arrival;
+  first sentence (in-process, this tree's default engine build, and
+  kokoro-onnx on the same model, the issue's reference);
+* underruns of a client playing at 1x from its first frame, the longest
+  wait between the first chunk's end and the second chunk's arrival, and the
+  slack: how early the tightest later chunk came before that player needed it;
 * the chunk sizes, the engine's RTF on them and the daemon's CPU per second of
   audio;
 * DNSMOS and WER (Whisper tiny.en) of each paragraph as streamed, after
   against before.
 
-    .venv/bin/python bench/first_audio.py [--runs 5] [--budget-ms 250]
+    .venv/bin/python bench/first_audio.py [--runs 5] [--budget-ms 250] [--before-tree DIR]
+
+``--before-tree``: run the "before" daemon from another source tree (a git
+worktree of an older commit), still with the old flags, so it is that commit's
+old behaviour rather than this tree's.
 
 Absolute times on a shared 2-core box are noisy: read the ratios.
 """
@@ -108,27 +114,51 @@ async def speak(url: str, text: str, *, fragments: bool) -> dict[str, Any]:
         arrived = next((t for t, off in arrivals if off >= start2), None)
         if arrived is not None and first_audio is not None:
             wait_2nd = max(0.0, arrived - (first_audio + start2 / 24000))
+    # How early each later chunk's first frame came before a 1x player from
+    # the first frame needed it (negative: late); the smallest says how much
+    # room the ramp left.
+    slack = []
+    for c in chunks[1:]:
+        start = round(c.start * 24000)
+        arrived = next((t for t, off in arrivals if off >= start), None)
+        if arrived is not None and first_audio is not None:
+            slack.append(first_audio + start / 24000 - arrived)
     return {"first_audio_s": first_audio, "first_speech_s": first_speech, "underruns": player.underruns,
             "stall_s": player.stall_s, "wait_2nd_s": wait_2nd, "chunks": [c.text for c in chunks],
+            "min_slack_s": min(slack, default=None),
             "audio": np.frombuffer(bytes(pcm), "<i2").astype(np.float32) / 32768.0}
 
 
-def first_sentence_engine_s(runs: int) -> list[float]:
-    """In-process: the engine's time for each paragraph's whole first sentence."""
+def first_sentence_engine_s(runs: int) -> tuple[list[float], list[float]]:
+    """In-process, medians: this tree's engine (default build, so trimmed) and
+    kokoro-onnx (the issue's reference: every frame decoded) on each
+    paragraph's whole first sentence, same int8 model and voice."""
+    from kokoro_onnx import Kokoro
+
+    from kokorod.assets.paths import resolve_cache_dir
     from kokorod.speech.build import EngineOptions, build_synthesizer
 
     synth = build_synthesizer(EngineOptions())
     synth.synthesize("Warm up the engine.")
-    out = []
+    cache = resolve_cache_dir(None)
+    voices_npz = cache / "bench-voices.npz"
+    np.savez(voices_npz, **{VOICE: synth.voices.pack(VOICE)})
+    ko = Kokoro(str(cache / "kokoro-v1.0.int8.onnx"), str(voices_npz))
+    ko.create("Warm up the engine.", voice=VOICE, speed=1.0, lang="en-us")
+    ours, theirs = [], []
     for p in PARAGRAPHS:
         sentence = p.split(". ")[0] + "."
-        times = []
-        for _ in range(runs):
+        times: dict[str, list[float]] = {"ours": [], "theirs": []}
+        for _ in range(runs):  # alternated, so load hits both alike
             t = time.perf_counter()
             synth.synthesize(sentence, voice=VOICE)
-            times.append(time.perf_counter() - t)
-        out.append(statistics.median(times))
-    return out
+            times["ours"].append(time.perf_counter() - t)
+            t = time.perf_counter()
+            ko.create(sentence, voice=VOICE, speed=1.0, lang="en-us")
+            times["theirs"].append(time.perf_counter() - t)
+        ours.append(statistics.median(times["ours"]))
+        theirs.append(statistics.median(times["theirs"]))
+    return ours, theirs
 
 
 def judge(audio: np.ndarray, text: str) -> dict[str, float]:
@@ -159,6 +189,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--budget-ms", type=float, default=250.0)
+    ap.add_argument("--before-tree", type=Path, default=ROOT, help="source tree of the 'before' daemon")
     args = ap.parse_args()
     cpu = cpu_info()
     print(describe(cpu), flush=True)
@@ -167,7 +198,9 @@ def main() -> None:
     # the bench repeats its paragraphs, and a hit would time the cache.
     flags = {"before (4-12 words, full decode)": ["--first-audio-ms", "0", "--trim-silence", "off"],
              f"after ({args.budget_ms:g} ms budget, trimmed decode)": ["--first-audio-ms", str(args.budget_ms)]}
-    procs = {name: (start_daemon(port := free_port(), "--cache-mb", "0", *f), port) for name, f in flags.items()}
+    trees = dict(zip(flags, (args.before_tree.resolve(), ROOT)))
+    procs = {name: (start_daemon(port := free_port(), "--cache-mb", "0", *f, tree=trees[name]), port)
+             for name, f in flags.items()}
     try:
         idle = {name: rss_mb(p.pid, "VmRSS") for name, (p, _) in procs.items()}
         urls = {name: f"ws://127.0.0.1:{port}/v1/stream" for name, (_, port) in procs.items()}
@@ -178,9 +211,11 @@ def main() -> None:
         for p, _ in procs.values():
             p.terminate()
             p.wait(15)
-    engine_first = first_sentence_engine_s(min(args.runs, 3))
+    engine_first, reference_first = first_sentence_engine_s(min(args.runs, 3))
     result: dict[str, Any] = {"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "machine": cpu,
-                              "runs": args.runs, "engine_first_sentence_ms": [round(e * 1000) for e in engine_first]}
+                              "runs": args.runs, "engine_first_sentence_ms": [round(e * 1000) for e in engine_first],
+                              "kokoro_onnx_first_sentence_ms": [round(e * 1000) for e in reference_first],
+                              "trees": {name: str(t) for name, t in trees.items()}}
     for name, r in res.items():
         row: dict[str, Any] = {}
         for mode in ("whole", "stream"):
@@ -191,8 +226,14 @@ def main() -> None:
                 row[f"{mode}_{key[:-2]}_ms"] = summary(vals)
                 row[f"{mode}_{key[:-2]}_over_first_sentence"] = {"p50": round(pct(ratios, 0.5), 3),
                                                                   "p95": round(pct(ratios, 0.95), 3)}
+                ref = [x[key] / reference_first[x["paragraph"]] for x in items if x[key] is not None]
+                row[f"{mode}_{key[:-2]}_over_kokoro_onnx_first_sentence"] = {"p50": round(pct(ref, 0.5), 3),
+                                                                             "p95": round(pct(ref, 0.95), 3)}
             row[f"{mode}_underruns"] = sum(x["underruns"] for x in items)
             row[f"{mode}_max_wait_2nd_chunk_ms"] = round(max(x["wait_2nd_s"] for x in items) * 1000, 1)
+            slack = [x["min_slack_s"] for x in items if x["min_slack_s"] is not None]
+            row[f"{mode}_chunk_slack_ms"] = {"min": round(min(slack, default=float("nan")) * 1000, 1),
+                                             "p50": round(pct(slack, 0.5) * 1000, 1) if slack else None}
         row["first_chunks"] = sorted({x["chunks"][0] for x in r["whole"]})
         row["chunks_of_paragraph_0"] = r["whole"][0]["chunks"]
         row["daemon_cpu_per_audio_s"] = round(r["cpu_s"] / r["audio_s"], 3)

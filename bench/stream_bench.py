@@ -147,8 +147,10 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_daemon(port: int, *extra: str) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen([sys.executable, "-m", "kokorod", "serve", "--port", str(port), *extra], cwd=ROOT,
+def start_daemon(port: int, *extra: str, tree: Path = ROOT) -> subprocess.Popen[bytes]:
+    """A daemon on ``port``; ``tree``: the source tree it runs (a worktree of
+    another commit, for a before/after in one run)."""
+    proc = subprocess.Popen([sys.executable, "-m", "kokorod", "serve", "--port", str(port), *extra], cwd=tree,
                             env=daemon_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 180
     while time.time() < deadline:
