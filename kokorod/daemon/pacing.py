@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from kokorod.speech.seams import PAUSE_MS
 from kokorod.text.cut_policy import ChunkBudget
 from kokorod.text.segment_profiles import Unit
 
@@ -29,6 +30,9 @@ PRIOR_WEIGHT_S = 2.0        # the prior counts as this many seconds of speech he
 HALF_LIFE_SPEECH_S = 120.0  # what was learnt halves in weight every this much speech
 MIN_SPEECH_S = 0.2          # shorter runs say little about the rate
 MAX_LANGUAGES = 32          # bounded: one entry per language code met
+# Segment boundaries after which the seams play a pause (the last chunk of an
+# utterance, "final", gets none; a <break/>'s pause reaches the segmenter itself).
+_PAUSED_BOUNDARIES = ("forced", "clause", "sentence", "paragraph")
 
 
 @dataclass
@@ -96,4 +100,5 @@ class SpeechRates:
             # counts, then chunks as large as the ramp allows) stutters least.
             return ChunkBudget(pace)
         return ChunkBudget(pace, chars_per_s=self.chars_per_s(lang_code, unit) * speed,
-                           overhead_s=self.overhead_s(lang_code, unit) / speed, first_audio_s=first_audio_s)
+                           overhead_s=self.overhead_s(lang_code, unit) / speed, first_audio_s=first_audio_s,
+                           pause_s={kind: PAUSE_MS[kind] / 1000 / speed for kind in _PAUSED_BOUNDARIES})

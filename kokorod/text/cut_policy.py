@@ -24,7 +24,9 @@ chunks run one after another), so it must be ready before they run out:
 
     pace * sum_{i=2..k+1} (n_i + O) <= sum_{i=1..k} n_i
 
-which bounds the next chunk by ``spoken / pace - later - k * O``. The fixed
+which bounds the next chunk by ``spoken / pace - later - k * O``. The
+pauses played after chunks 1..k (zeros the seams insert at clause and
+sentence ends, ``pause_s``) count as playback too, in characters' time. The fixed
 ``O`` is paid once per chunk, so tiny chunks make little progress: after a
 first chunk ``n_1``, the second can be at least as long only if
 ``n_1 >= pace * O / (1 - pace)``. No chunk is planned below 1.5 times that
@@ -35,8 +37,8 @@ underrun.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Mapping
 
 from kokorod.text.normalize import STARTERS
 
@@ -54,6 +56,9 @@ class ChunkBudget:
     chars_per_s: float = 1.0   # spoken characters per second of speech (this language, this speed)
     overhead_s: float = 0.0    # audio seconds each run decodes beyond its text's speech
     first_audio_s: float | None = None  # synthesis budget of the first chunk; None: the profile's word counts
+    # Seconds of silence played after a chunk cut at each boundary kind (the
+    # seams' pauses, exact zeros): playback time the next run may use too.
+    pause_s: Mapping[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not (self.pace > 0 and math.isfinite(self.pace)):
@@ -86,9 +91,14 @@ class ChunkBudget:
         fits = self.first_audio_s / self.pace * self.chars_per_s - self.overhead_chars
         return max(fits, self.ramp_floor_chars())
 
-    def later_chars(self, later: int, spoken_chars: int, later_chars: int) -> float:
+    def pause_chars(self, boundary: str) -> float:
+        """The pause after a chunk cut at ``boundary``, in spoken characters' time."""
+        return self.pause_s.get(boundary, 0.0) * self.chars_per_s
+
+    def later_chars(self, later: int, spoken_chars: float, later_chars: int) -> float:
         """Characters the ``later``-th chunk after the first may have, given the
-        spoken characters of all chunks so far and of all but the first."""
+        playback of all chunks so far (spoken characters and their pauses, in
+        characters) and the spoken characters of all but the first."""
         return spoken_chars / self.pace - later_chars - later * self.overhead_chars
 
 
@@ -178,7 +188,7 @@ class CutDecisions:
         # segment or the size that still lets chunks grow (when the stream is
         # behind, smaller runs would only add per-run overhead), and without a
         # time budget for the first chunk never below min_chunk either.
-        budget = b.later_chars(k, self._spoken_chars, self._later_chars)
+        budget = b.later_chars(k, self._spoken_chars + self._pause_chars, self._later_chars)
         floor = max(self._spoken_chars - self._later_chars, b.ramp_floor_chars())
         if b.first_audio_s is None:
             floor = max(self.profile.min_chunk, floor)
@@ -217,6 +227,17 @@ class CutDecisions:
                 # when a word more avoids it: over the limit, a better cut at p
                 # wins, and a weak p waits for the next point.
                 budgeted = timed or self.budget is not None
+                # Nor does it run past a sentence end to a word gap of the next
+                # sentence ("a todos. Hoy | vamos"): the new sentence's first
+                # word then ends the chunk with a sentence's fall (Whisper
+                # heard "a todos hoy. Vamos", es/fr DNSMOS fell most on such
+                # chunks, bench/first_audio_langs.py). The sentence end is
+                # shorter than the ramp's floor, but its pause (zeros,
+                # seams.PAUSE_MS, not counted by the floor) buys the next run time.
+                end = self._sentence_end_before(best.pos if best is not None else p.pos) if budgeted else None
+                if end is not None and (best is None or self._rank(best) < RANKS["sentence"]):
+                    self._cut(end, end.kind)
+                    continue  # judge p again within the new segment
                 # And when the best cut long enough is weak and p is weak too
                 # ("opens at nine in | the"), p waits for the next point: the
                 # ramp's floor had left only weak cuts, and the next word gap
@@ -255,6 +276,12 @@ class CutDecisions:
                 return
             self._cut(p, boundary)
             return
+
+    def _sentence_end_before(self, pos: int) -> CutPoint | None:
+        """The latest remembered sentence end of the segment before ``pos``."""
+        start = self._content_at if self._content_at is not None else self._base
+        ends = [q for q in self._cands if q.kind == "sentence" and start < q.pos < pos]
+        return ends[-1] if ends else None
 
     def _best_candidate(self, min_chars: int = 0) -> CutPoint | None:
         """The most natural remembered point at least ``min_chars`` into the

@@ -168,6 +168,7 @@ class Segmenter(SegmentScanner, CutDecisions):
         self._spoken = 0  # emitted segments with something to say
         self._spoken_chars = 0  # their spoken characters, all of them
         self._later_chars = 0   # ... and those of all but the first
+        self._pause_chars = 0.0  # the pauses played after them, in characters' time (ChunkBudget.pause_chars)
         self._content_at: int | None = None  # first non-space offset of the current segment
         self._seg_words = 0  # self._words at the start of the current segment
         self._seg_code = False
@@ -258,6 +259,9 @@ class Segmenter(SegmentScanner, CutDecisions):
             if self._spoken:
                 self._later_chars += len(spoken)
             self._spoken_chars += len(spoken)
+            if self.budget is not None:
+                self._pause_chars += (self.budget.pause_chars(boundary)
+                                      + pause_after_ms / 1000 * self.budget.chars_per_s)
         self._spoken += bool(spoken)
         self._buf = self._buf[end - self._base:]
         self._base = end

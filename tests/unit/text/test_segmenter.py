@@ -537,3 +537,35 @@ def test_when_the_ramp_floor_leaves_only_weak_cuts_the_chunk_waits_for_a_natural
     assert "".join(chunks) == text
     for chunk in chunks[:-1]:
         assert chunk.split()[-1].strip(".,").lower() not in {"in", "the", "at", "on", "a", "to", "of", "and"}, chunks
+
+
+def test_a_later_chunk_never_runs_past_a_sentence_end_to_the_next_sentences_first_words() -> None:
+    # The ramp's floor (pace 0.4, 10 characters of overhead: 10) is longer than
+    # " a todos.", so a word gap of the next sentence was the best cut "long
+    # enough": "a todos. Hoy | vamos" (Whisper heard "a todos hoy. Vamos").
+    text = ("Buenos días a todos. Hoy vamos a revisar el plan del proyecto, y después hablaremos de las "
+            "fechas de entrega.")
+    seg = Segmenter()
+    seg.budget = ChunkBudget(0.4, chars_per_s=1.0, overhead_s=10.0, first_audio_s=0.01)
+    segs = feed_all(seg, text, None)
+    assert "".join(s.text for s in segs) == text
+    for s in segs[1:]:
+        inner = s.text.strip()[:-1]
+        assert not any(mark in inner for mark in ".!?"), [x.text for x in segs]
+    assert any(s.text.strip().endswith("a todos.") and s.boundary == "sentence" for s in segs)
+
+
+def test_the_pauses_after_chunks_count_as_playback_for_the_ramp() -> None:
+    text = ("Okay. Yes. The weather today is sunny with a light breeze from the west, and it stays warm until "
+            "the evening when clouds come in from the sea.")
+    sizes = {}
+    for name, pauses in (("none", {}), ("sentence 3 s", {"sentence": 3.0})):
+        seg = Segmenter()
+        seg.budget = ChunkBudget(0.5, chars_per_s=1.0, overhead_s=4.0, first_audio_s=0.01, pause_s=pauses)
+        segs = feed_all(seg, text, None)
+        assert "".join(s.text for s in segs) == text
+        sizes[name] = [len(s.spoken) for s in segs]
+    # With the pauses (exact zeros the listener hears too) the ramp grows faster.
+    assert len(sizes["sentence 3 s"]) < len(sizes["none"]), sizes
+    assert ChunkBudget(0.5, chars_per_s=14.0, pause_s={"sentence": 0.3}).pause_chars("sentence") == pytest.approx(4.2)
+    assert ChunkBudget(0.5, chars_per_s=14.0, pause_s={"sentence": 0.3}).pause_chars("final") == 0.0
