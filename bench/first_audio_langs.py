@@ -9,7 +9,10 @@ zh/ja), after against before, on the same machine in one run. Timing is not
 measured here (bench/first_audio.py does that); under load the budget cuts
 shorter first chunks, which is the harder case for prosody.
 
-    .venv/bin/python bench/first_audio_langs.py [--langs es,fr,it]
+    .venv/bin/python bench/first_audio_langs.py [--langs es,fr,it] [--before-tree DIR]
+
+``--before-tree``: run the "before" daemon from another source tree (a git
+worktree of an older commit), so it is that commit's old behaviour.
 """
 
 from __future__ import annotations
@@ -113,11 +116,13 @@ async def collect(urls: dict[str, str], langs: set[str]) -> list[dict[str, Any]]
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--langs", default="es,fr,it")
+    ap.add_argument("--before-tree", type=Path, default=ROOT, help="source tree of the 'before' daemon")
     args = ap.parse_args()
     cpu = cpu_info()
     print(describe(cpu), flush=True)
     flags = {"before": ["--first-audio-ms", "0", "--trim-silence", "off"], "after": []}
-    procs = {name: (start_daemon(port := free_port(), "--cache-mb", "0", "--engine", "onnx", *f), port)
+    trees = {"before": args.before_tree.resolve(), "after": ROOT}
+    procs = {name: (start_daemon(port := free_port(), "--cache-mb", "0", "--engine", "onnx", *f, tree=trees[name]), port)
              for name, f in flags.items()}
     try:
         urls = {name: f"ws://127.0.0.1:{port}/v1/stream" for name, (_, port) in procs.items()}
@@ -141,7 +146,8 @@ def main() -> None:
                     "first_chunks": [r["chunks"][0] if r["chunks"] else "" for r in rs]}
                 for n, rs in pair.items()}
     print(json.dumps({"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "machine": cpu,
-                      "summary": summary}, ensure_ascii=False, indent=1), flush=True)
+                      "trees": {n: str(t) for n, t in trees.items()}, "summary": summary},
+                     ensure_ascii=False, indent=1), flush=True)
 
 
 if __name__ == "__main__":

@@ -93,8 +93,12 @@ _FRENCH = SegmentProfile(
     abbrevs=frozenset("env apr av bd chap éd p pp cf vol".split()),
 )
 _ITALIAN = SegmentProfile(
-    function_words=frozenset("""il lo la i gli le un uno una di a da in con su per tra fra del della dei
-        delle al alla nel nella e ed o ma che se come quando mio mia tuo tua suo sua si mi ti ci vi è""".split()),
+    # With every articulated preposition: "Il museo apre alle | dieci" ended a
+    # first chunk on one (bench/first_audio_langs.py).
+    function_words=frozenset("""il lo la i gli le un uno una di a da in con su per tra fra del dello della dei
+        degli delle al allo alla ai agli alle dal dallo dalla dai dagli dalle nel nello nella nei negli nelle
+        sul sullo sulla sui sugli sulle col coi e ed o ma che se come quando mio mia tuo tua suo sua si mi ti
+        ci vi è""".split()),
     titles=frozenset("sig sigg dott avv ing arch geom rag on mons".split()),
     abbrevs=frozenset("pag pagg ecc es cfr tel".split()),
 )

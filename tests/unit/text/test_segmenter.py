@@ -569,3 +569,13 @@ def test_the_pauses_after_chunks_count_as_playback_for_the_ramp() -> None:
     assert len(sizes["sentence 3 s"]) < len(sizes["none"]), sizes
     assert ChunkBudget(0.5, chars_per_s=14.0, pause_s={"sentence": 0.3}).pause_chars("sentence") == pytest.approx(4.2)
     assert ChunkBudget(0.5, chars_per_s=14.0, pause_s={"sentence": 0.3}).pause_chars("final") == 0.0
+
+
+def test_an_italian_first_chunk_does_not_end_on_an_articulated_preposition() -> None:
+    from kokorod.text import languages
+    from kokorod.text.per_language import segmenter_for
+
+    seg = segmenter_for(languages.resolve("it"))
+    seg.budget = ChunkBudget(0.3, chars_per_s=1.0, overhead_s=0.0, first_audio_s=19 * 0.3)
+    segs = feed_all(seg, "Il museo apre alle dieci del mattino. I visitatori possono comprare il biglietto.", None)
+    assert segs[0].text == "Il museo apre"  # not "Il museo apre alle"
