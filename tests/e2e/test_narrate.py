@@ -119,7 +119,10 @@ def test_captions_follow_the_rules_and_the_words(book) -> None:  # type: ignore[
     cues = read_cues(out / "book.vtt")
     starts = {(w["start_sample"] * 1000 + RATE // 2) // RATE for w in words}
     ends = {(w["end_sample"] * 1000 + RATE // 2) // RATE for w in words}
-    audio_ms = summary.audio_samples * 1000 // RATE
+    # Rounded to the ms as the cue times are: a last word that ends with the
+    # audio (its end clamped to the timeline) has a cue ending at the audio's
+    # length rounded, up to 0.5 ms past its floor.
+    audio_ms = (summary.audio_samples * 1000 + RATE // 2) // RATE
     previous_end = 0
     for start, end, lines in cues:
         assert previous_end <= start < end <= audio_ms
