@@ -6,9 +6,9 @@ decoder (85-90% of a run's CPU) renders only for the seam shaper
 (kokorod/speech/seams.py) to throw most of it away. The ONNX engine can run the
 graph in two parts, split where the decoder starts (``CUTS``), and feed the
 second part only the frames between the edges, keeping some frames of each
-edge's silence as context (8 before the speech, 2 after it): the decoder's convolutions and its instance norms (which
-average over time) need some of it, or the output blows up (no context: peak
-18.7 against 0.44).
+edge's silence as context (8 before the speech, 2 after it): the decoder's
+convolutions and its instance norms (which average over time) need some of it,
+or the output blows up (no context: peak 18.7 against 0.44).
 
 The audio a trimmed run returns keeps the full run's length and timeline:
 exact zeros where the dropped frames were, the decoded frames where they were.
