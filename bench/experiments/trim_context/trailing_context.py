@@ -13,7 +13,7 @@ context ``K >= 100`` means ``K // 100`` frames before the speech and
 ``K % 100`` after it (``804``: lead 8, trail 4), and ``K >= 1000`` also
 counts the last sounding token's frames beyond its first ``K // 1000`` as
 trailing silence (``8802``: the last phoneme capped at 8 frames, lead 8, trail
-2). Kokoro gives a chunk's last phoneme 11-29 frames, most of them its decay
+2). Kokoro gives a chunk's last phoneme 9-29 frames, most of them its decay
 into silence; the cap asks whether the decoder needs them. Everything is judged as that
 bench judges it (the recogniser's error, DNSMOS OVRL/SIG against the full
 decode, speech level, CPU).
