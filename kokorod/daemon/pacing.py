@@ -30,9 +30,6 @@ PRIOR_WEIGHT_S = 2.0        # the prior counts as this many seconds of speech he
 HALF_LIFE_SPEECH_S = 120.0  # what was learnt halves in weight every this much speech
 MIN_SPEECH_S = 0.2          # shorter runs say little about the rate
 MAX_LANGUAGES = 32          # bounded: one entry per language code met
-# Segment boundaries after which the seams play a pause (the last chunk of an
-# utterance, "final", gets none; a <break/>'s pause reaches the segmenter itself).
-_PAUSED_BOUNDARIES = ("forced", "clause", "sentence", "paragraph")
 
 
 @dataclass
@@ -101,4 +98,6 @@ class SpeechRates:
             return ChunkBudget(pace)
         return ChunkBudget(pace, chars_per_s=self.chars_per_s(lang_code, unit) * speed,
                            overhead_s=self.overhead_s(lang_code, unit) / speed, first_audio_s=first_audio_s,
-                           pause_s={kind: PAUSE_MS[kind] / 1000 / speed for kind in _PAUSED_BOUNDARIES})
+                           # The seams' pauses by boundary kind; "final" (the utterance's
+                           # last chunk) is not one of them: it gets none.
+                           pause_s={kind: ms / 1000 / speed for kind, ms in PAUSE_MS.items() if ms})

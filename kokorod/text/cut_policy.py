@@ -231,9 +231,9 @@ class CutDecisions:
                 # sentence ("a todos. Hoy | vamos"): the new sentence's first
                 # word then ends the chunk with a sentence's fall (Whisper
                 # heard "a todos hoy. Vamos"; that paragraph's DNSMOS was 3.22
-                # against 3.34 cut at sentences, bench/first_audio_langs.py). The sentence end is
-                # shorter than the ramp's floor, but its pause (zeros,
-                # seams.PAUSE_MS, not counted by the floor) buys the next run time.
+                # against 3.34 cut at sentences, bench/first_audio_langs.py).
+                # The sentence end is shorter than the ramp's floor, but its
+                # pause (ChunkBudget.pause_s) buys the next run time.
                 end = self._sentence_end_before(best.pos if best is not None else p.pos) if budgeted else None
                 if end is not None and (best is None or self._rank(best) < RANKS["sentence"]):
                     self._cut(end, end.kind)
