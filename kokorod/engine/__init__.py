@@ -26,6 +26,7 @@ DEQUANTIZE_ENV = "KOKOROD_ONNX_DEQUANTIZE"    # none | conv
 GRAPH_CACHE_ENV = "KOKOROD_ONNX_GRAPH_CACHE"  # 0 turns the optimised-graph cache off
 SPINNING_ENV = "KOKOROD_ONNX_SPINNING"        # 1: intra-op threads spin-wait between operators (default: sleep)
 TRIM_SILENCE_ENV = "KOKOROD_ONNX_TRIM_SILENCE"  # off | context frames K (default: on, kokorod.engine.trim)
+SNAKE_ENV = "KOKOROD_ONNX_SNAKE"              # poly (default) | exact: the export's Sin (kokorod.engine.snake)
 
 
 def load_engine(
@@ -52,7 +53,8 @@ def load_engine(
     ``cache_dir``; default on unless $KOKOROD_ONNX_GRAPH_CACHE=0) and
     ``spinning`` (default off unless $KOKOROD_ONNX_SPINNING=1), ``trim_silence``
     ("off" or context frames K, default $KOKOROD_ONNX_TRIM_SILENCE, else
-    ``trim.DEFAULT_CONTEXT_FRAMES``: see ``trim_context``)."""
+    ``trim.DEFAULT_CONTEXT_FRAMES``: see ``trim_context``); the Snake
+    activations' form, $KOKOROD_ONNX_SNAKE ("poly" by default, or "exact")."""
     from kokorod.errors import InputError
 
     if kind not in ENGINE_CHOICES:
@@ -91,7 +93,7 @@ def load_engine(
     if spinning is None:
         spinning = os.environ.get(SPINNING_ENV, "0") == "1"
     return OnnxEngine(path, threads=threads, dequantize=dequantize, cache_dir=cache_dir if graph_cache else None,
-                      model_sha256=sha, spinning=spinning,
+                      model_sha256=sha, spinning=spinning, snake=os.environ.get(SNAKE_ENV) or "poly",
                       trim_context=trim_context(trim_silence if trim_silence is not None else os.environ.get(TRIM_SILENCE_ENV)))
 
 

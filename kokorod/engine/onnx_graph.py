@@ -38,6 +38,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from kokorod.engine.snake import SNAKE_CHOICES, rewrite_snakes
 from kokorod.engine.trim import split_model
 from kokorod.engine.trim_norms import norm_rates, weigh_norms
 from kokorod.errors import AssetError, InputError
@@ -47,7 +48,7 @@ log = logging.getLogger("kokorod.engine")
 
 DURATIONS_TENSOR = "/encoder/Cast_output_0"
 # Bump whenever prepare_model's output changes, so cached graphs are rebuilt.
-GRAPH_EDIT_VERSION = 1
+GRAPH_EDIT_VERSION = 2
 # Bump whenever the trimmed parts' edit (trim.py, trim_norms.py) changes.
 TRIM_EDIT_VERSION = 1
 # "none": run the int8 export as it is (the default: on the AVX2 machine we
@@ -83,19 +84,28 @@ def cpu_isa() -> str:
 # -- the graph edit ---------------------------------------------------------------
 
 
-def prepare_model(model: Any, *, dequantize: str = "none") -> dict[str, int]:
+def prepare_model(model: Any, *, dequantize: str = "none", snake: str = "exact") -> dict[str, int]:
     """Edit an ``onnx.ModelProto`` in place: add the durations output and, for
-    ``dequantize="conv"``, replace the int8 convolutions by fp32 ones. Returns
-    how many nodes of each kind were rewritten."""
+    ``dequantize="conv"``, replace the int8 convolutions by fp32 ones; for
+    ``snake="poly"``, the Snake activations' ``Sin`` by a polynomial
+    (kokorod/engine/snake.py). Returns how many nodes of each kind were
+    rewritten."""
     import onnx
 
     if dequantize not in DEQUANTIZE_CHOICES:
         raise InputError(f"unknown dequantize choice {dequantize!r}", f"use one of {', '.join(DEQUANTIZE_CHOICES)}")
+    if snake not in SNAKE_CHOICES:
+        raise InputError(f"unknown snake choice {snake!r}", f"use one of {', '.join(SNAKE_CHOICES)}")
     if DURATIONS_TENSOR not in {o.name for o in model.graph.output}:
         model.graph.output.append(onnx.helper.make_tensor_value_info(DURATIONS_TENSOR, onnx.TensorProto.INT64, None))
+    counts: dict[str, int] = {}
     if dequantize == "conv":
-        return {"ConvInteger": _dequantize_convs(model)}
-    return {}
+        counts["ConvInteger"] = _dequantize_convs(model)
+    if snake == "poly":
+        counts["Sin"] = rewrite_snakes(model)
+        if counts["Sin"]:
+            _prune(model.graph, onnx)  # the squares' exponent constant, read by nothing now
+    return counts
 
 
 def _dequantize_convs(model: Any) -> int:
@@ -215,7 +225,7 @@ def _prune(graph: Any, onnx: Any) -> None:
 # -- sessions ---------------------------------------------------------------------
 
 
-def graph_key(model_sha256: str, dequantize: str) -> dict[str, str]:
+def graph_key(model_sha256: str, dequantize: str, snake: str = "exact") -> dict[str, str]:
     """Everything the optimised graph, and so the audio, depends on: the
     GraphCache's key, and part of the rendered-chunk cache's engine identity."""
     import onnxruntime as ort
@@ -224,6 +234,7 @@ def graph_key(model_sha256: str, dequantize: str) -> dict[str, str]:
         "model_sha256": model_sha256,
         "graph_edit": str(GRAPH_EDIT_VERSION),
         "dequantize": dequantize,
+        "snake": snake,
         "onnxruntime": ort.__version__,
         "optimization": "all",
         "cpu": cpu_isa(),
@@ -275,10 +286,11 @@ class GraphLoader:
     back): each from its cache entry, else edited, optimised and cached."""
 
     def __init__(self, ort: Any, model_path: Path, *, dequantize: str, trim_cut: str,
-                 graph_caches: dict[str, GraphCache], options: Callable[..., Any]) -> None:
+                 graph_caches: dict[str, GraphCache], options: Callable[..., Any], snake: str = "exact") -> None:
         self._ort = ort
         self.model_path = model_path
         self.dequantize = dequantize
+        self.snake = snake
         self.trim_cut = trim_cut
         self.graph_caches = graph_caches
         self._options = options  # the engine's SessionOptions (optimize=True/False)
@@ -363,7 +375,7 @@ class GraphLoader:
             model = onnx.load(str(self.model_path))
         except Exception as exc:
             raise AssetError(f"cannot read ONNX model {self.model_path}: {exc}", "delete it and run: kokorod fetch") from exc
-        prepare_model(model, dequantize=self.dequantize)
+        prepare_model(model, dequantize=self.dequantize, snake=self.snake)
         if part == "whole":
             return bytes(model.SerializeToString())
         front, back = split_model(model, self.trim_cut)

@@ -1,0 +1,142 @@
+#!/usr/bin/env python3
+"""The Snake activations as a polynomial (kokorod/engine/snake.py) against the
+export's ``Sin``, in one run.
+
+Two ONNX engines with today's trimmed decoding, one with ``snake="exact"``
+(before) and one with ``snake="poly"`` (after), on the same ids and style for
+the 21 sentences of bench/trim_silence.py (English 1 to 40 words, es, fr, it,
+pt-br, ja, zh, hi). Quality, on the audio after the seam shaper: DNSMOS OVRL
+and SIG, the recogniser's WER/CER (Whisper tiny.en for English, base for the
+rest), durations equal, and the SNR between the two (the int8 graph quantises
+every activation dynamically, so a last-bit change anywhere moves later
+roundings: the SNR says how far, the judges whether it matters). DNSMOS's own
+noise is the before audio moved by 2 ms. Speed: wall and process time of the
+two alternated ``--reps`` times on the timed English chunks and the bench's
+first chunks; the saving is the median of per-pair ratios, so other load hits
+both alike.
+
+    PYTHONPATH=. .venv/bin/python bench/snake_poly.py
+    PYTHONPATH=. .venv/bin/python bench/snake_poly.py --no-quality --reps 9
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from trim_silence import SENTENCES, TIMED, dnsmos, heard_error, ids_and_style, shaped  # noqa: E402
+
+# Short first chunks as the ramp cuts them (bench/first_audio.py's paragraphs).
+FIRST_CHUNKS = [("first chunk 1", "en-us", "af_heart", "The library"),
+                ("first chunk 2", "en-us", "af_heart", "Our quarterly results"),
+                ("first chunk 3", "en-us", "af_heart", "To reset your password,")]
+
+
+def timed_pair(engines: dict[str, Any], ids: list[int], style: np.ndarray, reps: int) -> dict[str, float]:
+    """Median over ``reps`` alternated runs: each engine's wall and CPU ms, and
+    the after/before ratios of the pairs."""
+    walls: dict[str, list[float]] = {k: [] for k in engines}
+    cpus: dict[str, list[float]] = {k: [] for k in engines}
+    for _ in range(reps):
+        for name, engine in engines.items():
+            w, c = time.perf_counter(), time.process_time()
+            engine.run(ids, style, 1.0)
+            walls[name].append(1000 * (time.perf_counter() - w))
+            cpus[name].append(1000 * (time.process_time() - c))
+    return {
+        "wall_exact_ms": statistics.median(walls["exact"]), "wall_poly_ms": statistics.median(walls["poly"]),
+        "cpu_exact_ms": statistics.median(cpus["exact"]), "cpu_poly_ms": statistics.median(cpus["poly"]),
+        "wall_ratio": statistics.median(p / e for p, e in zip(walls["poly"], walls["exact"])),
+        "cpu_ratio": statistics.median(p / e for p, e in zip(cpus["poly"], cpus["exact"])),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--reps", type=int, default=5, help="alternated exact/poly timings per timed chunk")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--no-quality", action="store_true", help="skip WER/CER and DNSMOS (speed and SNR only)")
+    ap.add_argument("--json", type=Path, help="also write the rows here")
+    args = ap.parse_args()
+
+    from machine import cpu_info, describe
+
+    from kokorod.assets.paths import resolve_cache_dir
+    from kokorod.engine.onnx_engine import OnnxEngine
+    from kokorod.engine.trim import DEFAULT_CONTEXT_FRAMES
+    from kokorod.speech.build import EngineOptions, build_synthesizer
+    from kokorod.speech.chunk import SpeechChunk
+    from kokorod.speech.seams import shape_chunk
+
+    info = cpu_info()
+    print(describe(info), flush=True)
+    model = resolve_cache_dir(None) / "kokoro-v1.0.int8.onnx"
+    synth = build_synthesizer(EngineOptions(graph_cache=False, trim_silence="off"))  # G2P and voices only
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="snake-bench-") as cache:
+        engines = {snake: OnnxEngine(model, threads=args.threads, cache_dir=Path(cache),
+                                     trim_context=DEFAULT_CONTEXT_FRAMES, snake=snake) for snake in ("exact", "poly")}
+        for label, lang, voice, text in [*SENTENCES, *FIRST_CHUNKS]:
+            ids, style = ids_and_style(synth, text, voice, lang)
+            before, after = (engines[k].run(ids, style, 1.0) for k in ("exact", "poly"))
+            diff = before.audio.astype(np.float64) - after.audio
+            row: dict[str, Any] = {
+                "label": label, "lang": lang,
+                "durations_equal": bool(np.array_equal(before.durations, after.durations)),
+                "snr_db": float(10 * np.log10(np.sum(before.audio.astype(np.float64) ** 2) / max(1e-30, np.sum(diff ** 2)))),
+            }
+            if not args.no_quality and not label.startswith("first chunk"):
+                a, b = shaped(before.audio), shaped(after.audio)
+                row["err_exact"], row["err_poly"] = heard_error(a, text, lang), heard_error(b, text, lang)
+                (row["ovrl_exact"], row["sig_exact"]), (row["ovrl_poly"], row["sig_poly"]) = dnsmos(a), dnsmos(b)
+                moved = shape_chunk(SpeechChunk(before.audio, []), lead_in_samples=48, pause_samples=0).audio
+                row["ovrl_control"] = dnsmos(moved)[0]  # DNSMOS's own noise: the same audio 2 ms later
+            if label in TIMED or label.startswith("first chunk"):
+                row.update(timed_pair(engines, ids, style, args.reps))
+            rows.append(row)
+            print("  " + " ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()),
+                  flush=True)
+    judged = [r for r in rows if "ovrl_exact" in r]
+    print("\nsummary (after = poly, before = exact)")
+    print(f"durations equal on {sum(r['durations_equal'] for r in rows)}/{len(rows)}; "
+          f"SNR after vs before {min(r['snr_db'] for r in rows):.1f}..{max(r['snr_db'] for r in rows):.1f} dB")
+    if judged:
+        d_ovrl = [r["ovrl_poly"] - r["ovrl_exact"] for r in judged]
+        d_sig = [r["sig_poly"] - r["sig_exact"] for r in judged]
+        ctrl = [r["ovrl_control"] - r["ovrl_exact"] for r in judged]
+        print(f"DNSMOS OVRL delta mean {statistics.mean(d_ovrl):+.3f}, worst {min(d_ovrl):+.3f}, best {max(d_ovrl):+.3f} "
+              f"(control, the same audio 2 ms later: mean |delta| {statistics.mean(abs(c) for c in ctrl):.3f}, "
+              f"worst {min(ctrl):+.3f}); SIG delta mean {statistics.mean(d_sig):+.3f}, worst {min(d_sig):+.3f}")
+        for lang in sorted({r["lang"] for r in judged}):
+            sel = [r for r in judged if r["lang"] == lang]
+            print(f"  {lang}: OVRL {statistics.mean(r['ovrl_exact'] for r in sel):.3f} -> "
+                  f"{statistics.mean(r['ovrl_poly'] for r in sel):.3f}, error summed "
+                  f"{sum(r['err_exact'] for r in sel):.2f} -> {sum(r['err_poly'] for r in sel):.2f}")
+        print(f"recogniser error summed {sum(r['err_exact'] for r in judged):.2f} -> "
+              f"{sum(r['err_poly'] for r in judged):.2f}; worse on "
+              f"{sum(r['err_poly'] > r['err_exact'] + 1e-9 for r in judged)}, better on "
+              f"{sum(r['err_poly'] < r['err_exact'] - 1e-9 for r in judged)} of {len(judged)}")
+    for r in rows:
+        if "wall_ratio" in r:
+            print(f"{r['label']:14s} wall {r['wall_exact_ms']:.0f} -> {r['wall_poly_ms']:.0f} ms "
+                  f"(x{r['wall_ratio']:.3f}), CPU {r['cpu_exact_ms']:.0f} -> {r['cpu_poly_ms']:.0f} ms "
+                  f"(x{r['cpu_ratio']:.3f})")
+    if args.json:
+        args.json.write_text(json.dumps({"machine": info, "rows": rows}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
