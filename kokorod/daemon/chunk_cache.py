@@ -124,7 +124,7 @@ def engine_identity(engine: Any) -> str | None:
         from kokorod.assets.model import sha256_file
         from kokorod.engine.onnx_graph import graph_key
 
-        key = graph_key(sha256_file(engine.model_path), engine.dequantize, getattr(engine, "snake", "exact"))
+        key = graph_key(sha256_file(engine.model_path), engine.dequantize, getattr(engine, "kernels", "export"))
     key["threads"] = str(getattr(engine, "threads", None))
     # Trimmed decoding (kokorod.engine.trim) changes the audio at the edges;
     # its context is a run-time setting, not part of the graph's key.

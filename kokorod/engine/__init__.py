@@ -26,7 +26,7 @@ DEQUANTIZE_ENV = "KOKOROD_ONNX_DEQUANTIZE"    # none | conv
 GRAPH_CACHE_ENV = "KOKOROD_ONNX_GRAPH_CACHE"  # 0 turns the optimised-graph cache off
 SPINNING_ENV = "KOKOROD_ONNX_SPINNING"        # 1: intra-op threads spin-wait between operators (default: sleep)
 TRIM_SILENCE_ENV = "KOKOROD_ONNX_TRIM_SILENCE"  # off | context frames K (default: on, kokorod.engine.trim)
-SNAKE_ENV = "KOKOROD_ONNX_SNAKE"              # poly (default) | exact: the export's Sin (kokorod.engine.snake)
+KERNELS_ENV = "KOKOROD_ONNX_KERNELS"          # fast (default) | export: the export's Sin and STFT (kokorod.engine.fast_ops)
 
 
 def load_engine(
@@ -54,7 +54,8 @@ def load_engine(
     ``spinning`` (default off unless $KOKOROD_ONNX_SPINNING=1), ``trim_silence``
     ("off" or context frames K, default $KOKOROD_ONNX_TRIM_SILENCE, else
     ``trim.DEFAULT_CONTEXT_FRAMES``: see ``trim_context``); the Snake
-    activations' form, $KOKOROD_ONNX_SNAKE ("poly" by default, or "exact")."""
+    activations' and the STFT's nodes, $KOKOROD_ONNX_KERNELS ("fast" by
+    default, or "export")."""
     from kokorod.errors import InputError
 
     if kind not in ENGINE_CHOICES:
@@ -93,7 +94,7 @@ def load_engine(
     if spinning is None:
         spinning = os.environ.get(SPINNING_ENV, "0") == "1"
     return OnnxEngine(path, threads=threads, dequantize=dequantize, cache_dir=cache_dir if graph_cache else None,
-                      model_sha256=sha, spinning=spinning, snake=os.environ.get(SNAKE_ENV) or "poly",
+                      model_sha256=sha, spinning=spinning, kernels=os.environ.get(KERNELS_ENV) or "fast",
                       trim_context=trim_context(trim_silence if trim_silence is not None else os.environ.get(TRIM_SILENCE_ENV)))
 
 

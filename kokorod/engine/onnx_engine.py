@@ -22,7 +22,7 @@ from kokorod.engine.onnx_graph import (
     DEQUANTIZE_CHOICES, DURATIONS_TENSOR, GRAPH_CACHE_DIR, TRIM_EDIT_VERSION, GraphCache, GraphLoader, graph_key,
     load_vocab,
 )
-from kokorod.engine.snake import SNAKE_CHOICES
+from kokorod.engine.fast_ops import KERNEL_CHOICES
 from kokorod.engine.trim import CUTS, DEFAULT_CUT, TrimPlan, place, plan_trim, silent_ids, slice_inputs, trail_context
 from kokorod.engine.trim_norms import frame_weights, rates_of, weight_feed
 from kokorod.errors import InputError
@@ -52,7 +52,7 @@ class OnnxEngine:
         trim_context: int | None = None,
         trim_cut: str = DEFAULT_CUT,
         trim_trail: int | None = None,
-        snake: str = "poly",
+        kernels: str = "fast",
     ) -> None:
         """``threads``: onnxruntime's intra-op threads (None: its default, one per
         physical core). ``cache_dir``: where to keep the optimised graph (None: no
@@ -66,19 +66,19 @@ class OnnxEngine:
         parts and decode only ``trim_context`` frames of the silence before the
         speech and ``trim_trail`` after it (default ``trim.trail_context``;
         kokorod/engine/trim.py; None: one part, everything decoded); ``trim_cut``:
-        where the graph is split (``trim.CUTS``). ``snake``: "poly" computes the
-        generator's Snake activations without onnxruntime's one-threaded
-        ``Sin`` (kokorod/engine/snake.py), "exact" runs the export's graph."""
+        where the graph is split (``trim.CUTS``). ``kernels``: "fast" runs the
+        generator's Snake activations and STFT as nodes onnxruntime runs
+        faster (kokorod/engine/fast_ops.py), "export" the export's nodes."""
         import onnxruntime as ort
 
         if dequantize not in DEQUANTIZE_CHOICES:
             raise InputError(f"unknown dequantize choice {dequantize!r}", f"use one of {', '.join(DEQUANTIZE_CHOICES)}")
         self._ort = ort
         self.model_path = Path(model_path)
-        if snake not in SNAKE_CHOICES:
-            raise InputError(f"unknown snake choice {snake!r}", f"use one of {', '.join(SNAKE_CHOICES)}")
+        if kernels not in KERNEL_CHOICES:
+            raise InputError(f"unknown kernels choice {kernels!r}", f"use one of {', '.join(KERNEL_CHOICES)}")
         self.dequantize = dequantize
-        self.snake = snake
+        self.kernels = kernels
         self.threads = threads
         self.spinning = spinning
         if trim_cut not in CUTS:
@@ -103,7 +103,7 @@ class OnnxEngine:
                 from kokorod.assets.model import sha256_file
 
                 model_sha256 = sha256_file(self.model_path)
-            key = graph_key(model_sha256, dequantize, snake)
+            key = graph_key(model_sha256, dequantize, kernels)
             for part in self.parts:
                 self.graph_caches[part] = GraphCache(
                     Path(cache_dir) / GRAPH_CACHE_DIR, key if part == "whole" else {**key, "part": part,
@@ -111,7 +111,7 @@ class OnnxEngine:
         # The first part's entry is the one `kokorod doctor` reports.
         self.graph_cache: GraphCache | None = self.graph_caches.get(self.parts[0])
         loader = GraphLoader(ort, self.model_path, dequantize=dequantize, trim_cut=trim_cut,
-                             graph_caches=self.graph_caches, options=self._options, snake=snake)
+                             graph_caches=self.graph_caches, options=self._options, kernels=kernels)
         sessions = loader.load_all(self.parts)
         self.loaded_from_cache = loader.loaded_from_cache
         self._session = sessions[0]

@@ -38,7 +38,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from kokorod.engine.snake import SNAKE_CHOICES, rewrite_snakes
+from kokorod.engine.fast_ops import KERNEL_CHOICES, rewrite_kernels
 from kokorod.engine.trim import split_model
 from kokorod.engine.trim_norms import norm_rates, weigh_norms
 from kokorod.errors import AssetError, InputError
@@ -84,27 +84,28 @@ def cpu_isa() -> str:
 # -- the graph edit ---------------------------------------------------------------
 
 
-def prepare_model(model: Any, *, dequantize: str = "none", snake: str = "exact") -> dict[str, int]:
+def prepare_model(model: Any, *, dequantize: str = "none", kernels: str = "export") -> dict[str, int]:
     """Edit an ``onnx.ModelProto`` in place: add the durations output and, for
     ``dequantize="conv"``, replace the int8 convolutions by fp32 ones; for
-    ``snake="poly"``, the Snake activations' ``Sin`` by a polynomial
-    (kokorod/engine/snake.py). Returns how many nodes of each kind were
-    rewritten."""
+    ``kernels="fast"``, the Snake activations' ``Sin`` and the STFT by nodes
+    onnxruntime runs faster (kokorod/engine/fast_ops.py). Returns how many
+    nodes of each kind were rewritten."""
     import onnx
 
     if dequantize not in DEQUANTIZE_CHOICES:
         raise InputError(f"unknown dequantize choice {dequantize!r}", f"use one of {', '.join(DEQUANTIZE_CHOICES)}")
-    if snake not in SNAKE_CHOICES:
-        raise InputError(f"unknown snake choice {snake!r}", f"use one of {', '.join(SNAKE_CHOICES)}")
+    if kernels not in KERNEL_CHOICES:
+        raise InputError(f"unknown kernels choice {kernels!r}", f"use one of {', '.join(KERNEL_CHOICES)}")
     if DURATIONS_TENSOR not in {o.name for o in model.graph.output}:
         model.graph.output.append(onnx.helper.make_tensor_value_info(DURATIONS_TENSOR, onnx.TensorProto.INT64, None))
     counts: dict[str, int] = {}
     if dequantize == "conv":
         counts["ConvInteger"] = _dequantize_convs(model)
-    if snake == "poly":
-        counts["Sin"] = rewrite_snakes(model)
-        if counts["Sin"]:
-            _prune(model.graph, onnx)  # the squares' exponent constant, read by nothing now
+    if kernels == "fast":
+        rewritten = rewrite_kernels(model)
+        if rewritten:
+            counts.update(rewritten)
+            _prune(model.graph, onnx)  # e.g. the squares' exponent constant, read by nothing now
     return counts
 
 
@@ -225,7 +226,7 @@ def _prune(graph: Any, onnx: Any) -> None:
 # -- sessions ---------------------------------------------------------------------
 
 
-def graph_key(model_sha256: str, dequantize: str, snake: str = "exact") -> dict[str, str]:
+def graph_key(model_sha256: str, dequantize: str, kernels: str = "export") -> dict[str, str]:
     """Everything the optimised graph, and so the audio, depends on: the
     GraphCache's key, and part of the rendered-chunk cache's engine identity."""
     import onnxruntime as ort
@@ -234,7 +235,7 @@ def graph_key(model_sha256: str, dequantize: str, snake: str = "exact") -> dict[
         "model_sha256": model_sha256,
         "graph_edit": str(GRAPH_EDIT_VERSION),
         "dequantize": dequantize,
-        "snake": snake,
+        "kernels": kernels,
         "onnxruntime": ort.__version__,
         "optimization": "all",
         "cpu": cpu_isa(),
@@ -286,11 +287,11 @@ class GraphLoader:
     back): each from its cache entry, else edited, optimised and cached."""
 
     def __init__(self, ort: Any, model_path: Path, *, dequantize: str, trim_cut: str,
-                 graph_caches: dict[str, GraphCache], options: Callable[..., Any], snake: str = "exact") -> None:
+                 graph_caches: dict[str, GraphCache], options: Callable[..., Any], kernels: str = "export") -> None:
         self._ort = ort
         self.model_path = model_path
         self.dequantize = dequantize
-        self.snake = snake
+        self.kernels = kernels
         self.trim_cut = trim_cut
         self.graph_caches = graph_caches
         self._options = options  # the engine's SessionOptions (optimize=True/False)
@@ -375,7 +376,7 @@ class GraphLoader:
             model = onnx.load(str(self.model_path))
         except Exception as exc:
             raise AssetError(f"cannot read ONNX model {self.model_path}: {exc}", "delete it and run: kokorod fetch") from exc
-        prepare_model(model, dequantize=self.dequantize, snake=self.snake)
+        prepare_model(model, dequantize=self.dequantize, kernels=self.kernels)
         if part == "whole":
             return bytes(model.SerializeToString())
         front, back = split_model(model, self.trim_cut)

@@ -199,7 +199,7 @@ def test_a_full_disk_under_the_cache_costs_only_the_cache(model_path: Path, tmp_
 
 
 def test_cache_keys_differ_by_every_part() -> None:
-    base = {"model_sha256": "a" * 64, "graph_edit": "1", "dequantize": "none", "snake": "poly", "onnxruntime": "1.0",
+    base = {"model_sha256": "a" * 64, "graph_edit": "1", "dequantize": "none", "kernels": "fast", "onnxruntime": "1.0",
             "optimization": "all", "cpu": "x86_64+avx2"}
     digests = {GraphCache(Path("/c"), base).digest}
     for field in base:

@@ -1,6 +1,12 @@
-"""The generator's Snake activations without onnxruntime's ``Sin`` (a graph edit).
+"""onnxruntime's slow CPU kernels written as fast ones (a graph edit).
 
-Kokoro's iSTFTNet generator applies Snake, ``x + sin²(αx)/α`` with a learnt α
+``kernels="fast"`` (the ONNX engine's default) rewrites the generator's Snake
+activations; ``"export"`` runs the export's nodes. That changes the samples by
+float rounding only, and the int8 graph then rounds differently downstream
+(bench/fast_kernels.py judges the audio).
+
+**Snake without ``Sin``.** Kokoro's iSTFTNet generator applies Snake,
+``x + sin²(αx)/α`` with a learnt α
 per channel, 48 times per run (its residual blocks and noise blocks), on
 tensors of (channels × upsampled frames). The export writes the square as
 
@@ -32,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-SNAKE_CHOICES = ("poly", "exact")
+KERNEL_CHOICES = ("fast", "export")
 
 # sin²(πf) ≈ v·(c1 + c2·v + c3·v² + c4·v³ + c5·v⁴), v = f², f in [-½, ½]: a
 # least-squares fit on 200,001 even points; largest error 1.30e-6.
@@ -48,6 +54,13 @@ def poly_sin_squared(f: np.ndarray) -> np.ndarray:
     return h * v
 
 
+def rewrite_kernels(model: Any) -> dict[str, int]:
+    """Both rewrites, in place; how many nodes of each kind were replaced."""
+    # The STFT is not rewritten: see docs/experiments.md, "The STFT as a convolution".
+    counts = {"Sin": rewrite_snakes(model)}
+    return {op: n for op, n in counts.items() if n}
+
+
 def rewrite_snakes(model: Any) -> int:
     """Edit an ``onnx.ModelProto`` in place: every ``Mul(α, x) ─ Sin ─ Pow(·, 2)``
     whose α is a constant and whose intermediate tensors have no other reader
@@ -57,12 +70,15 @@ def rewrite_snakes(model: Any) -> int:
 
     graph = model.graph
     inits = {i.name: i for i in graph.initializer}
-    producer = {out: node for node in graph.node for out in node.output}
+    # One list of the node objects for every lookup and both passes: ids of
+    # protobuf wrappers that are not held alive can be reused by the next one.
+    nodes = list(graph.node)
+    producer = {out: node for node in nodes for out in node.output}
     readers: dict[str, int] = {}
-    for node in graph.node:
+    for node in nodes:
         for name in node.input:
             readers[name] = readers.get(name, 0) + 1
-    consumer = {name: node for node in graph.node for name in node.input}
+    consumer = {name: node for node in nodes for name in node.input}
     outputs = {o.name for o in graph.output}
 
     def constant(name: str) -> np.ndarray | None:
@@ -85,7 +101,7 @@ def rewrite_snakes(model: Any) -> int:
         new_inits.append(numpy_helper.from_array(np.array(c, dtype=np.float32), f"snake_poly_c{c_index + 1}"))
     replaced: dict[int, list[Any]] = {}  # id(the Pow) -> its nodes
     dropped: set[int] = set()
-    for sin in graph.node:
+    for sin in nodes:
         if sin.op_type != "Sin":
             continue
         mul = producer.get(sin.input[0])
@@ -107,7 +123,7 @@ def rewrite_snakes(model: Any) -> int:
             inits[scale] = numpy_helper.from_array((alpha / np.float32(math.pi)).astype(np.float32), scale)
             new_inits.append(inits[scale])
         p = sin.output[0] + "_poly"  # prefix of the new tensors' names (the Sin's output is unique)
-        nodes = [
+        chain = [
             helper.make_node("Mul", [x, scale], [f"{p}_t"], name=f"{p}_t"),
             helper.make_node("Round", [f"{p}_t"], [f"{p}_k"], name=f"{p}_k"),
             helper.make_node("Sub", [f"{p}_t", f"{p}_k"], [f"{p}_f"], name=f"{p}_f"),
@@ -115,17 +131,17 @@ def rewrite_snakes(model: Any) -> int:
         ]
         h = f"snake_poly_c{len(_COEFFS)}"
         for step in range(len(_COEFFS) - 1, 0, -1):  # Horner: h = h·v + c_step
-            nodes.append(helper.make_node("Mul", [h, f"{p}_v"], [f"{p}_m{step}"], name=f"{p}_m{step}"))
-            nodes.append(helper.make_node("Add", [f"{p}_m{step}", f"snake_poly_c{step}"], [f"{p}_h{step}"],
+            chain.append(helper.make_node("Mul", [h, f"{p}_v"], [f"{p}_m{step}"], name=f"{p}_m{step}"))
+            chain.append(helper.make_node("Add", [f"{p}_m{step}", f"snake_poly_c{step}"], [f"{p}_h{step}"],
                                           name=f"{p}_h{step}"))
             h = f"{p}_h{step}"
-        nodes.append(helper.make_node("Mul", [h, f"{p}_v"], [power.output[0]], name=f"{p}_out"))
-        replaced[id(power)] = nodes
+        chain.append(helper.make_node("Mul", [h, f"{p}_v"], [power.output[0]], name=f"{p}_out"))
+        replaced[id(power)] = chain
         dropped.update((id(mul), id(sin)))
     if not replaced:
         return 0
     edited: list[Any] = []
-    for node in graph.node:
+    for node in nodes:
         if id(node) in dropped:
             continue
         edited.extend(replaced.get(id(node), [node]))
@@ -133,3 +149,4 @@ def rewrite_snakes(model: Any) -> int:
     graph.node.extend(edited)
     graph.initializer.extend(new_inits)
     return len(replaced)
+

@@ -1,4 +1,4 @@
-"""kokorod/engine/snake.py: the Snake activations' square of a sine as a polynomial.
+"""kokorod/engine/fast_ops.py: Snake's square of a sine as a polynomial.
 
 A tiny graph in the export's form, ``x + sin²(αx)/α`` written as
 ``Mul(α, x) ─ Sin ─ Pow(·, 2) ─ Mul(1/α) ─ Add(x)``, run by onnxruntime before
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from kokorod.engine.onnx_graph import graph_key, prepare_model
-from kokorod.engine.snake import poly_sin_squared, rewrite_snakes
+from kokorod.engine.fast_ops import poly_sin_squared, rewrite_snakes
 from kokorod.errors import InputError
 
 onnx = pytest.importorskip("onnx")
@@ -84,13 +84,14 @@ def test_patterns_that_are_not_the_exports_are_left_alone() -> None:
 
 def test_prepare_model_takes_the_choice_and_checks_it() -> None:
     model = snake_model()
-    assert prepare_model(model, snake="poly")["Sin"] == 1
+    assert prepare_model(model, kernels="fast") == {"Sin": 1}
     assert "two" not in {i.name for i in model.graph.initializer}  # the exponent, read by nothing now
     assert prepare_model(snake_model()) == {}  # exact unless asked
-    with pytest.raises(InputError, match="snake"):
-        prepare_model(snake_model(), snake="fast")
+    with pytest.raises(InputError, match="kernels"):
+        prepare_model(snake_model(), kernels="poly")
 
 
 def test_the_choice_is_part_of_the_graphs_key() -> None:
-    assert graph_key("a" * 64, "none", "poly") != graph_key("a" * 64, "none", "exact")
-    assert graph_key("a" * 64, "none")["snake"] == "exact"
+    assert graph_key("a" * 64, "none", "fast") != graph_key("a" * 64, "none", "export")
+    assert graph_key("a" * 64, "none")["kernels"] == "export"
+

@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
-"""The Snake activations as a polynomial (kokorod/engine/snake.py) against the
-export's ``Sin``, in one run.
+"""The fast kernels (kokorod/engine/fast_ops.py: Snake without ``Sin``) against
+the export's nodes, in one run.
 
-Two ONNX engines with today's trimmed decoding, one with ``snake="exact"``
-(before) and one with ``snake="poly"`` (after), on the same ids and style for
+Two ONNX engines with today's trimmed decoding, one with ``kernels="export"``
+(before) and one with ``kernels="fast"`` (after), on the same ids and style for
 the 21 sentences of bench/trim_silence.py (English 1 to 40 words, es, fr, it,
 pt-br, ja, zh, hi). Quality, on the audio after the seam shaper: DNSMOS OVRL
 and SIG, the recogniser's WER/CER (Whisper tiny.en for English, base for the
@@ -15,8 +15,8 @@ two alternated ``--reps`` times on the timed English chunks and the bench's
 first chunks; the saving is the median of per-pair ratios, so other load hits
 both alike.
 
-    PYTHONPATH=. .venv/bin/python bench/snake_poly.py
-    PYTHONPATH=. .venv/bin/python bench/snake_poly.py --no-quality --reps 9
+    PYTHONPATH=. .venv/bin/python bench/fast_kernels.py
+    PYTHONPATH=. .venv/bin/python bench/fast_kernels.py --no-quality --reps 9
 """
 
 from __future__ import annotations
@@ -57,16 +57,16 @@ def timed_pair(engines: dict[str, Any], ids: list[int], style: np.ndarray, reps:
             walls[name].append(1000 * (time.perf_counter() - w))
             cpus[name].append(1000 * (time.process_time() - c))
     return {
-        "wall_exact_ms": statistics.median(walls["exact"]), "wall_poly_ms": statistics.median(walls["poly"]),
-        "cpu_exact_ms": statistics.median(cpus["exact"]), "cpu_poly_ms": statistics.median(cpus["poly"]),
-        "wall_ratio": statistics.median(p / e for p, e in zip(walls["poly"], walls["exact"])),
-        "cpu_ratio": statistics.median(p / e for p, e in zip(cpus["poly"], cpus["exact"])),
+        "wall_export_ms": statistics.median(walls["export"]), "wall_fast_ms": statistics.median(walls["fast"]),
+        "cpu_export_ms": statistics.median(cpus["export"]), "cpu_fast_ms": statistics.median(cpus["fast"]),
+        "wall_ratio": statistics.median(p / e for p, e in zip(walls["fast"], walls["export"])),
+        "cpu_ratio": statistics.median(p / e for p, e in zip(cpus["fast"], cpus["export"])),
     }
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--reps", type=int, default=5, help="alternated exact/poly timings per timed chunk")
+    ap.add_argument("--reps", type=int, default=5, help="alternated export/fast timings per timed chunk")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--no-quality", action="store_true", help="skip WER/CER and DNSMOS (speed and SNR only)")
     ap.add_argument("--json", type=Path, help="also write the rows here")
@@ -86,12 +86,13 @@ def main() -> None:
     model = resolve_cache_dir(None) / "kokoro-v1.0.int8.onnx"
     synth = build_synthesizer(EngineOptions(graph_cache=False, trim_silence="off"))  # G2P and voices only
     rows: list[dict[str, Any]] = []
-    with tempfile.TemporaryDirectory(prefix="snake-bench-") as cache:
-        engines = {snake: OnnxEngine(model, threads=args.threads, cache_dir=Path(cache),
-                                     trim_context=DEFAULT_CONTEXT_FRAMES, snake=snake) for snake in ("exact", "poly")}
+    with tempfile.TemporaryDirectory(prefix="kernels-bench-") as cache:
+        engines = {kernels: OnnxEngine(model, threads=args.threads, cache_dir=Path(cache),
+                                     trim_context=DEFAULT_CONTEXT_FRAMES, kernels=kernels)
+                   for kernels in ("export", "fast")}
         for label, lang, voice, text in [*SENTENCES, *FIRST_CHUNKS]:
             ids, style = ids_and_style(synth, text, voice, lang)
-            before, after = (engines[k].run(ids, style, 1.0) for k in ("exact", "poly"))
+            before, after = (engines[k].run(ids, style, 1.0) for k in ("export", "fast"))
             diff = before.audio.astype(np.float64) - after.audio
             row: dict[str, Any] = {
                 "label": label, "lang": lang,
@@ -100,8 +101,8 @@ def main() -> None:
             }
             if not args.no_quality and not label.startswith("first chunk"):
                 a, b = shaped(before.audio), shaped(after.audio)
-                row["err_exact"], row["err_poly"] = heard_error(a, text, lang), heard_error(b, text, lang)
-                (row["ovrl_exact"], row["sig_exact"]), (row["ovrl_poly"], row["sig_poly"]) = dnsmos(a), dnsmos(b)
+                row["err_export"], row["err_fast"] = heard_error(a, text, lang), heard_error(b, text, lang)
+                (row["ovrl_export"], row["sig_export"]), (row["ovrl_fast"], row["sig_fast"]) = dnsmos(a), dnsmos(b)
                 moved = shape_chunk(SpeechChunk(before.audio, []), lead_in_samples=48, pause_samples=0).audio
                 row["ovrl_control"] = dnsmos(moved)[0]  # DNSMOS's own noise: the same audio 2 ms later
             if label in TIMED or label.startswith("first chunk"):
@@ -109,30 +110,30 @@ def main() -> None:
             rows.append(row)
             print("  " + " ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()),
                   flush=True)
-    judged = [r for r in rows if "ovrl_exact" in r]
-    print("\nsummary (after = poly, before = exact)")
+    judged = [r for r in rows if "ovrl_export" in r]
+    print("\nsummary (after = fast, before = export)")
     print(f"durations equal on {sum(r['durations_equal'] for r in rows)}/{len(rows)}; "
           f"SNR after vs before {min(r['snr_db'] for r in rows):.1f}..{max(r['snr_db'] for r in rows):.1f} dB")
     if judged:
-        d_ovrl = [r["ovrl_poly"] - r["ovrl_exact"] for r in judged]
-        d_sig = [r["sig_poly"] - r["sig_exact"] for r in judged]
-        ctrl = [r["ovrl_control"] - r["ovrl_exact"] for r in judged]
+        d_ovrl = [r["ovrl_fast"] - r["ovrl_export"] for r in judged]
+        d_sig = [r["sig_fast"] - r["sig_export"] for r in judged]
+        ctrl = [r["ovrl_control"] - r["ovrl_export"] for r in judged]
         print(f"DNSMOS OVRL delta mean {statistics.mean(d_ovrl):+.3f}, worst {min(d_ovrl):+.3f}, best {max(d_ovrl):+.3f} "
               f"(control, the same audio 2 ms later: mean |delta| {statistics.mean(abs(c) for c in ctrl):.3f}, "
               f"worst {min(ctrl):+.3f}); SIG delta mean {statistics.mean(d_sig):+.3f}, worst {min(d_sig):+.3f}")
         for lang in sorted({r["lang"] for r in judged}):
             sel = [r for r in judged if r["lang"] == lang]
-            print(f"  {lang}: OVRL {statistics.mean(r['ovrl_exact'] for r in sel):.3f} -> "
-                  f"{statistics.mean(r['ovrl_poly'] for r in sel):.3f}, error summed "
-                  f"{sum(r['err_exact'] for r in sel):.2f} -> {sum(r['err_poly'] for r in sel):.2f}")
-        print(f"recogniser error summed {sum(r['err_exact'] for r in judged):.2f} -> "
-              f"{sum(r['err_poly'] for r in judged):.2f}; worse on "
-              f"{sum(r['err_poly'] > r['err_exact'] + 1e-9 for r in judged)}, better on "
-              f"{sum(r['err_poly'] < r['err_exact'] - 1e-9 for r in judged)} of {len(judged)}")
+            print(f"  {lang}: OVRL {statistics.mean(r['ovrl_export'] for r in sel):.3f} -> "
+                  f"{statistics.mean(r['ovrl_fast'] for r in sel):.3f}, error summed "
+                  f"{sum(r['err_export'] for r in sel):.2f} -> {sum(r['err_fast'] for r in sel):.2f}")
+        print(f"recogniser error summed {sum(r['err_export'] for r in judged):.2f} -> "
+              f"{sum(r['err_fast'] for r in judged):.2f}; worse on "
+              f"{sum(r['err_fast'] > r['err_export'] + 1e-9 for r in judged)}, better on "
+              f"{sum(r['err_fast'] < r['err_export'] - 1e-9 for r in judged)} of {len(judged)}")
     for r in rows:
         if "wall_ratio" in r:
-            print(f"{r['label']:14s} wall {r['wall_exact_ms']:.0f} -> {r['wall_poly_ms']:.0f} ms "
-                  f"(x{r['wall_ratio']:.3f}), CPU {r['cpu_exact_ms']:.0f} -> {r['cpu_poly_ms']:.0f} ms "
+            print(f"{r['label']:14s} wall {r['wall_export_ms']:.0f} -> {r['wall_fast_ms']:.0f} ms "
+                  f"(x{r['wall_ratio']:.3f}), CPU {r['cpu_export_ms']:.0f} -> {r['cpu_fast_ms']:.0f} ms "
                   f"(x{r['cpu_ratio']:.3f})")
     if args.json:
         args.json.write_text(json.dumps({"machine": info, "rows": rows}, indent=1))
