@@ -46,7 +46,7 @@ def runs(synth):  # type: ignore[no-untyped-def]
     for voice, text in SENTENCES:
         a, b = export.synthesize(text, voice=voice), fast.synthesize(text, voice=voice)
         shape = lambda c: shape_chunk(c, lead_in_samples=0, pause_samples=0)  # noqa: E731
-        out.append(dict(text=text, export=a, fast=b, exact_shaped=shape(a), poly_shaped=shape(b)))
+        out.append(dict(text=text, export=a, fast=b, export_shaped=shape(a), fast_shaped=shape(b)))
     return out
 
 
@@ -69,7 +69,7 @@ def test_heard_the_same(runs) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_dnsmos_holds(runs) -> None:  # type: ignore[no-untyped-def]
-    export = [dnsmos(r["exact_shaped"].audio)["ovrl"] for r in runs]
-    fast = [dnsmos(r["poly_shaped"].audio)["ovrl"] for r in runs]
+    export = [dnsmos(r["export_shaped"].audio)["ovrl"] for r in runs]
+    fast = [dnsmos(r["fast_shaped"].audio)["ovrl"] for r in runs]
     print("DNSMOS OVRL export", export, "fast", fast)
     assert float(np.mean(fast)) >= float(np.mean(export)) - MEAN_OVRL_MARGIN
