@@ -579,3 +579,21 @@ def test_an_italian_first_chunk_does_not_end_on_an_articulated_preposition() -> 
     seg.budget = ChunkBudget(0.3, chars_per_s=1.0, overhead_s=0.0, first_audio_s=19 * 0.3)
     segs = feed_all(seg, "Il museo apre alle dieci del mattino. I visitatori possono comprare il biglietto.", None)
     assert segs[0].text == "Il museo apre"  # not "Il museo apre alle"
+
+
+@pytest.mark.parametrize("pace,cps,overhead_s", [(0.4, 1.0, 10.0), (0.68, 14.0, 0.6), (0.5, 12.0, 0.5)])
+def test_a_cut_at_a_word_gap_is_forced_whatever_the_gap(pace: float, cps: float, overhead_s: float) -> None:
+    # A cut before or after a function word ("el plan | del proyecto") ranks
+    # as "phrase" or "weak" but is still a word gap: its boundary must be
+    # "forced" (40 ms at the seams). The seams read any kind they do not know
+    # as a sentence end (300 ms), so no other kind may leave the segmenter.
+    text = ("Hoy vamos a revisar el plan del proyecto con todo el equipo de la oficina central y después "
+            "hablaremos de las fechas de entrega para el cliente. The library opens at nine in the morning on "
+            "weekdays and members can borrow up to ten books at a time from the main desk.")
+    seg = Segmenter()
+    seg.budget = ChunkBudget(pace, chars_per_s=cps, overhead_s=overhead_s, first_audio_s=0.01)
+    segs = feed_all(seg, text, None)
+    assert "".join(s.text for s in segs) == text
+    allowed = {"clause", "sentence", "paragraph", "forced", "break", "final"}
+    assert {s.boundary for s in segs} <= allowed, [(s.text, s.boundary) for s in segs]
+    assert any(s.boundary == "forced" for s in segs)
