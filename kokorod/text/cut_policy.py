@@ -48,13 +48,6 @@ if TYPE_CHECKING:
 
 
 RAMP_FLOOR_FACTOR = 1.5
-# A timed first chunk takes its whole sentence when the sentence ends within
-# this factor of the chunk's limit: "Buenos días | a todos." left the sentence's
-# last two words as a chunk of their own, and the Spanish paragraph fell from
-# DNSMOS OVRL 3.42 to 3.21 sent whole, 3.43 to 2.99 streamed
-# (bench/first_audio_langs.py, 2026-12-07 19:04); the limit was ~17 characters,
-# the sentence 20.
-FIRST_SENTENCE_SLACK = 1.35
 
 
 @dataclass(frozen=True)
@@ -225,22 +218,11 @@ class CutDecisions:
     def _decide(self, p: CutPoint, kind: str) -> None:
         while self._content_at is not None and p.pos > self._content_at:
             p.kind = kind
-            limit = self._limit()
-            if p.pos - self._content_at > limit:
+            if p.pos - self._content_at > self._limit():
                 timed = self._timed_first()
-                if timed and kind != "paragraph" and p.pos - self._content_at <= limit * FIRST_SENTENCE_SLACK:
-                    if kind == "sentence":
-                        self._cut(p, kind)
-                    else:  # the sentence may still end within the slack
-                        self._cands.append(p)
-                    return
                 # A chunk below the ramp's floor would leave the next one no
                 # time to be made (cut_policy): only longer cuts qualify.
-                # (Past the first chunk's slack, its cut is still within its limit.)
-                floor = int(self.budget.ramp_floor_chars()) if self.budget else 0
-                best = self._best_candidate(floor, limit if timed else None)
-                if best is None and timed:
-                    best = self._best_candidate(floor)
+                best = self._best_candidate(int(self.budget.ramp_floor_chars()) if self.budget else 0)
                 # With a budget, a chunk never ends on "the" or before digits
                 # when a word more avoids it: over the limit, a better cut at p
                 # wins, and a weak p waits for the next point.
@@ -301,15 +283,14 @@ class CutDecisions:
         ends = [q for q in self._cands if q.kind == "sentence" and start < q.pos < pos]
         return ends[-1] if ends else None
 
-    def _best_candidate(self, min_chars: int = 0, max_chars: int | None = None) -> CutPoint | None:
-        """The most natural remembered point at least ``min_chars`` (and at
-        most ``max_chars``) into the segment, the latest of equals (the longest
-        chunk)."""
+    def _best_candidate(self, min_chars: int = 0) -> CutPoint | None:
+        """The most natural remembered point at least ``min_chars`` into the
+        segment, the latest of equals (the longest chunk)."""
         best: CutPoint | None = None
         best_rank = -1
         start = self._content_at if self._content_at is not None else self._base
         for q in self._cands:
-            if q.pos - start < min_chars or (max_chars is not None and q.pos - start > max_chars):
+            if q.pos - start < min_chars:
                 continue
             rank = self._rank(q)
             if rank >= best_rank:

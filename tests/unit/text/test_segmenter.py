@@ -597,34 +597,3 @@ def test_a_cut_at_a_word_gap_is_forced_whatever_the_gap(pace: float, cps: float,
     allowed = {"clause", "sentence", "paragraph", "forced", "break", "final"}
     assert {s.boundary for s in segs} <= allowed, [(s.text, s.boundary) for s in segs]
     assert any(s.boundary == "forced" for s in segs)
-
-
-@pytest.mark.parametrize("limit,first", [(16, "Buenos días a todos."), (15, "Buenos días a todos."),
-                                         (14, "Buenos días")])
-def test_a_first_chunk_takes_its_sentence_when_it_ends_just_past_the_limit(limit: int, first: str) -> None:
-    # "Buenos días | a todos." left the sentence's last two words alone, and
-    # the paragraph's DNSMOS fell by 0.2-0.4 (bench/first_audio_langs.py). The
-    # sentence is 20 characters: within 1.35x of a limit of 15 or 16, not 14.
-    from kokorod.text import languages
-    from kokorod.text.cut_policy import FIRST_SENTENCE_SLACK
-    from kokorod.text.per_language import segmenter_for
-
-    assert 14 * FIRST_SENTENCE_SLACK < 20 <= 15 * FIRST_SENTENCE_SLACK
-    text = "Buenos días a todos. Hoy vamos a revisar el plan del proyecto con todo el equipo."
-    for fragments in (None, list(range(2, len(text), 3))):
-        seg = segmenter_for(languages.resolve("es"))
-        seg.budget = ChunkBudget(0.3, chars_per_s=1.0, overhead_s=0.0, first_audio_s=limit * 0.3)
-        segs = feed_all(seg, text, fragments)
-        assert "".join(s.text for s in segs) == text
-        assert segs[0].text == first, [s.text for s in segs]
-
-
-def test_past_the_slack_the_first_chunk_keeps_within_its_limit() -> None:
-    # A clause that ends past the limit but within the slack is not a reason
-    # to run past the limit: only a sentence end is.
-    text = "The library opens at nine, in the morning on weekdays, and closes at six."
-    seg = Segmenter()
-    seg.budget = ChunkBudget(0.3, chars_per_s=1.0, overhead_s=0.0, first_audio_s=20 * 0.3)
-    segs = feed_all(seg, text, None)
-    assert "".join(s.text for s in segs) == text
-    assert len(segs[0].text) <= 20, [s.text for s in segs]
