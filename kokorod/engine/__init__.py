@@ -26,7 +26,7 @@ DEQUANTIZE_ENV = "KOKOROD_ONNX_DEQUANTIZE"    # none | conv
 GRAPH_CACHE_ENV = "KOKOROD_ONNX_GRAPH_CACHE"  # 0 turns the optimised-graph cache off
 SPINNING_ENV = "KOKOROD_ONNX_SPINNING"        # 1: intra-op threads spin-wait between operators (default: sleep)
 TRIM_SILENCE_ENV = "KOKOROD_ONNX_TRIM_SILENCE"  # off | context frames K (default: on, kokorod.engine.trim)
-KERNELS_ENV = "KOKOROD_ONNX_KERNELS"          # fast (default) | export: the export's Sin and STFT (kokorod.engine.fast_ops)
+KERNELS_ENV = "KOKOROD_ONNX_KERNELS"          # fast (default) | export: the export's Snake with Sin (kokorod.engine.fast_ops)
 
 
 def load_engine(
@@ -54,8 +54,8 @@ def load_engine(
     ``spinning`` (default off unless $KOKOROD_ONNX_SPINNING=1), ``trim_silence``
     ("off" or context frames K, default $KOKOROD_ONNX_TRIM_SILENCE, else
     ``trim.DEFAULT_CONTEXT_FRAMES``: see ``trim_context``); the Snake
-    activations' and the STFT's nodes, $KOKOROD_ONNX_KERNELS ("fast" by
-    default, or "export")."""
+    activations' nodes, $KOKOROD_ONNX_KERNELS ("fast" by default, or
+    "export")."""
     from kokorod.errors import InputError
 
     if kind not in ENGINE_CHOICES:

@@ -6,9 +6,8 @@ float rounding only, and the int8 graph then rounds differently downstream
 (bench/fast_kernels.py judges the audio).
 
 **Snake without ``Sin``.** Kokoro's iSTFTNet generator applies Snake,
-``x + sin²(αx)/α`` with a learnt α
-per channel, 48 times per run (its residual blocks and noise blocks), on
-tensors of (channels × upsampled frames). The export writes the square as
+``x + sin²(αx)/α`` with a learnt α per channel, 48 times per run (its residual
+blocks and noise blocks), on tensors of (channels × upsampled frames). The export writes the square as
 
     Mul(α, x) ─ Sin ─ Pow(·, 2) ─ Mul(1/α) ─ Add(x)
 
@@ -55,7 +54,8 @@ def poly_sin_squared(f: np.ndarray) -> np.ndarray:
 
 
 def rewrite_kernels(model: Any) -> dict[str, int]:
-    """Both rewrites, in place; how many nodes of each kind were replaced."""
+    """Every rewrite, in place; how many nodes of each kind were replaced
+    (kinds with none left out)."""
     # The STFT is not rewritten: see docs/experiments.md, "The STFT as a convolution".
     counts = {"Sin": rewrite_snakes(model)}
     return {op: n for op, n in counts.items() if n}
@@ -149,4 +149,3 @@ def rewrite_snakes(model: Any) -> int:
     graph.node.extend(edited)
     graph.initializer.extend(new_inits)
     return len(replaced)
-

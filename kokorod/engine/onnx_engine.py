@@ -67,8 +67,8 @@ class OnnxEngine:
         speech and ``trim_trail`` after it (default ``trim.trail_context``;
         kokorod/engine/trim.py; None: one part, everything decoded); ``trim_cut``:
         where the graph is split (``trim.CUTS``). ``kernels``: "fast" runs the
-        generator's Snake activations and STFT as nodes onnxruntime runs
-        faster (kokorod/engine/fast_ops.py), "export" the export's nodes."""
+        generator's Snake activations as nodes onnxruntime runs faster
+        (kokorod/engine/fast_ops.py), "export" the export's nodes."""
         import onnxruntime as ort
 
         if dequantize not in DEQUANTIZE_CHOICES:

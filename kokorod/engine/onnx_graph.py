@@ -87,9 +87,9 @@ def cpu_isa() -> str:
 def prepare_model(model: Any, *, dequantize: str = "none", kernels: str = "export") -> dict[str, int]:
     """Edit an ``onnx.ModelProto`` in place: add the durations output and, for
     ``dequantize="conv"``, replace the int8 convolutions by fp32 ones; for
-    ``kernels="fast"``, the Snake activations' ``Sin`` and the STFT by nodes
-    onnxruntime runs faster (kokorod/engine/fast_ops.py). Returns how many
-    nodes of each kind were rewritten."""
+    ``kernels="fast"``, the Snake activations' ``Sin`` by nodes onnxruntime
+    runs faster (kokorod/engine/fast_ops.py). Returns how many nodes of each
+    kind were rewritten."""
     import onnx
 
     if dequantize not in DEQUANTIZE_CHOICES:
