@@ -37,7 +37,9 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from trim_silence import SENTENCES, TIMED, dnsmos, heard_error, ids_and_style, shaped  # noqa: E402
+from trim_silence import (  # noqa: E402
+    SENTENCES, TIMED, dnsmos, heard_error, ids_and_style, machine_model_and_synth, shaped,
+)
 
 # Short first chunks as the ramp cuts them (bench/first_audio.py's paragraphs).
 FIRST_CHUNKS = [("first chunk 1", "en-us", "af_heart", "The library"),
@@ -72,19 +74,12 @@ def main() -> None:
     ap.add_argument("--json", type=Path, help="also write the rows here")
     args = ap.parse_args()
 
-    from machine import cpu_info, describe
-
-    from kokorod.assets.paths import resolve_cache_dir
     from kokorod.engine.onnx_engine import OnnxEngine
     from kokorod.engine.trim import DEFAULT_CONTEXT_FRAMES
-    from kokorod.speech.build import EngineOptions, build_synthesizer
     from kokorod.speech.chunk import SpeechChunk
     from kokorod.speech.seams import shape_chunk
 
-    info = cpu_info()
-    print(describe(info), flush=True)
-    model = resolve_cache_dir(None) / "kokoro-v1.0.int8.onnx"
-    synth = build_synthesizer(EngineOptions(graph_cache=False, trim_silence="off"))  # G2P and voices only
+    info, model, synth = machine_model_and_synth()
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="kernels-bench-") as cache:
         engines = {kernels: OnnxEngine(model, threads=args.threads, cache_dir=Path(cache),

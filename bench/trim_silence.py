@@ -104,6 +104,20 @@ def speech_rms_db(audio: np.ndarray, bounds: tuple[int, int]) -> float:
     return float(10 * np.log10((x * x).mean() + 1e-20))
 
 
+def machine_model_and_synth() -> tuple[dict[str, Any], Path, Any]:
+    """Print the machine first; then the int8 model's path and a Synthesizer
+    for G2P and voices only (the benches build their own engines)."""
+    from machine import cpu_info, describe
+
+    from kokorod.assets.paths import resolve_cache_dir
+    from kokorod.speech.build import EngineOptions, build_synthesizer
+
+    info = cpu_info()
+    print(describe(info), flush=True)
+    model = resolve_cache_dir(None) / "kokoro-v1.0.int8.onnx"
+    return info, model, build_synthesizer(EngineOptions(graph_cache=False, trim_silence="off"))
+
+
 def cpu_run(engine: Any, ids: list[int], style: np.ndarray) -> tuple[Any, float]:
     t0 = time.process_time()
     out = engine.run(ids, style, 1.0)
@@ -121,19 +135,12 @@ def main() -> None:
     ap.add_argument("--json", type=Path, help="also write the rows here")
     args = ap.parse_args()
 
-    from machine import cpu_info, describe
-
-    from kokorod.assets.paths import resolve_cache_dir
-    from kokorod.speech.seams import shape_chunk, speech_bounds
     from kokorod.engine.onnx_engine import OnnxEngine
     from kokorod.engine.trim import edge_frames
-    from kokorod.speech.build import EngineOptions, build_synthesizer
     from kokorod.speech.chunk import SpeechChunk
+    from kokorod.speech.seams import shape_chunk, speech_bounds
 
-    info = cpu_info()
-    print(describe(info), flush=True)
-    model = resolve_cache_dir(None) / "kokoro-v1.0.int8.onnx"
-    synth = build_synthesizer(EngineOptions(graph_cache=False, trim_silence="off"))  # G2P and voices only
+    info, model, synth = machine_model_and_synth()
     contexts = [int(k) for k in args.contexts.split(",")]
     cuts = args.cuts.split(",")
     with tempfile.TemporaryDirectory(prefix="trim-bench-") as cache:
