@@ -26,6 +26,9 @@ convolutions' own rounding (their activations are quantised to 1/255 of the
 range). The harmonic source's ``Sin`` nodes (the F0 sine, its phase summed over
 the whole chunk) are a different pattern and are left exact.
 
+The generator's STFT is not rewritten, though onnxruntime's is slow too: see
+docs/experiments.md, "The STFT as a convolution".
+
 Only the onnxruntime graphs take this edit; OpenVINO's split engine writes its
 back part without it (its bf16 decoder would lose the polynomial's precision).
 """
@@ -51,14 +54,6 @@ def poly_sin_squared(f: np.ndarray) -> np.ndarray:
     for c in reversed(_COEFFS[:-1]):
         h = h * v + np.float32(c)
     return h * v
-
-
-def rewrite_kernels(model: Any) -> dict[str, int]:
-    """Every rewrite, in place; how many nodes of each kind were replaced
-    (kinds with none left out)."""
-    # The STFT is not rewritten: see docs/experiments.md, "The STFT as a convolution".
-    counts = {"Sin": rewrite_snakes(model)}
-    return {op: n for op, n in counts.items() if n}
 
 
 def rewrite_snakes(model: Any) -> int:

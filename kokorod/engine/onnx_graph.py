@@ -38,7 +38,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from kokorod.engine.fast_ops import KERNEL_CHOICES, rewrite_kernels
+from kokorod.engine.fast_ops import KERNEL_CHOICES, rewrite_snakes
 from kokorod.engine.trim import split_model
 from kokorod.engine.trim_norms import norm_rates, weigh_norms
 from kokorod.errors import AssetError, InputError
@@ -101,11 +101,9 @@ def prepare_model(model: Any, *, dequantize: str = "none", kernels: str = "expor
     counts: dict[str, int] = {}
     if dequantize == "conv":
         counts["ConvInteger"] = _dequantize_convs(model)
-    if kernels == "fast":
-        rewritten = rewrite_kernels(model)
-        if rewritten:
-            counts.update(rewritten)
-            _prune(model.graph, onnx)  # e.g. the squares' exponent constant, read by nothing now
+    if kernels == "fast" and (snakes := rewrite_snakes(model)):
+        counts["Sin"] = snakes
+        _prune(model.graph, onnx)  # the squares' exponent constant, read by nothing now
     return counts
 
 

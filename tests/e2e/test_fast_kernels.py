@@ -1,11 +1,12 @@
 """The fast kernels (kokorod/engine/fast_ops.py), real Kokoro-82M.
 
-The daemon's engine (``kernels="fast"``: Snake without ``Sin``) against the export's nodes (``kernels="export"``), both trimmed
-as by default, through the same Synthesizer code. The int8 graph quantises every activation dynamically, so any last-bit
-change moves later roundings and the samples differ (19-29 dB SNR between the
-two on bench/fast_kernels.py's 24 chunks, AMD EPYC): the judges decide. Same
-durations and word times, heard the same, DNSMOS within its own noise. Margins
-are for any CPU.
+The daemon's engine (``kernels="fast"``: Snake without ``Sin``) against the
+export's nodes (``kernels="export"``), both trimmed as by default, through the
+same Synthesizer code. The int8 graph quantises every activation dynamically,
+so any last-bit change moves later roundings and the samples differ (19-29 dB
+SNR between the two on bench/fast_kernels.py's 24 chunks, AMD EPYC): the judges
+decide. Same durations and word times, heard the same, DNSMOS within its own
+noise. Margins are for any CPU.
 """
 
 from __future__ import annotations
@@ -60,12 +61,17 @@ def test_the_timeline_is_the_same(runs) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_heard_the_same(runs) -> None:  # type: ignore[no-untyped-def]
+    # Word errors summed over the sentences, with one word of slack: tiny.en can
+    # flip a word either way on another CPU's audio ("Our" heard as "are" here),
+    # while broken audio costs many.
+    errors = {"export": 0.0, "fast": 0.0}
     for r in runs:
-        heard_export, heard_fast = (transcribe(r[f"{k}_shaped"].audio)[0] for k in ("export", "fast"))
-        wer_export, wer_fast = word_error_rate(r["text"], heard_export), word_error_rate(r["text"], heard_fast)
-        print(r["text"], "| export:", heard_export, wer_export, "| fast:", heard_fast, wer_fast)
-        # One word of slack on the long sentences: tiny.en can flip a word either way.
-        assert wer_fast <= wer_export + (0.1 if len(r["text"].split()) > 6 else 0.0)
+        words = len(r["text"].split())
+        for k in errors:
+            heard = transcribe(r[f"{k}_shaped"].audio)[0]
+            errors[k] += word_error_rate(r["text"], heard) * words
+            print(k, "|", r["text"], "| heard:", heard)
+    assert errors["fast"] <= errors["export"] + 1.0, errors
 
 
 def test_dnsmos_holds(runs) -> None:  # type: ignore[no-untyped-def]
