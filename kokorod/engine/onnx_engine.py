@@ -68,7 +68,9 @@ class OnnxEngine:
         kokorod/engine/trim.py; None: one part, everything decoded); ``trim_cut``:
         where the graph is split (``trim.CUTS``). ``kernels``: "fast" runs the
         generator's Snake activations as nodes onnxruntime runs faster
-        (kokorod/engine/fast_ops.py), "export" the export's nodes."""
+        (kokorod/engine/fast_ops.py) and, on a CPU with VNNI, the int8
+        convolutions as matrix products (kokorod/engine/conv_gemm.py); "export"
+        the export's nodes."""
         import onnxruntime as ort
 
         if dequantize not in DEQUANTIZE_CHOICES:

@@ -38,6 +38,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from kokorod.engine.conv_gemm import has_vnni, rewrite_convs
 from kokorod.engine.fast_ops import KERNEL_CHOICES, rewrite_snakes
 from kokorod.engine.trim import split_model
 from kokorod.engine.trim_norms import norm_rates, weigh_norms
@@ -48,7 +49,7 @@ log = logging.getLogger("kokorod.engine")
 
 DURATIONS_TENSOR = "/encoder/Cast_output_0"
 # Bump whenever prepare_model's output changes, so cached graphs are rebuilt.
-GRAPH_EDIT_VERSION = 2
+GRAPH_EDIT_VERSION = 3
 # Bump whenever the trimmed parts' edit (trim.py, trim_norms.py) changes.
 TRIM_EDIT_VERSION = 1
 # "none": run the int8 export as it is (the default: on the AVX2 machine we
@@ -84,12 +85,15 @@ def cpu_isa() -> str:
 # -- the graph edit ---------------------------------------------------------------
 
 
-def prepare_model(model: Any, *, dequantize: str = "none", kernels: str = "export") -> dict[str, int]:
+def prepare_model(model: Any, *, dequantize: str = "none", kernels: str = "export",
+                  cpu: str | None = None) -> dict[str, int]:
     """Edit an ``onnx.ModelProto`` in place: add the durations output and, for
     ``dequantize="conv"``, replace the int8 convolutions by fp32 ones; for
     ``kernels="fast"``, the Snake activations' ``Sin`` by nodes onnxruntime
-    runs faster (kokorod/engine/fast_ops.py). Returns how many nodes of each
-    kind were rewritten."""
+    runs faster (kokorod/engine/fast_ops.py) and, where ``cpu`` (default: this
+    machine's ``cpu_isa()``) has VNNI, the int8 convolutions by signed-weight
+    matrix products (kokorod/engine/conv_gemm.py, bit-identical output).
+    Returns how many nodes of each kind were rewritten."""
     import onnx
 
     if dequantize not in DEQUANTIZE_CHOICES:
@@ -103,7 +107,10 @@ def prepare_model(model: Any, *, dequantize: str = "none", kernels: str = "expor
         counts["ConvInteger"] = _dequantize_convs(model)
     if kernels == "fast" and (snakes := rewrite_snakes(model)):
         counts["Sin"] = snakes
-        _prune(model.graph, onnx)  # the squares' exponent constant, read by nothing now
+    if kernels == "fast" and has_vnni(cpu_isa() if cpu is None else cpu) and (convs := rewrite_convs(model)):
+        counts["ConvInteger"] = convs
+    if counts:
+        _prune(model.graph, onnx)  # what the edits left unread: the squares' exponent, the uint8 weights
     return counts
 
 
