@@ -7,7 +7,7 @@ onnxruntime's dynamic quantisation writes every convolution of the export as
 MLAS's uint8 × uint8 matrix kernels widen to 16 bits; its uint8 × int8 kernels
 use VNNI's ``vpdpbusd`` instead. On the 2-core AMD EPYC with AVX-512 VNNI we
 measured a (256 × 256, kernel 7, dilation 3) convolution over 1,200 steps at
-3.7 ms as ``ConvInteger`` against 1.7 ms as the product below, transposes
+4.0 ms as ``ConvInteger`` against 1.8 ms as the product below, transposes
 included (bench/conv_gemm.py).
 
 **The edit.** For a stride-1, ungrouped ``ConvInteger`` with "same" padding
@@ -16,7 +16,7 @@ weight zero point, with ``x`` of shape [1, C, T]:
 
     xt = Transpose(Squeeze(xq))               [T, C]      (uint8: one byte each)
     xp = Pad(xt, pad rows, value xz)          [T + 2·pad, C]
-    xc = Concat(xp[k·d : k·d + T] for k)      [T, K·C]    (im2col, k-major)
+    xc = Gather(xp, rows t + k·d)             [T, K, C] viewed as [T, K·C]  (im2col)
     y  = MatMulInteger(xc, W', xz, Wz − 128)  [T, O]      int32
     out = Unsqueeze(Transpose(y))             [1, O, T]   ConvInteger's output
 
@@ -35,10 +35,17 @@ one CPU is never loaded on another.
 
 **Every one that matches** (84 of the export's 87; the other three have
 strides). bench/conv_gemm.py, on the 2-core AMD EPYC with AVX-512 VNNI, 2
-threads: single convolutions of the generator's shapes took ×0.43–0.74 of
-``ConvInteger``'s time (the least gain on 128 channels with kernel 3), and the
-whole engine ×0.59–0.67 of the CPU on first chunks of 1 to 4 words, ×0.74 on
-12 words and ×0.80 on 40, with the audio bit-identical on all 24 chunks.
+threads (bench/results/conv-gemm-20261207T2130.txt): single convolutions of the
+generator's shapes took ×0.40–0.79 of ``ConvInteger``'s time (the least gain
+on 128 channels with kernel 3), and the whole engine ×0.60–0.63 of the CPU on
+the bench's first chunks, ×0.68 on 12 words and ×0.77 on 40, with the audio
+bit-identical on all 24 chunks. An earlier form that built the columns from K
+``Slice``s and a ``Concat`` was slower (×0.61–0.76 against ×0.59–0.72 for the
+``Gather``, in one run) and held every tap twice in memory.
+
+**Memory.** The daemon's peak RSS over 18 requests of the first-audio bench's
+paragraphs (chunks up to 89 characters) was 525 MB against 490 MB without the
+edit, its idle RSS 351 against 345 MB.
 """
 
 from __future__ import annotations
@@ -79,6 +86,9 @@ def rewrite_convs(model: Any) -> int:
     inits = {i.name: i for i in graph.initializer}
     new_inits: list[Any] = [
         numpy_helper.from_array(np.array([0], dtype=np.int64), "conv_gemm_axis0"),
+        numpy_helper.from_array(np.array([1], dtype=np.int64), "conv_gemm_axis1"),
+        numpy_helper.from_array(np.array(0, dtype=np.int64), "conv_gemm_zero"),
+        numpy_helper.from_array(np.array(1, dtype=np.int64), "conv_gemm_one"),
     ]
     replaced: dict[int, list[Any]] = {}
     nodes = list(graph.node)  # held, so the ids below stay unique
@@ -116,18 +126,23 @@ def rewrite_convs(model: Any) -> int:
             new_inits.append(numpy_helper.from_array(np.array([pad, 0, pad, 0], dtype=np.int64), pads_name))
             chain.append(helper.make_node("Pad", [f"{p}_xt", pads_name, xz], [f"{p}_xp"], mode="constant",
                                           name=f"{p}_xp"))
-            taps = []
-            span = dil * (kernel - 1)
-            for k in range(kernel):
-                start, end = k * dil, k * dil - span  # end counts from the padded end; 0 means "to the end"
-                s_name, e_name = f"{p}_s{k}", f"{p}_e{k}"
-                new_inits.append(numpy_helper.from_array(np.array([start], dtype=np.int64), s_name))
-                new_inits.append(numpy_helper.from_array(
-                    np.array([end if end < 0 else np.iinfo(np.int64).max], dtype=np.int64), e_name))
-                chain.append(helper.make_node("Slice", [f"{p}_xp", s_name, e_name, "conv_gemm_axis0"],
-                                              [f"{p}_x{k}"], name=f"{p}_x{k}"))
-                taps.append(f"{p}_x{k}")
-            chain.append(helper.make_node("Concat", taps, [f"{p}_xc"], axis=1, name=f"{p}_xc"))
+            # One Gather of the padded rows at t + k·d for every (t, k):
+            # [T, K, C] read straight into place, then viewed as [T, K·C].
+            offsets = f"{p}_offsets"
+            new_inits.append(numpy_helper.from_array(
+                (np.arange(kernel, dtype=np.int64) * dil).reshape(1, kernel), offsets))
+            new_inits.append(numpy_helper.from_array(np.array([-1, kernel * channels], dtype=np.int64),
+                                                     f"{p}_cols"))
+            chain += [
+                helper.make_node("Shape", [f"{p}_xt"], [f"{p}_shape"], start=0, end=1, name=f"{p}_shape"),
+                helper.make_node("Squeeze", [f"{p}_shape", "conv_gemm_axis0"], [f"{p}_t"], name=f"{p}_t"),
+                helper.make_node("Range", ["conv_gemm_zero", f"{p}_t", "conv_gemm_one"], [f"{p}_steps"],
+                                 name=f"{p}_steps"),
+                helper.make_node("Unsqueeze", [f"{p}_steps", "conv_gemm_axis1"], [f"{p}_rows"], name=f"{p}_rows"),
+                helper.make_node("Add", [f"{p}_rows", offsets], [f"{p}_idx"], name=f"{p}_idx"),
+                helper.make_node("Gather", [f"{p}_xp", f"{p}_idx"], [f"{p}_xg"], axis=0, name=f"{p}_xg"),
+                helper.make_node("Reshape", [f"{p}_xg", f"{p}_cols"], [f"{p}_xc"], name=f"{p}_xc"),
+            ]
             columns = f"{p}_xc"
         chain += [
             helper.make_node("MatMulInteger", [columns, w_name, xz, wz_name], [f"{p}_y"], name=f"{p}_y"),
