@@ -149,6 +149,7 @@ class CutDecisions:
 
     profile: SegmentProfile
     budget: ChunkBudget | None
+    _mid_sentence: bool
 
     def _resolve(self, p: CutPoint, c: str | None, word: str | None) -> None:
         lower = c is not None and c.islower()
@@ -269,7 +270,15 @@ class CutDecisions:
                 boundary = kind
             elif first and words >= self.profile.first_max and kind != "numeral":
                 boundary = "forced"
-            elif not first and kind == "sentence" and p.pos - self._content_at >= self.profile.min_chunk:
+            elif not first and kind == "sentence" and (p.pos - self._content_at >= self.profile.min_chunk
+                                                        or (self._mid_sentence and self.budget is not None
+                                                            and self.budget.first_audio_s is not None)):
+                # With a time budget, the tail of a sentence the ramp cut inside
+                # ("… | on weekdays.") ends at its sentence end instead of
+                # taking the whole next sentence as well: that merged chunk was
+                # the ramp's largest step (87 characters after 40 played), 41
+                # ms from an underrun sent whole and 0.17-0.70 s late as a
+                # token stream, whose next sentence must first arrive.
                 boundary = kind
             else:  # not now; remember it in case the segment outgrows its limit
                 self._cands.append(p)

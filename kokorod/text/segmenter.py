@@ -171,6 +171,7 @@ class Segmenter(SegmentScanner, CutDecisions):
         self._pause_chars = 0.0  # the pauses played after them, in characters' time (ChunkBudget.pause_chars)
         self._content_at: int | None = None  # first non-space offset of the current segment
         self._seg_words = 0  # self._words at the start of the current segment
+        self._mid_sentence = False  # the last spoken cut was inside a sentence (a clause or word gap)
         self._seg_code = False
         self._cands: list[CutPoint] = []  # points of the current segment not cut at
         self._pending: CutPoint | None = None
@@ -263,6 +264,8 @@ class Segmenter(SegmentScanner, CutDecisions):
                 self._pause_chars += (self.budget.pause_chars(boundary)
                                       + pause_after_ms / 1000 * self.budget.chars_per_s)
         self._spoken += bool(spoken)
+        if spoken:
+            self._mid_sentence = boundary in ("clause", "forced")
         self._buf = self._buf[end - self._base:]
         self._base = end
         self._content_at = None
