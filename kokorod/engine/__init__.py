@@ -26,7 +26,7 @@ DEQUANTIZE_ENV = "KOKOROD_ONNX_DEQUANTIZE"    # none | conv
 GRAPH_CACHE_ENV = "KOKOROD_ONNX_GRAPH_CACHE"  # 0 turns the optimised-graph cache off
 SPINNING_ENV = "KOKOROD_ONNX_SPINNING"        # 1: intra-op threads spin-wait between operators (default: sleep)
 TRIM_SILENCE_ENV = "KOKOROD_ONNX_TRIM_SILENCE"  # off | context frames K (default: on, kokorod.engine.trim)
-KERNELS_ENV = "KOKOROD_ONNX_KERNELS"          # fast (default) | export: the export's Snake with Sin (kokorod.engine.fast_ops)
+KERNELS_ENV = "KOKOROD_ONNX_KERNELS"          # fast (default) | export: the export's nodes (engine/fast_ops.py, conv_gemm.py)
 
 
 def load_engine(

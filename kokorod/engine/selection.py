@@ -21,9 +21,10 @@ import numpy as np
 
 from kokorod.engine.base import Engine
 from kokorod.engine.choice import REFERENCE, Choice, Measured, choose
-from kokorod.engine.choice_record import choice_key, cpu_model, load_record, records, save_record
+from kokorod.engine.choice_record import RECORD_VERSION, choice_key, cpu_model, load_record, records, save_record
+from kokorod.engine.conv_gemm import has_vnni
 from kokorod.engine.measure import VOICE, candidate_status, measure
-from kokorod.engine.onnx_graph import cpu_isa
+from kokorod.engine.onnx_graph import GRAPH_EDIT_VERSION, cpu_isa
 
 log = logging.getLogger("kokorod.engine")
 
@@ -89,13 +90,40 @@ def choose_engine(cache_dir: Path, *, build: Callable[[str], Engine], style_for:
     return choice, engines.pop(choice.name)  # the others are dropped here, with their memory
 
 
+def kernels_summary(isa: str | None = None, kernels: str | None = None) -> str:
+    """What the ONNX engine's graph edit does on this CPU (``kernels``: the
+    choice, default $KOKOROD_ONNX_KERNELS or "fast")."""
+    import os
+
+    from kokorod.engine import KERNELS_ENV
+
+    kernels = kernels or os.environ.get(KERNELS_ENV) or "fast"
+    if kernels != "fast":
+        return f"{kernels}: the export's nodes ({KERNELS_ENV}={kernels})"
+    isa = cpu_isa() if isa is None else isa
+    convs = ("the int8 convolutions as VNNI matrix products (bit-identical)" if has_vnni(isa)
+             else "the int8 convolutions as the export's (no VNNI on this CPU)")
+    return f"fast: Snake without Sin; {convs}; KOKOROD_ONNX_KERNELS=export turns both off"
+
+
 def doctor_lines(cache_dir: Path) -> list[tuple[str, bool, str]]:
     """(name, ok, detail) lines for ``kokorod doctor``: the candidates here and
     the choices recorded for this CPU (one per thread setting measured)."""
     out = [("candidate", True, f"{name}: {why}" if ok else f"{name}: not a candidate: {why}")
            for name, ok, why in candidate_status()]
-    here = [(key, measured) for key, measured in records(cache_dir)
+    out.append(("kernels", True, kernels_summary()))
+    import onnxruntime as ort
+
+    mine = [(key, measured) for key, measured in records(cache_dir)
             if key.get("cpu") == cpu_isa() and key.get("cpu_model") == cpu_model()]
+    # Records of an older graph edit, record format or onnxruntime are never
+    # read again (their key cannot match): listing them as choices would show
+    # figures of engines this version does not run.
+    current = {"record": str(RECORD_VERSION), "graph_edit": str(GRAPH_EDIT_VERSION), "onnxruntime": ort.__version__}
+    here = [(key, measured) for key, measured in mine if all(key.get(k) == v for k, v in current.items())]
+    if len(here) < len(mine):
+        out.append(("old records", True, f"{len(mine) - len(here)} engine choice record(s) of an older kokorod or "
+                                           "onnxruntime, not used"))
     if not here:
         out.append(("auto choice", True, "not measured yet on this CPU (the daemon measures once, after it is ready, "
                                            "while idle, with --engine auto)"))

@@ -193,6 +193,24 @@ def test_doctor_lines_name_every_candidate_and_the_recorded_choice(tmp_path: Pat
     assert any("not measured yet" in detail for _, _, detail in lines)
 
 
+def test_doctor_lists_only_records_this_version_reads(tmp_path: Path) -> None:
+    from kokorod.engine.choice_record import choice_key, save_record
+
+    key = choice_key(model_sha256="a" * 64, threads=None, trim_context=8, candidates=(REFERENCE,))
+    measured = [Measured(REFERENCE, 0.4, 200 * 2**20, True, 0.0)]
+    save_record(tmp_path, key, measured)
+    save_record(tmp_path, {**key, "graph_edit": "1"}, [Measured(REFERENCE, 0.9, 200 * 2**20, True, 0.0)])
+    details = [d for name, _, d in selection.doctor_lines(tmp_path) if name == "auto choice"]
+    assert len(details) == 1 and "0.400" in details[0], details
+    assert any(name == "old records" and d.startswith("1 ") for name, _, d in selection.doctor_lines(tmp_path))
+
+
+def test_the_kernels_line_says_what_the_graph_edit_does_here() -> None:
+    assert "VNNI matrix products" in selection.kernels_summary("x86_64+avx2+avx512_vnni", "fast")
+    assert "no VNNI" in selection.kernels_summary("x86_64+avx2", "fast")
+    assert "export's nodes" in selection.kernels_summary("x86_64+avx512_vnni", "export")
+
+
 def test_ready_capacity_carries_the_engine() -> None:
     from kokorod.protocol.event_parsing import _capacity
     from kokorod.protocol.server_events import CapacityInfo
