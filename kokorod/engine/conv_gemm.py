@@ -37,7 +37,7 @@ one CPU is never loaded on another.
 strides). bench/conv_gemm.py, on the 2-core AMD EPYC with AVX-512 VNNI, 2
 threads (bench/results/conv-gemm-20261207T2130.txt): single convolutions of the
 generator's shapes took ×0.40–0.79 of ``ConvInteger``'s time (the least gain
-on 128 channels with kernel 3), and the whole engine ×0.60–0.63 of the CPU on
+on 128 channels with kernel 3), and the whole engine ×0.60–0.61 of the CPU on
 the bench's first chunks, ×0.68 on 12 words and ×0.77 on 40, with the audio
 bit-identical on all 24 chunks. An earlier form that built the columns from K
 ``Slice``s and a ``Concat`` was slower (×0.61–0.76 against ×0.59–0.72 for the
@@ -103,7 +103,7 @@ def rewrite_convs(model: Any) -> int:
         if wz.size != 1 or w.ndim != 3:
             continue
         a = _attrs(node)
-        out_ch, channels, kernel = w.shape
+        _, channels, kernel = w.shape  # [out, in, kernel]
         dil = (a.get("dilations") or [1])[0]
         pads = a.get("pads") or [0, 0]
         if (a.get("group", 1) != 1 or list(a.get("strides") or [1]) != [1] or a.get("auto_pad", b"NOTSET") not in
