@@ -54,8 +54,8 @@ def load_engine(
     ``spinning`` (default off unless $KOKOROD_ONNX_SPINNING=1), ``trim_silence``
     ("off" or context frames K, default $KOKOROD_ONNX_TRIM_SILENCE, else
     ``trim.DEFAULT_CONTEXT_FRAMES``: see ``trim_context``); the Snake
-    activations' nodes, $KOKOROD_ONNX_KERNELS ("fast" by default, or
-    "export")."""
+    activations' nodes and, on a CPU with VNNI, the int8 convolutions',
+    $KOKOROD_ONNX_KERNELS ("fast" by default, or "export")."""
     from kokorod.errors import InputError
 
     if kind not in ENGINE_CHOICES:

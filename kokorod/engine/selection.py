@@ -103,7 +103,7 @@ def kernels_summary(isa: str | None = None, kernels: str | None = None) -> str:
     isa = cpu_isa() if isa is None else isa
     convs = ("the int8 convolutions as VNNI matrix products (bit-identical)" if has_vnni(isa)
              else "the int8 convolutions as the export's (no VNNI on this CPU)")
-    return f"fast: Snake without Sin; {convs}; KOKOROD_ONNX_KERNELS=export turns both off"
+    return f"fast: Snake without Sin; {convs}; {KERNELS_ENV}=export turns both off"
 
 
 def doctor_lines(cache_dir: Path) -> list[tuple[str, bool, str]]:
