@@ -20,11 +20,13 @@ the same load (the chunk cache off in both). For each:
 * DNSMOS and WER (Whisper tiny.en) of each paragraph as streamed, after
   against before.
 
-    .venv/bin/python bench/first_audio.py [--runs 5] [--budget-ms 250] [--before-tree DIR]
+    .venv/bin/python bench/first_audio.py [--runs 5] [--budget-ms 250] [--before-tree DIR] [--before-defaults]
 
 ``--before-tree``: run the "before" daemon from another source tree (a git
 worktree of an older commit), still with the old flags, so it is that commit's
-old behaviour rather than this tree's.
+old behaviour rather than this tree's. With ``--before-defaults`` it runs with
+that tree's own defaults instead: the before and after of a change to the
+budget's policy.
 
 Absolute times on a shared 2-core box are noisy: read the ratios.
 """
@@ -190,13 +192,18 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--budget-ms", type=float, default=250.0)
     ap.add_argument("--before-tree", type=Path, default=ROOT, help="source tree of the 'before' daemon")
+    ap.add_argument("--before-defaults", action="store_true",
+                    help="run the 'before' tree with its own defaults (a change of the budget's policy), "
+                         "not the old flags")
     args = ap.parse_args()
     cpu = cpu_info()
     print(describe(cpu), flush=True)
     # "before": the first chunk by word counts and every frame decoded (main
     # before issue 16); "after": the defaults. The chunk cache is off in both:
     # the bench repeats its paragraphs, and a hit would time the cache.
-    flags = {"before (4-12 words, full decode)": ["--first-audio-ms", "0", "--trim-silence", "off"],
+    before = (("before (its defaults)", []) if args.before_defaults else
+              ("before (4-12 words, full decode)", ["--first-audio-ms", "0", "--trim-silence", "off"]))
+    flags = {before[0]: before[1],
              f"after ({args.budget_ms:g} ms budget, trimmed decode)": ["--first-audio-ms", str(args.budget_ms)]}
     trees = dict(zip(flags, (args.before_tree.resolve(), ROOT)))
     procs = {name: (start_daemon(port := free_port(), "--cache-mb", "0", *f, tree=trees[name]), port)

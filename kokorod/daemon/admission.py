@@ -330,12 +330,21 @@ class Capacity:
         # 0.94x of the first sentence's synthesis, bench/first_audio.py). The
         # margin learnt from late streams still raises the pace when chunks
         # did come late.
+        expected = self.first_pace(speed)
+        return None if expected is None else expected * PACE_MARGIN
+
+    def first_pace(self, speed: float) -> float | None:
+        """The pace a stream's first chunk is expected to run at, for its latency
+        budget (ChunkBudget.first_pace): ``pace`` without PACE_MARGIN, which
+        guards later chunks against an underrun. A learnt margin above
+        PACE_MARGIN (late streams) still raises it, in proportion. None:
+        nothing measured yet."""
         estimator = self.estimator
         own = estimator.rtf(speed) if estimator is not None else None
         if own is None:
             return None
         share = sum(estimator.rtf(s) or 0.0 for s in self._held.values()) / self.workers  # type: ignore[union-attr]
-        return max(PACE_MARGIN, self.headroom.margin) * max(own, share)
+        return max(1.0, self.headroom.margin / PACE_MARGIN) * max(own, share)
 
     def plan(self) -> Plan:
         rtf = self.estimator.rtf() if self.estimator is not None else None

@@ -85,9 +85,10 @@ class SpeechRates:
         return r.overhead_s / r.runs
 
     def budget(self, lang_code: str, unit: Unit, *, speed: float, pace: float | None,
-               first_audio_s: float | None) -> ChunkBudget | None:
+               first_audio_s: float | None, first_pace: float | None = None) -> ChunkBudget | None:
         """The segmenter's budget for a stream at ``speed`` planned at ``pace``
-        (None: nothing measured yet, the profile's word counts and ramp)."""
+        (None: nothing measured yet, the profile's word counts and ramp);
+        ``first_pace``: the first chunk's expected pace (ChunkBudget)."""
         if pace is None or not pace > 0:
             return None
         if pace >= 1.0:
@@ -98,6 +99,7 @@ class SpeechRates:
             return ChunkBudget(pace)
         return ChunkBudget(pace, chars_per_s=self.chars_per_s(lang_code, unit) * speed,
                            overhead_s=self.overhead_s(lang_code, unit) / speed, first_audio_s=first_audio_s,
+                           first_pace=None if first_pace is None else min(first_pace, pace),
                            # The seams' pauses by boundary kind; "final" (the utterance's
                            # last chunk) is not one of them: it gets none.
                            pause_s={kind: ms / 1000 / speed for kind, ms in PAUSE_MS.items() if ms})

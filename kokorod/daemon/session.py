@@ -250,7 +250,7 @@ class Session(UtteranceRunner):
         first_ms = self.s.config.first_audio_ms
         utt.segmenter.budget = self.s.rates.budget(
             utt.lang.code, utt.segmenter.profile.unit, speed=utt.speed, pace=self.s.capacity.pace(utt.speed),
-            first_audio_s=first_ms / 1000 if first_ms > 0 else None)
+            first_audio_s=first_ms / 1000 if first_ms > 0 else None, first_pace=self.s.capacity.first_pace(utt.speed))
 
     def _flush_if_stalled(self, utt: Utterance, chars_then: int) -> None:
         """No text for a while and the buffer ends a sentence: speak it now

@@ -15,9 +15,17 @@ Counted in characters, with ``O = overhead_s * chars_per_s``:
     cost(n) = pace * (n + O) / chars_per_s
 
 *First chunk.* It is as long as fits a latency budget ``first_audio_s``:
-``n <= first_audio_s * chars_per_s / pace - O``, but never so short that the
-chunks after it cannot grow (below), and never less than one word (the
-segmenter's rule).
+``n <= first_audio_s * chars_per_s / first_pace - O``, but never so short that
+the chunks after it cannot grow (below), and never less than one word (the
+segmenter's rule). ``first_pace`` is the engine's expected pace, without the
+margin later chunks are planned with: the budget is a latency target for one
+run, while the margin guards every later chunk against an underrun. With the
+margin in (pace 1.5x the measured one), a 250 ms budget bought 7-13
+characters on an engine that makes "The library" in 226 ms, so greetings
+went out as "Bonjour" | "à tous.". When the budget's cut would fall inside a
+sentence at a word gap, the chunk may run on to the sentence's (or clause's)
+end if that costs at most ``FIRST_SLACK`` times the budget: "Good morning,"
+instead of "Good" | "morning,", for a few tens of milliseconds more.
 
 *Later chunks.* Chunk k+1 is synthesized while chunks 1..k play (one stream's
 chunks run one after another), so it must be ready before they run out:
@@ -48,6 +56,13 @@ if TYPE_CHECKING:
 
 
 RAMP_FLOOR_FACTOR = 1.5
+# How far past its budget a first chunk may run to end at a clause or sentence
+# rather than at a word gap inside one (ChunkBudget.first_chars, CutDecisions).
+# A run's fixed cost dominates a short chunk's, so two more words cost ~20%
+# more time than one (226 ms for "The library" against 279 ms for "Our
+# quarterly results", bench/conv_gemm.py) while a lone first word is read as a
+# sentence of its own (bench/chunking_quality.py).
+FIRST_SLACK = 1.5
 
 
 @dataclass(frozen=True)
@@ -59,10 +74,15 @@ class ChunkBudget:
     # Seconds of silence played after a chunk cut at each boundary kind (the
     # seams' pauses, exact zeros): playback time the next run may use too.
     pause_s: Mapping[str, float] = field(default_factory=dict)
+    # The expected pace of the first chunk's run, without the planning margin
+    # (None: ``pace``). Never above ``pace``.
+    first_pace: float | None = None
 
     def __post_init__(self) -> None:
         if not (self.pace > 0 and math.isfinite(self.pace)):
             raise ValueError(f"pace must be a positive number, not {self.pace!r}")
+        if self.first_pace is not None and not (0 < self.first_pace <= self.pace):
+            raise ValueError(f"first_pace must be in (0, pace], not {self.first_pace!r}")
         if not (self.chars_per_s > 0 and math.isfinite(self.chars_per_s)):
             raise ValueError(f"chars_per_s must be a positive number, not {self.chars_per_s!r}")
         if not self.overhead_s >= 0:
@@ -84,11 +104,13 @@ class ChunkBudget:
             return 0.0
         return RAMP_FLOOR_FACTOR * self.pace * self.overhead_chars / (1.0 - self.pace)
 
-    def first_chars(self) -> float | None:
-        """Spoken characters the first chunk may have (None: no time budget)."""
+    def first_chars(self, slack: float = 1.0) -> float | None:
+        """Spoken characters the first chunk may have (None: no time budget);
+        ``slack``: within that many times the budget."""
         if self.first_audio_s is None:
             return None
-        fits = self.first_audio_s / self.pace * self.chars_per_s - self.overhead_chars
+        pace = self.first_pace if self.first_pace is not None else self.pace
+        fits = slack * self.first_audio_s / pace * self.chars_per_s - self.overhead_chars
         return max(fits, self.ramp_floor_chars())
 
     def pause_chars(self, boundary: str) -> float:
@@ -221,9 +243,20 @@ class CutDecisions:
             p.kind = kind
             if p.pos - self._content_at > self._limit():
                 timed = self._timed_first()
+                if timed and self._runs_on(p, kind):
+                    if kind in ("sentence", "clause"):
+                        self._cut(p, kind)
+                    else:
+                        self._cands.append(p)
+                    return
                 # A chunk below the ramp's floor would leave the next one no
                 # time to be made (cut_policy): only longer cuts qualify.
-                best = self._best_candidate(int(self.budget.ramp_floor_chars()) if self.budget else 0)
+                floor = int(self.budget.ramp_floor_chars()) if self.budget else 0
+                best = self._best_candidate(floor, self._limit() if timed else None)
+                if timed and best is None:
+                    # Past the slack with no natural end: the budget's own cut,
+                    # or the first word when even that is over it.
+                    best = self._first_candidate(floor)
                 # With a budget, a chunk never ends on "the" or before digits
                 # when a word more avoids it: over the limit, a better cut at p
                 # wins, and a weak p waits for the next point.
@@ -286,20 +319,37 @@ class CutDecisions:
             self._cut(p, boundary)
             return
 
+    def _runs_on(self, p: CutPoint, kind: str) -> bool:
+        """Whether the first chunk, past its budget at ``p``, still runs on to
+        the end of its clause or sentence (FIRST_SLACK): only while nothing
+        inside the budget ends one, and within the slack."""
+        if kind == "paragraph" or self.budget is None:
+            return False
+        slack = self.budget.first_chars(FIRST_SLACK)
+        if slack is None or p.pos - self._content_at > min(slack, self.profile.max_chunk):
+            return False
+        best = self._best_candidate(int(self.budget.ramp_floor_chars()), self._limit())
+        return best is None or self._rank(best) < RANKS["clause"]
+
+    def _first_candidate(self, min_chars: int = 0) -> CutPoint | None:
+        """The earliest remembered point at least ``min_chars`` into the segment."""
+        start = self._content_at if self._content_at is not None else self._base
+        return next((q for q in self._cands if q.pos - start >= min_chars), None)
+
     def _sentence_end_before(self, pos: int) -> CutPoint | None:
         """The latest remembered sentence end of the segment before ``pos``."""
         start = self._content_at if self._content_at is not None else self._base
         ends = [q for q in self._cands if q.kind == "sentence" and start < q.pos < pos]
         return ends[-1] if ends else None
 
-    def _best_candidate(self, min_chars: int = 0) -> CutPoint | None:
-        """The most natural remembered point at least ``min_chars`` into the
-        segment, the latest of equals (the longest chunk)."""
+    def _best_candidate(self, min_chars: int = 0, max_chars: int | None = None) -> CutPoint | None:
+        """The most natural remembered point at least ``min_chars`` (and at most
+        ``max_chars``) into the segment, the latest of equals (the longest chunk)."""
         best: CutPoint | None = None
         best_rank = -1
         start = self._content_at if self._content_at is not None else self._base
         for q in self._cands:
-            if q.pos - start < min_chars:
+            if q.pos - start < min_chars or (max_chars is not None and q.pos - start > max_chars):
                 continue
             rank = self._rank(q)
             if rank >= best_rank:

@@ -436,3 +436,19 @@ def test_pace_is_the_streams_own_rtf_or_its_share_of_all_demand_with_a_margin() 
     for holder in others:
         two_workers.try_acquire(holder, 1.0)
     assert two_workers.pace(1.0) == pytest.approx(PACE_MARGIN * 0.3)  # 0.6 of demand over 2 workers: own wins
+
+
+def test_the_first_chunks_pace_is_the_expected_one_without_the_planning_margin() -> None:
+    from kokorod.daemon.admission import PACE_MARGIN
+
+    est = RtfEstimator()
+    cap = Capacity(None, estimator=est, workers=1)
+    assert cap.first_pace(1.0) is None  # nothing measured yet
+    est.seed(0.3, 1.0)
+    assert cap.first_pace(1.0) == pytest.approx(0.3)
+    assert cap.pace(1.0) == pytest.approx(PACE_MARGIN * 0.3)
+    # Late streams raised the learnt margin past the planning one: the first
+    # chunk's expectation rises in proportion.
+    cap.headroom.margin = PACE_MARGIN * 1.25
+    assert cap.first_pace(1.0) == pytest.approx(0.3 * 1.25)
+    assert cap.pace(1.0) == pytest.approx(PACE_MARGIN * 1.25 * 0.3)

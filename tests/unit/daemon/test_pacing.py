@@ -55,6 +55,15 @@ def test_no_measured_speed_no_budget_and_an_engine_that_cannot_keep_up_gets_the_
     assert fast is not None and fast.first_audio_s == 0.25 and fast.overhead_s > 0
 
 
+def test_the_first_chunks_pace_reaches_the_budget_never_above_the_planning_pace() -> None:
+    r = SpeechRates()
+    b = r.budget("en-us", "words", speed=1.0, pace=0.45, first_audio_s=0.25, first_pace=0.3)
+    assert b is not None and b.first_pace == 0.3 and b.pace == 0.45
+    b = r.budget("en-us", "words", speed=1.0, pace=0.45, first_audio_s=0.25, first_pace=0.6)
+    assert b is not None and b.first_pace == 0.45
+    assert r.budget("en-us", "words", speed=1.0, pace=0.45, first_audio_s=0.25).first_pace is None  # type: ignore[union-attr]
+
+
 def test_languages_held_are_bounded() -> None:
     r = SpeechRates()
     for i in range(MAX_LANGUAGES * 3):

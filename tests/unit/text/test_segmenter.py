@@ -621,3 +621,57 @@ def test_a_cut_at_a_word_gap_is_forced_whatever_the_gap(pace: float, cps: float,
     allowed = {"clause", "sentence", "paragraph", "forced", "break", "final"}
     assert {s.boundary for s in segs} <= allowed, [(s.text, s.boundary) for s in segs]
     assert any(s.boundary == "forced" for s in segs)
+
+
+def test_the_first_chunks_budget_is_at_its_expected_pace_and_slack_scales_it() -> None:
+    b = ChunkBudget(0.45, chars_per_s=14.0, overhead_s=0.1, first_audio_s=0.25, first_pace=0.3)
+    assert b.first_chars() == pytest.approx(0.25 / 0.3 * 14.0 - 1.4)
+    assert b.first_chars(1.5) == pytest.approx(1.5 * 0.25 / 0.3 * 14.0 - 1.4)
+    assert ChunkBudget(0.45, chars_per_s=14.0, overhead_s=0.1, first_audio_s=0.25).first_chars() == \
+        pytest.approx(0.25 / 0.45 * 14.0 - 1.4)
+    with pytest.raises(ValueError):
+        ChunkBudget(0.3, first_pace=0.45)  # never slower than the planning pace
+    with pytest.raises(ValueError):
+        ChunkBudget(0.3, first_pace=0.0)
+
+
+def _first_chunk(text: str, limit_chars: float, *, lang: str = "en", splits: list[int] | None = None) -> Segment:
+    """The first chunk with a budget of exactly ``limit_chars`` characters
+    (FIRST_SLACK times that with the slack)."""
+    from kokorod.text import languages
+    from kokorod.text.per_language import segmenter_for
+
+    seg = segmenter_for(languages.resolve(lang))
+    seg.budget = ChunkBudget(0.3, chars_per_s=1.0, overhead_s=0.0, first_audio_s=limit_chars * 0.3)
+    segs = feed_all(seg, text, splits)
+    assert "".join(s.text for s in segs) == text
+    return segs[0]
+
+
+@pytest.mark.parametrize("text,limit,first,boundary", [
+    # The budget's cut would be a lone first word; its clause or sentence ends
+    # within the slack, so the chunk runs on to it.
+    ("Good morning, everyone. Today we will review the project plan.", 10, "Good morning,", "clause"),
+    ("Bonjour à tous. Nous allons d'abord parler du budget.", 10, "Bonjour à tous.", "sentence"),
+    ("Buenos días a todos. Hoy vamos a revisar el plan.", 14, "Buenos días a todos.", "sentence"),
+    # The end is past the slack: the budget's own cut.
+    ("Buenos días a todos. Hoy vamos a revisar el plan.", 12, "Buenos días", "forced"),
+    # A natural end inside the budget is taken as before, not a longer one.
+    ("Sure, the train to Boston leaves in twenty minutes.", 12, "Sure,", "clause"),
+    # A first word longer than the budget, no end within the slack: that word.
+    ("Unfortunately the train to Boston leaves late tonight.", 6, "Unfortunately", "forced"),
+])
+def test_a_first_chunk_runs_on_to_its_clause_or_sentence_end_within_the_slack(
+        text: str, limit: float, first: str, boundary: str) -> None:
+    lang = {"B": "fr" if "Bonjour" in text else "es"}.get(text[0], "en")
+    for splits in (None, list(range(1, len(text)))):  # whole, and a character at a time
+        chunk = _first_chunk(text, limit, lang=lang, splits=splits)
+        assert (chunk.text, chunk.boundary) == (first, boundary)
+
+
+def test_without_the_slack_the_first_chunk_is_the_budgets_own_cut(monkeypatch: pytest.MonkeyPatch) -> None:
+    from kokorod.text import cut_policy
+
+    monkeypatch.setattr(cut_policy, "FIRST_SLACK", 1.0)
+    chunk = _first_chunk("Good morning, everyone. Today we will review the project plan.", 10)
+    assert chunk.text == "Good"
