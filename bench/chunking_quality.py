@@ -114,15 +114,15 @@ PARAGRAPHS: dict[str, tuple[str, list[str]]] = {
 
 
 def cut(text: str, lang: Any, budget: Any, *, stream: bool, slack: float | None = None) -> list[Segment]:
-    """``text`` cut as the daemon would, with ``budget``; ``slack``: FIRST_SLACK
-    and RUN_ON for this cut (1: none, the rules before them)."""
-    saved = cut_policy.FIRST_SLACK, cut_policy.RUN_ON
+    """``text`` cut as the daemon would, with ``budget``; ``slack``: the first
+    chunk's FIRST_SLACK for this cut (1: none, the rule before it)."""
+    saved = cut_policy.FIRST_SLACK
     if slack is not None:
-        cut_policy.FIRST_SLACK = cut_policy.RUN_ON = slack
+        cut_policy.FIRST_SLACK = slack
     try:
         return _cut(text, lang, budget, stream=stream)
     finally:
-        cut_policy.FIRST_SLACK, cut_policy.RUN_ON = saved
+        cut_policy.FIRST_SLACK = saved
 
 
 def _cut(text: str, lang: Any, budget: Any, *, stream: bool) -> list[Segment]:
@@ -194,8 +194,8 @@ def main() -> None:
         unit = segmenter_for(lang).profile.unit
         first_s = args.first_audio_ms / 1000
         for pace in paces:
-            # "old": the first chunk's budget at the margined pace, no chunk
-            # running on (the policy of b53089b); the other: as the daemon plans now.
+            # "old": the first chunk's budget at the margined pace and no slack
+            # (the policy of b53089b); the other: as the daemon plans now.
             budgets = {f"pace {pace} old": (rates.budget(code, unit, speed=1.0, pace=pace, first_audio_s=first_s), 1.0),
                        f"pace {pace}": (rates.budget(code, unit, speed=1.0, pace=pace, first_audio_s=first_s,
                                                      first_pace=pace / PACE_MARGIN), None)}

@@ -63,13 +63,6 @@ RAMP_FLOOR_FACTOR = 1.5
 # quarterly results", bench/conv_gemm.py) while a lone first word is read as a
 # sentence of its own (bench/chunking_quality.py).
 FIRST_SLACK = 1.5
-# How far past its character limit any budgeted chunk may run to end at a
-# clause or sentence rather than leave its last words alone: on a slower engine
-# (pace 0.6) the ramp cut "Le train pour Lyon partira avec un peu | de retard."
-# and "le calendrier | du projet.", read with a break ("un peu, de retard").
-# The limit is planned at 1.5x the measured pace, so a chunk 1.25x as long
-# still has a margin of 1.2; the next chunk's limit counts what this one took.
-RUN_ON = 1.25
 
 
 @dataclass(frozen=True)
@@ -250,7 +243,7 @@ class CutDecisions:
             p.kind = kind
             if p.pos - self._content_at > self._limit():
                 timed = self._timed_first()
-                if self._runs_on(p, kind):
+                if timed and self._runs_on(p, kind):
                     if kind in ("sentence", "clause"):
                         self._cut(p, kind)
                     else:
@@ -259,11 +252,11 @@ class CutDecisions:
                 # A chunk below the ramp's floor would leave the next one no
                 # time to be made (cut_policy): only longer cuts qualify.
                 floor = int(self.budget.ramp_floor_chars()) if self.budget else 0
-                # Past the slack with no natural end: the limit's own cut;
-                # else the first word (a first chunk) or the best cut at all.
-                best = self._best_candidate(floor, self._limit())
-                if best is None:
-                    best = self._first_candidate(floor) if timed else self._best_candidate(floor)
+                best = self._best_candidate(floor, self._limit() if timed else None)
+                if timed and best is None:
+                    # Past the slack with no natural end: the budget's own cut,
+                    # or the first word when even that is over it.
+                    best = self._first_candidate(floor)
                 # With a budget, a chunk never ends on "the" or before digits
                 # when a word more avoids it: over the limit, a better cut at p
                 # wins, and a weak p waits for the next point.
@@ -327,31 +320,26 @@ class CutDecisions:
             return
 
     def _runs_on(self, p: CutPoint, kind: str) -> bool:
-        """Whether a chunk with a budget, past its limit at ``p``, still runs
-        on to the end of its clause or sentence: only while nothing inside the
-        limit ends one, and within the slack (a first chunk: FIRST_SLACK times
-        its time budget; any chunk: RUN_ON times its limit)."""
-        # Only with a time budget: without one (no first-audio budget, or an
-        # engine that cannot keep up) the old policy stands.
-        if kind == "paragraph" or self.budget is None or self.budget.first_audio_s is None \
-                or self._content_at is None:
+        """Whether the first chunk, past its budget at ``p``, still runs on to
+        the end of its clause or sentence (FIRST_SLACK): only while nothing
+        inside the budget ends one, and within the slack."""
+        if kind == "paragraph" or self.budget is None or self._content_at is None:
             return False
-        limit = self._limit()
-        slack = RUN_ON * limit
-        if self._timed_first():
-            slack = max(slack, self.budget.first_chars(FIRST_SLACK) or 0.0)
+        slack = self.budget.first_chars(FIRST_SLACK)
+        if slack is None:
+            return False
         end = self._content_at + int(min(slack, self.profile.max_chunk))
         if p.pos > end:
             return False
-        best = self._best_candidate(int(self.budget.ramp_floor_chars()), limit)
+        best = self._best_candidate(int(self.budget.ramp_floor_chars()), self._limit())
         if best is not None and self._rank(best) >= RANKS["clause"]:
             return False
-        # A first chunk never waits for text to find out: from a token stream
-        # the rest of the clause has not arrived when its budget runs out, and
-        # waiting for it added 137 ms to a 20 words/s stream's first audio
+        # It never waits for text to find out: from a token stream the rest of
+        # the clause has not arrived when the budget runs out, and waiting for
+        # it added 137 ms to a 20 words/s stream's first audio
         # (bench/first_audio.py, 357 -> 494 ms p50) without a longer chunk. So
         # it runs on only towards an end mark already received.
-        return kind in ("sentence", "clause") or not self._timed_first() or self._end_mark_between(p.pos, end)
+        return kind in ("sentence", "clause") or self._end_mark_between(p.pos, end)
 
     def _end_mark_between(self, start: int, end: int) -> bool:
         """Whether the text received holds a clause or sentence mark in

@@ -590,8 +590,7 @@ def test_the_pauses_after_chunks_count_as_playback_for_the_ramp() -> None:
         assert "".join(s.text for s in segs) == text
         sizes[name] = [len(s.spoken) for s in segs]
     # With the pauses (exact zeros the listener hears too) the ramp grows faster.
-    grown = [sum(sizes["sentence 3 s"][:i]) - sum(sizes["none"][:i]) for i in range(1, len(sizes["none"]) + 1)]
-    assert min(grown) >= 0 and max(grown) > 0, sizes
+    assert len(sizes["sentence 3 s"]) < len(sizes["none"]), sizes
     assert ChunkBudget(0.5, chars_per_s=14.0, pause_s={"sentence": 0.3}).pause_chars("sentence") == pytest.approx(4.2)
     assert ChunkBudget(0.5, chars_per_s=14.0, pause_s={"sentence": 0.3}).pause_chars("final") == 0.0
 
@@ -682,28 +681,3 @@ def test_without_the_slack_the_first_chunk_is_the_budgets_own_cut(monkeypatch: p
     chunk = _first_chunk("Good morning, everyone. Today we will review the project plan.", 10)
     assert chunk.text == "Good"
 
-
-def test_a_later_chunk_runs_on_to_its_sentence_end_rather_than_leave_its_last_words_alone(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    from kokorod.text import cut_policy, languages
-    from kokorod.text.per_language import segmenter_for
-
-    text = ("Le train pour Lyon partira avec un peu de retard. Les voyageurs sont priés de rester sur le quai, "
-            "et de surveiller leurs bagages.")
-
-    def cuts() -> list[tuple[str, str]]:
-        seg = segmenter_for(languages.resolve("fr"))
-        seg.budget = ChunkBudget(0.6, chars_per_s=15.0, overhead_s=0.4, first_audio_s=0.25)
-        segs = feed_all(seg, text, None)
-        assert "".join(s.text for s in segs) == text
-        return [(s.text, s.boundary) for s in segs]
-
-    ran_on = cuts()
-    assert (" partira avec un peu de retard.", "sentence") in ran_on
-    assert (" Les voyageurs sont priés de rester sur le quai,", "clause") in ran_on
-    monkeypatch.setattr(cut_policy, "RUN_ON", 1.0)
-    # Without it the ramp's limit left "de retard." alone (heard "un peu, de retard").
-    assert (" de retard.", "sentence") in cuts()
-    # And never past RUN_ON times the limit, nor without a time budget.
-    monkeypatch.setattr(cut_policy, "RUN_ON", 1.05)
-    assert (" de retard.", "sentence") in cuts()
