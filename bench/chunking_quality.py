@@ -137,17 +137,34 @@ def _cut(text: str, lang: Any, budget: Any, *, stream: bool) -> list[Segment]:
     return out + seg.flush()
 
 
-def speak(synth: Any, segments: list[Segment], voice: str, lang: Any, rates: SpeechRates | None) -> np.ndarray:
-    from kokorod.speech.render import render_segment
+def speak(synth: Any, segments: list[Segment], voice: str, lang: Any,
+          rates: tuple[SpeechRates, SpeechRates] | None) -> np.ndarray:
+    """``segments`` spoken; ``rates``: (now, old) learnt from these runs as the
+    daemon learns them, "old" counting every run's whole timeline as decoded
+    (before kokorod.speech.render.decoded_span)."""
+    from kokorod.speech import render
 
     speech = LocalSpeech(synth, voice=voice, speed=1.0, lang=lang)
-    if rates is not None:  # learn the rates as the daemon does, from what each run decoded
-        for s in segments:
-            if makes_sound(s):
-                r = render_segment(synth, s, voice=voice, speed=1.0, lang=lang, last=False, token=speech.token)
-                rates.observe(lang.code, segmenter_for(lang).profile.unit, spoken_chars=len(s.spoken),
-                              speech_samples=r.speech_samples, decoded_samples=r.decoded_samples,
-                              sample_rate=SAMPLE_RATE, speed=1.0)
+    if rates is not None:
+        timeline: list[int] = []
+        real = render.decoded_span
+
+        def spy(audio: np.ndarray) -> int:
+            timeline.append(int(audio.shape[0]))
+            return real(audio)
+
+        render.decoded_span = spy  # type: ignore[assignment]
+        try:
+            for s in segments:
+                if not makes_sound(s):
+                    continue
+                r = render.render_segment(synth, s, voice=voice, speed=1.0, lang=lang, last=False, token=speech.token)
+                for learnt, decoded in zip(rates, (r.decoded_samples, timeline[-1])):
+                    learnt.observe(lang.code, segmenter_for(lang).profile.unit, spoken_chars=len(s.spoken),
+                                   speech_samples=r.speech_samples, decoded_samples=decoded,
+                                   sample_rate=SAMPLE_RATE, speed=1.0)
+        finally:
+            render.decoded_span = real  # type: ignore[assignment]
     speech.speak_all(segments)
     return speech.audio
 
@@ -182,7 +199,7 @@ def main() -> None:
     for code in args.langs.split(","):
         voice, texts = PARAGRAPHS[code]
         lang = languages.resolve(code)
-        rates = SpeechRates()
+        rates, rates_old = SpeechRates(), SpeechRates()
         spoken: dict[tuple[str, ...], dict[str, Any]] = {}
         plans: list[tuple[int, str, str, list[Segment]]] = []
         for i, text in enumerate(texts):
@@ -190,14 +207,16 @@ def main() -> None:
         # The words renders first: the rates the budgets below are planned with.
         for i, variant, mode, segs in plans:
             key = tuple(s.text for s in segs)
-            spoken[key] = judge(speak(synth, segs, voice, lang, rates), texts[i], code)
+            spoken[key] = judge(speak(synth, segs, voice, lang, (rates, rates_old)), texts[i], code)
         unit = segmenter_for(lang).profile.unit
         first_s = args.first_audio_ms / 1000
         for pace in paces:
-            # "old": the first chunk's budget at the margined pace and no slack
-            # (the policy of b53089b); the other: as the daemon plans now.
-            budgets = {f"pace {pace} old": (rates.budget(code, unit, speed=1.0, pace=pace, first_audio_s=first_s), 1.0),
-                       f"pace {pace}": (rates.budget(code, unit, speed=1.0, pace=pace, first_audio_s=first_s,
+            # "old": the first chunk's budget at the margined pace, no slack,
+            # the whole timeline counted as decoded (b53089b); the other: as
+            # the daemon plans now.
+            budgets = {f"pace {pace} old": (rates_old.budget(lang.code, unit, speed=1.0, pace=pace,
+                                                             first_audio_s=first_s), 1.0),
+                       f"pace {pace}": (rates.budget(lang.code, unit, speed=1.0, pace=pace, first_audio_s=first_s,
                                                      first_pace=pace / PACE_MARGIN), None)}
             for name, (budget, slack) in budgets.items():
                 for i, text in enumerate(texts):
@@ -211,8 +230,9 @@ def main() -> None:
                    **spoken[key]}
             rows.append(row)
             print(json.dumps(row, ensure_ascii=False), flush=True)
-        print(f"# {code}: {rates.chars_per_s(code, unit):.1f} chars/s, overhead "
-              f"{rates.overhead_s(code, unit):.3f} s/run", flush=True)
+        print(f"# {code}: {rates.chars_per_s(lang.code, unit):.1f} chars/s, overhead "
+              f"{rates.overhead_s(lang.code, unit):.3f} s/run (old: {rates_old.overhead_s(lang.code, unit):.3f})",
+              flush=True)
     summary: dict[str, Any] = {}
     for code in args.langs.split(","):
         base = {r["paragraph"]: r for r in rows if r["lang"] == code and r["variant"] == "words"}
