@@ -25,7 +25,9 @@ characters on an engine that makes "The library" in 226 ms, so greetings
 went out as "Bonjour" | "à tous.". When the budget's cut would fall inside a
 sentence at a word gap, the chunk may run on to the sentence's (or clause's)
 end if that costs at most ``FIRST_SLACK`` times the budget: "Good morning,"
-instead of "Good" | "morning,", for a few tens of milliseconds more.
+instead of "Good" | "morning,", for at most half the budget more. It runs on
+only towards an end mark already received, so a token stream's first chunk
+never waits for text.
 
 *Later chunks.* Chunk k+1 is synthesized while chunks 1..k play (one stream's
 chunks run one after another), so it must be ready before they run out:
@@ -343,7 +345,7 @@ class CutDecisions:
 
     def _end_mark_between(self, start: int, end: int) -> bool:
         """Whether the text received holds a clause or sentence mark in
-        [start, end) (a hint for _runs_on; the scanner still judges it)."""
+        [start, end] (a hint for _runs_on; the scanner still judges it)."""
         lo = max(start, self._base) - self._base
         hi = min(end + 1, self._base + len(self._buf)) - self._base
         marks = self._terminators + self._clause_end
