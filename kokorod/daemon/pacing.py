@@ -24,6 +24,9 @@ from kokorod.text.segment_profiles import Unit
 # (English ~14-16 chars/s; a hanzi or Japanese character carries ~3-3.5 Latin
 # characters' worth, see segment_profiles) and the silence a run decodes around
 # its speech (Kokoro's pad tokens get 0.3-0.4 s before and 0.2-0.3 s after).
+# Both are on the cautious side: with trimmed decoding the daemon learnt 17-20
+# chars/s and 0.31-0.54 s in en/es/fr/it (AMD EPYC, bench/chunking_quality.py),
+# so a language's first utterance gets a shorter first chunk than later ones.
 PRIOR_CHARS_PER_S: dict[Unit, float] = {"words": 14.0, "chars": 4.5}
 PRIOR_OVERHEAD_S = 0.55
 PRIOR_WEIGHT_S = 2.0        # the prior counts as this many seconds of speech heard
