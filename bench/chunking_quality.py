@@ -172,9 +172,7 @@ def speak(synth: Any, segments: list[Segment], voice: str, lang: Any,
 def judge(audio: np.ndarray, text: str, lang: str) -> dict[str, Any]:
     from support.asr import dnsmos, error_rate, transcribe, transcribe_lang  # type: ignore[import-not-found]
 
-    heard = transcribe(audio, SAMPLE_RATE) if lang == "en" else transcribe_lang(audio, SAMPLE_RATE, lang)[0]
-    if isinstance(heard, tuple):
-        heard = heard[0]
+    heard = (transcribe(audio, SAMPLE_RATE) if lang == "en" else transcribe_lang(audio, SAMPLE_RATE, lang))[0]
     scores = dnsmos(audio)
     return {"err": round(error_rate(text, heard, lang), 3), "ovrl": round(scores["ovrl"], 3),
             "sig": round(scores["sig"], 3), "heard": heard}
